@@ -1,0 +1,87 @@
+"""A model = architecture + training hyper-parameters (paper 002, footnote 1), as a JSON-serialisable spec.
+
+``space`` names the family of architectures; the function that turns ``arch`` into a torch module is looked up
+by that name among the entry points of group ``trautoml.model_spaces`` (see pyproject.toml). A search backend that
+brings its own space (ENAS cells, say) registers a builder there, and the core builds its models unchanged.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib.metadata import entry_points
+from typing import Any, Callable
+
+#: Training hyper-parameters every spec carries, with the defaults used where a spec omits one.
+DEFAULT_TRAIN: dict[str, Any] = {
+    "optimizer": "sgd",        # sgd (with Nesterov momentum) | adam
+    "lr": 0.05,
+    "momentum": 0.9,
+    "weight_decay": 5e-4,
+    "batch_size": 64,
+    "init_scale": 1.0,         # multiplies the default (Kaiming) initial weights
+}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    space: str
+    arch: dict = field(default_factory=dict)
+    train: dict = field(default_factory=dict)
+
+    def train_params(self) -> dict:
+        return {**DEFAULT_TRAIN, **self.train}
+
+    def to_dict(self) -> dict:
+        return {"space": self.space, "arch": copy.deepcopy(self.arch), "train": copy.deepcopy(self.train)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelSpec":
+        if not isinstance(d, dict) or "space" not in d:
+            raise ValueError(f"not a model spec: {d!r}")
+        return cls(space=str(d["space"]), arch=dict(d.get("arch", {})), train=dict(d.get("train", {})))
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+    def key(self) -> str:
+        """Short stable digest of the spec, for caches and MLflow names."""
+        return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
+
+    def __hash__(self) -> int:
+        return hash(self.to_json())
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ModelSpec) and self.to_json() == other.to_json()
+
+
+Builder = Callable[[dict, tuple[int, int, int], int], "Any"]
+_EXTRA_BUILDERS: dict[str, Builder] = {}
+
+
+def register_space(name: str, builder: Builder) -> None:
+    """Register a builder at run time (tests, notebooks). Installed packages use the entry-point group instead."""
+    _EXTRA_BUILDERS[name] = builder
+
+
+@lru_cache(maxsize=None)
+def _entry_point_builder(name: str) -> Builder | None:
+    for ep in entry_points(group="trautoml.model_spaces"):
+        if ep.name == name:
+            return ep.load()
+    return None
+
+
+def space_builder(name: str) -> Builder:
+    builder = _EXTRA_BUILDERS.get(name) or _entry_point_builder(name)
+    if builder is None:
+        known = sorted({ep.name for ep in entry_points(group="trautoml.model_spaces")} | set(_EXTRA_BUILDERS))
+        raise ValueError(f"unknown model space {name!r}; known spaces: {', '.join(known) or 'none'}")
+    return builder
+
+
+def build_module(spec: ModelSpec, input_shape: tuple[int, int, int], num_classes: int):
+    """The one place a torch module is built from (spec, input shape, class count)."""
+    return space_builder(spec.space)(spec.arch, tuple(input_shape), int(num_classes))
