@@ -1,0 +1,284 @@
+"""MLflow, the user's window: one parent run per ingested dataset, a child run per search trial, a registered
+model per group with a version per member.
+
+Store: MLflow 3.x refuses the old ``./mlruns`` file store, so a workspace keeps tracking and registry in SQLite
+(``<workspace>/mlflow.db``) and artifacts under ``<workspace>/mlruns/``, unless a tracking URI (argument or
+``MLFLOW_TRACKING_URI``) points elsewhere, e.g. a remote ``mlflow server``.
+
+Names users see in the UI (MLflow conventions: dotted tag namespaces, metrics as numbers, files as artifacts):
+tags ``trautoml.dataset``, ``trautoml.content_hash``, ``trautoml.group``, ``trautoml.decision``,
+``trautoml.reason``, ``trautoml.backend``; registered models ``trautoml-group-<id>``.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import socket
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+EXPERIMENT = "trautoml"
+TAG = "trautoml."
+_MAX_PARAM = 6000
+
+
+def workspace_tracking_uri(workspace: Path) -> str:
+    return f"sqlite:///{Path(workspace).resolve() / 'mlflow.db'}"
+
+
+def group_model_name(group_id: str) -> str:
+    return f"trautoml-group-{group_id}"
+
+
+def _finite(x: Any) -> bool:
+    return x is not None and isinstance(x, (int, float, np.floating, np.integer)) and math.isfinite(float(x))
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Tracker:
+    """Writes what trautoml does into MLflow; every method takes the parent run id it writes to."""
+
+    def __init__(self, tracking_uri: str, artifact_location: str | None = None, experiment: str = EXPERIMENT):
+        import mlflow  # deferred: importing mlflow costs about a second
+        from mlflow import MlflowClient
+
+        self._mlflow = mlflow
+        self.tracking_uri = tracking_uri
+        self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        exp = self.client.get_experiment_by_name(experiment)
+        if exp is None:
+            self.experiment_id = self.client.create_experiment(experiment, artifact_location=artifact_location)
+        else:
+            self.experiment_id = exp.experiment_id
+        self.experiment = experiment
+
+    @classmethod
+    def for_workspace(cls, workspace: Path, tracking_uri: str | None = None) -> "Tracker":
+        """The workspace's own SQLite store, unless ``tracking_uri`` or ``MLFLOW_TRACKING_URI`` names another."""
+        workspace = Path(workspace).resolve()
+        uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+        if uri:
+            return cls(uri)
+        workspace.mkdir(parents=True, exist_ok=True)
+        return cls(workspace_tracking_uri(workspace), artifact_location=(workspace / "mlruns").as_uri())
+
+    # ---------------------------------------------------------------- runs
+    def _runs(self, filter_string: str, deleted: bool = False) -> list:
+        from mlflow.entities import ViewType
+
+        return self.client.search_runs([self.experiment_id], filter_string=filter_string,
+                                       run_view_type=ViewType.ALL if deleted else ViewType.ACTIVE_ONLY,
+                                       max_results=10_000)
+
+    def start_dataset_run(self, dataset_name: str, content_hash: str, settings: dict) -> str:
+        """Open the parent run of one ingest. Runs of the same content left unfinished by a killed process are
+        deleted first, so the UI shows one run per dataset."""
+        for run in self._runs(f"tags.`{TAG}content_hash` = '{content_hash}' and attributes.status != 'FINISHED'"):
+            if run.info.status != "RUNNING" or not self._owner_alive(run):
+                self._delete_with_children(run.info.run_id)
+        run = self.client.create_run(
+            self.experiment_id, run_name=dataset_name,
+            tags={f"{TAG}dataset": dataset_name, f"{TAG}content_hash": content_hash,
+                  f"{TAG}host": socket.gethostname(), f"{TAG}pid": str(os.getpid())})
+        run_id = run.info.run_id
+        self._log_params(run_id, settings)
+        return run_id
+
+    def _delete_with_children(self, run_id: str) -> None:
+        for child in self._runs(f"tags.mlflow.parentRunId = '{run_id}'"):
+            self.client.delete_run(child.info.run_id)
+        self.client.delete_run(run_id)
+
+    def _owner_alive(self, run) -> bool:
+        tags = run.data.tags
+        if tags.get(f"{TAG}host") != socket.gethostname():
+            return True  # another machine's process: we cannot tell, so leave it alone
+        try:
+            return _pid_alive(int(tags.get(f"{TAG}pid", "-1")))
+        except ValueError:
+            return False
+
+    def close_stale_runs(self) -> list[str]:
+        """Mark RUNNING runs whose process on this host is gone as KILLED (after a crash). Returns their ids."""
+        closed = []
+        for run in self._runs("attributes.status = 'RUNNING'"):
+            if not self._owner_alive(run):
+                self.client.set_terminated(run.info.run_id, status="KILLED")
+                closed.append(run.info.run_id)
+        return closed
+
+    def finished_run_for(self, content_hash: str) -> str | None:
+        runs = self._runs(f"tags.`{TAG}content_hash` = '{content_hash}' and attributes.status = 'FINISHED'")
+        return runs[0].info.run_id if runs else None
+
+    def end_run(self, run_id: str, status: str = "FINISHED") -> None:
+        self.client.set_terminated(run_id, status=status)
+
+    # ---------------------------------------------------------------- logging
+    def _log_params(self, run_id: str, params: dict) -> None:
+        from mlflow.entities import Param
+
+        flat = {k: (json.dumps(v, sort_keys=True) if isinstance(v, (dict, list, tuple)) else str(v))
+                for k, v in params.items()}
+        self.client.log_batch(run_id, params=[Param(k, v[:_MAX_PARAM]) for k, v in sorted(flat.items())])
+
+    def _log_metrics(self, run_id: str, metrics: dict, step: int = 0) -> None:
+        from mlflow.entities import Metric
+
+        import time
+
+        now = int(time.time() * 1000)
+        batch = [Metric(k, float(v), now, step) for k, v in metrics.items() if _finite(v)]
+        if batch:
+            self.client.log_batch(run_id, metrics=batch)
+
+    def _log_tags(self, run_id: str, tags: dict) -> None:
+        from mlflow.entities import RunTag
+
+        self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items() if v is not None])
+
+    def _log_json(self, run_id: str, name: str, obj: Any) -> None:
+        self.client.log_text(run_id, json.dumps(obj, indent=2, sort_keys=True, default=_json_default), name)
+
+    def log_profile(self, run_id: str, profile) -> None:
+        """Profile = landmarker validation accuracies: metrics ``profile.b<i>`` (the mean vector), per-trial
+        values as steps of ``profile.trial.b<i>``, and ``profile.json``."""
+        self._log_metrics(run_id, {f"profile.b{i}": v for i, v in enumerate(profile.mean)} |
+                          {"profile.seconds": profile.total_seconds})
+        for t, row in enumerate(np.asarray(profile.trials)):
+            self._log_metrics(run_id, {f"profile.trial.b{i}": v for i, v in enumerate(row)}, step=t)
+        self._log_json(run_id, "profile.json", profile.to_dict())
+
+    def log_assignment(self, run_id: str, assignment) -> None:
+        """The grouping step: posterior of the chosen cluster vs the runner-up and the Behrens–Fisher test."""
+        test = assignment.test
+        self._log_metrics(run_id, {
+            "grouping.log_posterior": assignment.log_posterior,
+            "grouping.runner_up_log_posterior": assignment.runner_up_log_posterior,
+            "grouping.posterior_margin": (assignment.log_posterior - assignment.runner_up_log_posterior
+                                          if _finite(assignment.log_posterior)
+                                          and _finite(assignment.runner_up_log_posterior) else None),
+            "test.F": getattr(test, "F", None), "test.p_value": getattr(test, "p_value", None),
+        })
+        self._log_tags(run_id, {f"{TAG}group": assignment.group, f"{TAG}reason": assignment.reason,
+                                "mlflow.note.content": assignment.explain()})
+
+    def log_trials(self, run_id: str, trials: Sequence, first_index: int = 0) -> None:
+        """One child run per search trial (nested under the dataset's run in the UI)."""
+        for i, trial in enumerate(trials, start=first_index):
+            child = self.client.create_run(
+                self.experiment_id, run_name=f"trial-{i:03d}",
+                tags={"mlflow.parentRunId": run_id, f"{TAG}trial": str(i), f"{TAG}status": trial.status,
+                      f"{TAG}space": trial.spec.space, f"{TAG}cached": str(trial.cached).lower()})
+            cid = child.info.run_id
+            self._log_params(cid, {"spec": trial.spec.to_json(), "spec_key": trial.spec.key(),
+                                   "resource": trial.resource, "seed": trial.seed})
+            self._log_metrics(cid, {"val_accuracy": trial.val_accuracy, "test_accuracy": trial.test_accuracy,
+                                    "wall_seconds": trial.wall_seconds, "resource": trial.resource})
+            if trial.error:
+                self._log_tags(cid, {f"{TAG}error": trial.error[:5000]})
+            self.client.set_terminated(cid, status="FINISHED" if trial.status == "ok" else "FAILED")
+
+    def log_decision(self, run_id: str, decision, module=None, input_example: np.ndarray | None = None) -> None:
+        """Tags, metrics and artifacts of the decision; the trained model through mlflow.pytorch."""
+        self._log_tags(run_id, {f"{TAG}group": decision.group, f"{TAG}decision": decision.outcome,
+                                f"{TAG}reason": decision.reason, f"{TAG}backend": decision.backend,
+                                f"{TAG}spec_key": decision.spec.key()})
+        self._log_metrics(run_id, {
+            "val_accuracy": decision.val_accuracy, "test_accuracy": decision.test_accuracy,
+            "profile_seconds": decision.profile_seconds, "search_seconds": decision.search_seconds,
+            "train_seconds": decision.train_seconds, "total_seconds": decision.total_seconds})
+        self._log_json(run_id, "model_spec.json", decision.spec.to_dict())
+        self._log_json(run_id, "decision.json", decision.to_dict())
+        if module is not None:
+            self.log_model(run_id, module, input_example)
+
+    def log_model(self, run_id: str, module, input_example: np.ndarray | None) -> str:
+        """Log a torch module in MLflow's safe ``pt2`` format (it needs an input example) with fixed pip
+        requirements (inferring them costs seconds per call). Returns the model URI."""
+        import torch
+
+        reqs = [f"torch=={torch.__version__.split('+')[0]}"]
+        module = module.cpu().eval()
+        with self._active(run_id):
+            info = self._mlflow.pytorch.log_model(module, name="model", input_example=input_example,
+                                                  pip_requirements=reqs)
+        self.client.set_tag(run_id, f"{TAG}model_uri", info.model_uri)
+        return info.model_uri
+
+    @contextlib.contextmanager
+    def _active(self, run_id: str) -> Iterator[None]:
+        """The fluent API (needed by log_model) on this tracker's store, without leaking global state."""
+        mlflow = self._mlflow
+        old_uri, old_reg = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_registry_uri(self.tracking_uri)
+        try:
+            with mlflow.start_run(run_id=run_id, experiment_id=self.experiment_id):
+                yield
+        finally:
+            # start_run's exit marks the run FINISHED; the orchestrator decides when it really ends.
+            self.client.update_run(run_id, status="RUNNING")
+            mlflow.set_tracking_uri(old_uri)
+            mlflow.set_registry_uri(old_reg)
+
+    def register_group_model(self, group_id: str, run_id: str) -> int | None:
+        """A registered model per group, a version per member (the member's own trained weights)."""
+        run = self.client.get_run(run_id)
+        model_uri = run.data.tags.get(f"{TAG}model_uri")
+        if not model_uri:
+            return None
+        name = group_model_name(group_id)
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.create_registered_model(
+                name, tags={f"{TAG}group": group_id},
+                description=f"Model shared by trautoml group {group_id}: same architecture and "
+                            "hyper-parameters, weights trained per member dataset.")
+        except MlflowException as err:
+            if "already exists" not in str(err).lower() and "RESOURCE_ALREADY_EXISTS" not in str(err):
+                raise
+        dataset = run.data.tags.get(f"{TAG}dataset", "")
+        version = self.client.create_model_version(name, model_uri, run_id=run_id,
+                                                   tags={f"{TAG}dataset": dataset},
+                                                   description=f"weights trained on {dataset}")
+        return int(version.version)
+
+    def log_groups_figure(self, run_id: str, names: Sequence[str], means: np.ndarray,
+                          groups: Sequence[str], highlight: str | None = None) -> None:
+        """Profiles projected to 2-D (PCA), coloured by group, the new dataset marked: ``groups.png``."""
+        from trautoml.plots import groups_figure
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "groups.png"
+            groups_figure(names, np.asarray(means, dtype=float), groups, highlight, path)
+            self.client.log_artifact(run_id, str(path))
+
+    def log_artifacts_dir(self, run_id: str, folder: Path, artifact_path: str) -> None:
+        if Path(folder).is_dir() and any(Path(folder).iterdir()):
+            self.client.log_artifacts(run_id, str(folder), artifact_path)
+
+
+def _json_default(o: Any):
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    if hasattr(o, "to_dict"):
+        return o.to_dict()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
