@@ -1,28 +1,43 @@
 """One small interface that runs independent trials (landmarker trainings, search-backend trials).
 
-``Executor.map(fn, items)`` returns ``[fn(item) for item in items]`` in order. ``fn`` must be a picklable
-top-level function. Backends: ``serial`` (in process), ``local`` (a process pool over the machine's cores).
-A distributed engine plugs in behind the same method.
+``Executor.map(fn, items, on_error=None)`` returns ``[fn(item) for item in items]`` in order. ``fn`` must be a
+picklable top-level function. Trial functions catch their own exceptions (a diverging or crashing model is a
+*failed trial*, not an executor error); what reaches the executor is the loss of a worker (killed, out of memory).
+Such an item is retried up to ``max_retries`` times on a fresh worker; when it still fails, ``on_error(item, exc)``
+supplies its result (e.g. a failed Trial) or, without ``on_error``, the error propagates.
+
+Backends: ``serial`` (in process), ``local`` (a process pool over the machine's cores), ``ray`` (a Ray cluster,
+local or remote: ``pip install 'trautoml[ray]'``).
 """
 from __future__ import annotations
 
+import logging
 import multiprocessing as mp
 import os
 from concurrent.futures import ProcessPoolExecutor
-from typing import Any, Callable, Iterable, Protocol
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, Callable, Iterable, Protocol, Sequence
+
+log = logging.getLogger(__name__)
+OnError = Callable[[Any, BaseException], Any]
 
 
 class Executor(Protocol):
     name: str
 
-    def map(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]: ...
+    def map(self, fn: Callable[[Any], Any], items: Iterable[Any], on_error: OnError | None = None) -> list[Any]: ...
+
+    def close(self) -> None: ...
 
 
 class SerialExecutor:
     name = "serial"
 
-    def map(self, fn, items):
+    def map(self, fn, items, on_error=None):
         return [fn(item) for item in items]
+
+    def close(self) -> None:
+        pass
 
 
 def _init_worker() -> None:
@@ -33,12 +48,17 @@ def _init_worker() -> None:
 
 
 class LocalExecutor:
-    """A process pool over the machine's cores (``workers`` defaults to ``os.cpu_count()``)."""
+    """A process pool over the machine's cores (``workers`` defaults to ``os.cpu_count()``).
+
+    A worker that dies (SIGKILL, OOM) breaks a ``ProcessPoolExecutor`` for every pending item; we rebuild the pool
+    and resubmit the items that had not finished, counting one attempt against each of them.
+    """
 
     name = "local"
 
-    def __init__(self, workers: int | None = None):
+    def __init__(self, workers: int | None = None, max_retries: int = 3):
         self.workers = max(1, workers or os.cpu_count() or 1)
+        self.max_retries = max_retries
         self._pool: ProcessPoolExecutor | None = None
 
     def _ensure_pool(self) -> ProcessPoolExecutor:
@@ -48,22 +68,107 @@ class LocalExecutor:
                                              initializer=_init_worker)
         return self._pool
 
-    def map(self, fn, items):
+    def worker_pids(self) -> list[int]:
+        return [p.pid for p in (self._pool._processes or {}).values()] if self._pool else []
+
+    def map(self, fn, items, on_error=None):
         items = list(items)
         if self.workers == 1 or len(items) <= 1:
             return [fn(item) for item in items]
-        return list(self._ensure_pool().map(fn, items))
+        results: list[Any] = [None] * len(items)
+        attempts = [0] * len(items)
+        pending = list(range(len(items)))
+        while pending:
+            pool = self._ensure_pool()
+            futures = {i: pool.submit(fn, items[i]) for i in pending}
+            lost = []
+            for i, fut in futures.items():
+                try:
+                    results[i] = fut.result()
+                except BrokenProcessPool:
+                    lost.append(i)
+            if not lost:
+                break
+            # A broken pool fails every unfinished item; only the first `workers` of them were running (the pool
+            # dispatches in submission order), so only those are charged an attempt.
+            self.close()
+            pending = []
+            for rank, i in enumerate(lost):
+                attempts[i] += rank < self.workers
+                if attempts[i] <= self.max_retries:
+                    pending.append(i)
+                elif on_error is not None:
+                    results[i] = on_error(items[i], BrokenProcessPool(f"worker lost {attempts[i]} times"))
+                else:
+                    raise BrokenProcessPool(f"item {i}: worker lost {attempts[i]} times, giving up")
+            log.warning("a worker died; retrying %d unfinished item(s)", len(pending))
+        return results
 
     def close(self) -> None:
         if self._pool is not None:
-            self._pool.shutdown(cancel_futures=True)
+            self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
 
-    def __del__(self):  # pragma: no cover - best effort
+    def __del__(self):  # pragma: no cover - best effort at interpreter exit
         try:
             self.close()
         except Exception:
             pass
+
+
+class RayExecutor:
+    """Trials as Ray tasks: ``address`` of a running cluster (``ray://`` or ``HOST:PORT``), or ``None`` for a local
+    Ray started on demand (and stopped by ``close``; a cluster we only connected to is left running).
+
+    Per-trial resources: ``num_cpus`` / ``num_gpus`` per task. A worker that dies mid-task is retried by Ray itself
+    (``max_retries``); a task that still fails goes to ``on_error``.
+    """
+
+    name = "ray"
+
+    def __init__(self, address: str | None = None, num_cpus: float = 1, num_gpus: float = 0, max_retries: int = 2,
+                 local_cpus: int | None = None):
+        try:
+            import ray
+        except ImportError as err:  # pragma: no cover - depends on the extra
+            raise RuntimeError("the ray executor needs Ray: pip install 'trautoml[ray]'") from err
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+        self._ray = ray
+        self._started_here = False
+        if not ray.is_initialized():
+            if address:
+                ray.init(address=address, log_to_driver=False)
+            else:
+                ray.init(num_cpus=local_cpus or os.cpu_count(), include_dashboard=False, log_to_driver=False)
+                self._started_here = True
+        self.options = {"num_cpus": num_cpus, "num_gpus": num_gpus, "max_retries": max_retries}
+
+    def map(self, fn, items, on_error=None):
+        ray = self._ray
+        remote = ray.remote(_ray_call).options(**self.options)
+        refs = [remote.remote(fn, item) for item in items]
+        results = []
+        for item, ref in zip(items, refs):
+            try:
+                results.append(ray.get(ref))
+            except (ray.exceptions.WorkerCrashedError, ray.exceptions.RayTaskError,
+                    ray.exceptions.NodeDiedError) as exc:
+                if on_error is None:
+                    raise
+                results.append(on_error(item, exc))
+        return results
+
+    def close(self) -> None:
+        if self._started_here and self._ray.is_initialized():
+            self._ray.shutdown()
+            self._started_here = False
+
+
+def _ray_call(fn, item):
+    import torch
+
+    torch.set_num_threads(1)
+    return fn(item)
 
 
 def make_executor(name: str = "local", **kwargs) -> Executor:
@@ -71,4 +176,10 @@ def make_executor(name: str = "local", **kwargs) -> Executor:
         return SerialExecutor()
     if name == "local":
         return LocalExecutor(**kwargs)
-    raise ValueError(f"unknown executor {name!r}; expected 'local' or 'serial'")
+    if name == "ray":
+        return RayExecutor(**kwargs)
+    raise ValueError(f"unknown executor {name!r}; expected 'local', 'serial' or 'ray'")
+
+
+def executor_names() -> Sequence[str]:
+    return ("local", "serial", "ray")
