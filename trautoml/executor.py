@@ -128,11 +128,14 @@ class RayExecutor:
 
     def __init__(self, address: str | None = None, num_cpus: float = 1, num_gpus: float = 0, max_retries: int = 2,
                  local_cpus: int | None = None):
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+        if address is None:
+            # A Ray of our own stays on loopback; Ray reads this when it is first imported.
+            os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
         try:
             import ray
         except ImportError as err:  # pragma: no cover - depends on the extra
             raise RuntimeError("the ray executor needs Ray: pip install 'trautoml[ray]'") from err
-        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
         self._ray = ray
         self._started_here = False
         if not ray.is_initialized():
