@@ -1,0 +1,161 @@
+"""Streams of datasets: ``load_stream(uri) -> list[StreamItem]``; each item is loaded only when asked.
+
+Stream URIs:
+
+- ``stream:demo`` — 12 small datasets from 4 families (fashion-mnist, digits, shapes, textures), ≤ 2,000 training
+  images and ≤ 28×28 each, sized for a profile-and-search demo on 2 CPU cores.
+- ``stream:paper-small`` — the paper's §3.1 construction at CPU scale: 7 raw datasets (the paper's MNIST,
+  Fashion-MNIST, CIFAR-10, SVHN, STL-10, MNIST-background-images and MNIST-rotated become digits, Fashion-MNIST,
+  textures, shapes, shapes on image backgrounds, Fashion-MNIST on image backgrounds and rotated Fashion-MNIST),
+  each followed by its 50 % subsample: 14 datasets.
+- ``manifest:PATH`` — a file listing datasets (format below).
+- ``folder-stream:DIR`` — every ``.npz`` file and every image-folder dataset directly inside DIR, sorted by name.
+
+Manifest format. A JSON file (``.json``, or any file whose first character is ``[`` or ``{``) holds a list — or
+``{"datasets": [...]}`` — whose entries are dataset URIs or objects ``{"uri": ..., "family": ..., "name": ...}``
+(family and name optional). Any other file is text: one dataset per line, ``URI [FAMILY]`` separated by
+whitespace; blank lines and lines starting with ``#`` are skipped (so a path with spaces needs the JSON form).
+Relative paths (``npz:``, ``folder:``, bare paths and ``torchvision:...?root=``) are resolved against the
+manifest's folder. A manifest lists datasets, not other streams. Without a family, an item's family is its source's
+(``builtin:fashion-mnist?rotate=1`` → ``fashion-mnist``; an ``.npz`` file's ``family`` entry, else its stem).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from .dataset import Dataset, DatasetError
+from .loaders import STREAM_SCHEMES, load_dataset, parse_uri, split_scheme
+
+
+@dataclass(frozen=True)
+class StreamItem:
+    uri: str
+    family: str
+    name: str
+
+    def load(self) -> Dataset:
+        return load_dataset(self.uri, family=self.family, name=self.name)
+
+
+def _demo() -> list[str]:
+    fm = "builtin:fashion-mnist?max_train=2000&max_eval=500"
+    sh = "builtin:shapes?max_train=2000&max_eval=500"
+    tx = "builtin:textures?max_train=2000&max_eval=500&resize=24"
+    return [fm, f"{fm}&subsample=0.5", f"{fm}&rotate=1", f"{fm}&background=images",
+            "builtin:digits", "builtin:digits?subsample=0.5", "builtin:digits?rotate=1",
+            sh, f"{sh}&subsample=0.5", f"{sh}&background=images",
+            tx, f"{tx}&subsample=0.5"]
+
+
+def _paper_small() -> list[str]:
+    fm = "builtin:fashion-mnist?max_train=5000&max_eval=1000"
+    sh = "builtin:shapes?max_eval=1000"
+    raw = ["builtin:digits", fm, "builtin:textures", sh, f"{sh}&background=images", f"{fm}&background=images",
+           f"{fm}&rotate=1"]
+    return [u for r in raw for u in (r, r + ("&" if "?" in r else "?") + "subsample=0.5")]
+
+
+NAMED_STREAMS = {"demo": _demo, "paper-small": _paper_small}
+
+
+def _item(uri: str, family: str | None = None, name: str | None = None) -> StreamItem:
+    p = parse_uri(uri)
+    return StreamItem(uri=uri, family=family or p.family, name=name or p.name)
+
+
+def load_stream(uri: str) -> list[StreamItem]:
+    """The datasets a stream URI names, in order, each tagged with its family (nothing is loaded yet)."""
+    scheme, rest = split_scheme(uri.strip()) if isinstance(uri, str) else (None, "")
+    if scheme not in STREAM_SCHEMES:
+        raise DatasetError(f"{uri!r} is not a stream URI; expected stream:NAME ({', '.join(NAMED_STREAMS)}), "
+                           "manifest:PATH or folder-stream:DIR")
+    if scheme == "stream":
+        if rest not in NAMED_STREAMS:
+            raise DatasetError(f"unknown stream {rest!r}; available: {', '.join(NAMED_STREAMS)}")
+        return [_item(u) for u in NAMED_STREAMS[rest]()]
+    if scheme == "manifest":
+        return _manifest(Path(rest).expanduser())
+    return _folder_stream(Path(rest).expanduser())
+
+
+def _manifest(path: Path) -> list[StreamItem]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DatasetError(f"manifest not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise DatasetError(f"cannot read manifest {path}: {e}") from None
+    entries: list[tuple[str, str | None, str | None]] = []
+    if path.suffix.lower() == ".json" or text.lstrip()[:1] in ("[", "{"):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise DatasetError(f"manifest {path}: invalid JSON ({e})") from None
+        if isinstance(data, dict):
+            data = data.get("datasets")
+        if not isinstance(data, list):
+            raise DatasetError(f"manifest {path}: expected a JSON list of datasets (or {{\"datasets\": [...]}})")
+        for i, e in enumerate(data):
+            if isinstance(e, str):
+                entries.append((e, None, None))
+            elif isinstance(e, dict) and isinstance(e.get("uri"), str):
+                unknown = set(e) - {"uri", "family", "name"}
+                if unknown:
+                    raise DatasetError(f"manifest {path}: entry {i} has unknown key(s) {sorted(unknown)}")
+                entries.append((e["uri"], e.get("family"), e.get("name")))
+            else:
+                raise DatasetError(f"manifest {path}: entry {i} must be a URI string or an object with a 'uri'")
+    else:
+        for line in text.splitlines():
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            parts = line.split(None, 1)
+            entries.append((parts[0], parts[1].strip() if len(parts) > 1 else None, None))
+    if not entries:
+        raise DatasetError(f"manifest {path} lists no datasets")
+    items = []
+    for uri, family, name in entries:
+        if split_scheme(uri)[0] in STREAM_SCHEMES:
+            raise DatasetError(f"manifest {path}: {uri!r} is a stream; a manifest lists datasets")
+        items.append(_item(_absolutize(uri, path.parent), family, name))
+    return items
+
+
+def _absolutize(uri: str, base: Path) -> str:
+    """Resolve the relative paths inside a dataset URI against ``base``."""
+    scheme, rest = split_scheme(uri)
+    if scheme is None:
+        return uri if Path(uri.partition("?")[0]).expanduser().is_absolute() else str(base / uri)
+    target, sep, query = rest.partition("?")
+    if scheme in ("npz", "folder") and not Path(target).expanduser().is_absolute():
+        target = str(base / target)
+    if scheme == "torchvision" and query:
+        parts = query.split("&")
+        for i, part in enumerate(parts):
+            if part.startswith("root=") and not Path(part[5:]).expanduser().is_absolute():
+                parts[i] = "root=" + str(base / part[5:])
+        query = "&".join(parts)
+    return f"{scheme}:{target}{sep}{query}"
+
+
+def _is_folder_dataset(d: Path) -> bool:
+    return any(c.is_dir() and not c.name.startswith(".") for c in d.iterdir())
+
+
+def _folder_stream(d: Path) -> list[StreamItem]:
+    if not d.is_dir():
+        raise DatasetError(f"folder-stream: folder not found: {d}")
+    items = []
+    for p in sorted(d.iterdir(), key=lambda p: p.name):
+        if p.name.startswith("."):
+            continue
+        if p.is_file() and p.suffix.lower() == ".npz":
+            items.append(_item(f"npz:{p}"))
+        elif p.is_dir() and _is_folder_dataset(p):
+            items.append(_item(f"folder:{p}"))
+    if not items:
+        raise DatasetError(f"folder-stream: {d} holds no .npz files or image-folder datasets")
+    return items
