@@ -1,0 +1,66 @@
+"""Benchmark accounting on hand-computed examples, and the report builder on synthetic results."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from trautoml.bench.metrics import ERROR_FLOOR, Outcome, aggregate, summarise_order, total_relative_error
+from trautoml.bench.report import markdown_table, write_report
+
+
+def test_tre_by_hand():
+    # (0.12 - 0.10)/0.10 = 0.2 ; (0.20 - 0.25)/0.25 = -0.2 ; (0.30 - 0.30)/0.30 = 0  -> mean 0
+    assert total_relative_error([0.12, 0.20, 0.30], [0.10, 0.25, 0.30]) == pytest.approx(0.0)
+    assert total_relative_error([0.11, 0.5], [0.10, 0.5]) == pytest.approx(0.05)
+    # a perfect reference is floored, not divided by zero
+    assert total_relative_error([0.01], [0.0]) == pytest.approx((0.01 - ERROR_FLOOR) / ERROR_FLOOR)
+    with pytest.raises(ValueError, match="one reference error per dataset"):
+        total_relative_error([0.1, 0.2], [0.1])
+
+
+def test_time_accounting_by_hand():
+    outcomes = [
+        Outcome("a", "f1", "g1", "searched", 0.10, search_s=100.0, train_s=5.0, overhead_s=2.0),
+        Outcome("b", "f1", "g1", "reused", 0.12, search_s=0.0, train_s=6.0, overhead_s=2.5),
+        Outcome("c", "f2", "g2", "searched", 0.30, search_s=80.0, train_s=4.0, overhead_s=1.5),
+    ]
+    ref = {"a": 0.10, "b": 0.10, "c": 0.30}
+    m = summarise_order(outcomes, ref)
+    assert m["total_search_s"] == pytest.approx(100 + 5 + 2 + 6 + 2.5 + 80 + 4 + 1.5)
+    assert m["overhead_s"] == pytest.approx(6.0)
+    assert m["tre"] == pytest.approx((0 + 0.2 + 0) / 3)
+    assert m["groups"] == 2 and m["reused"] == 1
+    assert m["ari"] == pytest.approx(1.0)  # groups match families exactly
+
+    agg = aggregate([m, {**m, "total_search_s": m["total_search_s"] + 10}], standalone_total=400.0)
+    assert agg["total_search_s"] == pytest.approx(m["total_search_s"] + 5)
+    assert agg["total_search_s_std"] == pytest.approx(7.0710678, rel=1e-6)
+    assert agg["time_ratio_vs_standalone"] == pytest.approx((m["total_search_s"] + 5) / 400.0)
+    assert agg["orders"] == 2
+
+
+def test_standalone_datasets_count_as_their_own_groups():
+    outcomes = [Outcome(n, "f", None, "searched", 0.1, 1.0, 0.0, 0.0) for n in "abc"]
+    assert summarise_order(outcomes, {n: 0.1 for n in "abc"})["groups"] == 3
+
+
+def test_report_builder_writes_table_and_pictures(tmp_path):
+    table = {
+        "standalone+hyperband": {"total_search_s": 100.0, "total_search_s_std": 0.0, "overhead_s": 0.0, "tre": 0.0,
+                                 "groups": 4.0, "ari": 0.0, "reused": 0.0, "time_ratio_vs_standalone": 1.0},
+        "mh+hyperband": {"total_search_s": 30.0, "total_search_s_std": 2.0, "overhead_s": 3.0, "tre": 0.04,
+                         "tre_std": 0.01, "groups": 2.0, "ari": 0.8, "reused": 2.0, "time_ratio_vs_standalone": 0.3},
+    }
+    files = write_report(tmp_path / "rep", table, {"preset": "ci", "orders": 2, "notes": ["a note"]},
+                         curves={"mh+hyperband": [(10.0, 0.8), (30.0, 0.85)]},
+                         sweep={"alpha": [(0.001, 2), (0.05, 3)], "landmarkers": [(2, 1), (4, 2)]})
+    names = {f.name for f in files}
+    assert {"report.md", "table.json", "time_vs_tre.png", "accuracy_vs_time.png", "groups_vs_alpha.png",
+            "groups_vs_landmarkers.png"} == names
+    assert all(f.stat().st_size > 0 for f in files)
+    assert json.loads((tmp_path / "rep" / "table.json").read_text()) == table
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "| mh+hyperband | 30.0 ± 2.0 | 0.300 | 3.0 | 0.040 ± 0.010 | 2.0 | 0.800 | 2.0 |" in md
+    assert "- a note" in md
+    assert markdown_table(table).count("\n") == 3

@@ -1,0 +1,1 @@
+"""The stream benchmark of paper 002 §3 (Table 2): `trautoml bench`."""

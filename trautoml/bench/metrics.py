@@ -1,0 +1,76 @@
+"""The stream benchmark's accounting (paper 002 §3.1; DESIGN §6): what each method cost and what it lost.
+
+Per dataset a method reports an `Outcome`; per method and stream order we sum and average:
+
+* ``search_s``: wall seconds of the search trials the method ran for the dataset (0 for a reuse);
+* ``train_s``: wall seconds of training the model the dataset ends up with when that training is not already a
+  search trial (a reused model is trained afresh; a searched model's best trial at full budget *is* its training);
+* ``overhead_s``: landmarker profiling (or statistical meta-features) for the dataset;
+* ``total_search_s`` = Σ (search_s + train_s + overhead_s). Counting a reuse's one training keeps the comparison
+  honest: standalone search pays for training its final model inside the search, so the reusing method pays too.
+* ``tre`` = (1/N) Σ (e_i − e*_i) / e*_i on test error, e* from the standalone search of the same backend (paper
+  §3.1). A perfect standalone model (e* = 0) would make the ratio infinite; e* is floored at ``ERROR_FLOOR`` and
+  the floor is reported.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Sequence
+
+import numpy as np
+from sklearn.metrics import adjusted_rand_score
+
+ERROR_FLOOR = 1e-3
+
+
+@dataclass
+class Outcome:
+    dataset: str
+    family: str
+    group: str | None
+    outcome: str            # searched | reused
+    test_error: float
+    search_s: float
+    train_s: float
+    overhead_s: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def total_relative_error(errors: Sequence[float], reference: Sequence[float]) -> float:
+    """TRE = mean over datasets of (e_i − e*_i) / e*_i, with e* floored at ERROR_FLOOR."""
+    e = np.asarray(errors, dtype=float)
+    ref = np.maximum(np.asarray(reference, dtype=float), ERROR_FLOOR)
+    if e.shape != ref.shape or e.size == 0:
+        raise ValueError(f"TRE needs one reference error per dataset, got {e.shape} and {ref.shape}")
+    return float(np.mean((e - ref) / ref))
+
+
+def summarise_order(outcomes: Sequence[Outcome], reference_errors: dict[str, float]) -> dict:
+    """Metrics of one method on one stream order."""
+    names = [o.dataset for o in outcomes]
+    groups = [o.group if o.group is not None else f"solo:{o.dataset}" for o in outcomes]
+    families = [o.family for o in outcomes]
+    return {
+        "total_search_s": float(sum(o.search_s + o.train_s + o.overhead_s for o in outcomes)),
+        "overhead_s": float(sum(o.overhead_s for o in outcomes)),
+        "tre": total_relative_error([o.test_error for o in outcomes], [reference_errors[n] for n in names]),
+        "groups": len(set(groups)),
+        "ari": float(adjusted_rand_score(families, groups)),
+        "reused": sum(o.outcome == "reused" for o in outcomes),
+    }
+
+
+def aggregate(per_order: Sequence[dict], standalone_total: float | None) -> dict:
+    """Mean and standard deviation over stream orders, plus the time ratio against standalone search."""
+    keys = per_order[0].keys()
+    out: dict = {}
+    for k in keys:
+        vals = np.array([m[k] for m in per_order], dtype=float)
+        out[k] = float(vals.mean())
+        out[f"{k}_std"] = float(vals.std(ddof=1)) if len(vals) > 1 else 0.0
+    out["time_ratio_vs_standalone"] = (out["total_search_s"] / standalone_total
+                                       if standalone_total else float("nan"))
+    out["orders"] = len(per_order)
+    return out

@@ -1,0 +1,124 @@
+"""The benchmark report: a Table-2-style Markdown table and the paper's pictures (Figure 1 and 2 analogues)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+COLUMNS = (("total_search_s", "total search (s)"), ("time_ratio_vs_standalone", "time / standalone"),
+           ("overhead_s", "overhead (s)"), ("tre", "TRE"), ("groups", "groups"), ("ari", "ARI vs family"),
+           ("reused", "reused"))
+
+
+def _cell(summary: dict, key: str) -> str:
+    value = summary.get(key)
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "–"
+    std = summary.get(f"{key}_std")
+    if key == "time_ratio_vs_standalone":
+        return f"{value:.3f}"
+    fmt = "{:.1f}" if key.endswith("_s") else "{:.3f}" if key in ("tre", "ari") else "{:.1f}"
+    return fmt.format(value) + (f" ± {fmt.format(std)}" if std else "")
+
+
+def markdown_table(table: dict[str, dict]) -> str:
+    head = "| method | " + " | ".join(label for _, label in COLUMNS) + " |"
+    rule = "|---|" + "---|" * len(COLUMNS)
+    rows = [f"| {name} | " + " | ".join(_cell(s, key) for key, _ in COLUMNS) + " |" for name, s in table.items()]
+    return "\n".join([head, rule, *rows])
+
+
+def write_report(folder: Path, table: dict[str, dict], context: dict, curves: dict[str, list[tuple[float, float]]],
+                 sweep: dict[str, list[tuple[float, float]]]) -> list[Path]:
+    """Write report.md, table.json and the PNGs into ``folder``; returns the files written.
+
+    ``curves``: method → [(cumulative search seconds, mean test accuracy so far)] in stream order (Figure 1).
+    ``sweep``: {"alpha": [(alpha, groups)], "landmarkers": [(B, groups)]} for the MH grouper (Figure 2).
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    files = [_time_vs_tre(folder / "time_vs_tre.png", table), _accuracy_over_time(folder / "accuracy_vs_time.png",
+                                                                                  curves)]
+    files += [_sweep(folder / f"groups_vs_{k}.png", k, pts) for k, pts in sweep.items()]
+    (folder / "table.json").write_text(json.dumps(table, indent=2, sort_keys=True))
+    lines = [
+        "# trautoml stream benchmark",
+        "",
+        f"Machine: {context.get('machine', '?')}; date: {context.get('date', '?')}; "
+        f"preset `{context.get('preset')}`; stream `{context.get('stream')}` ({context.get('datasets')} datasets); "
+        f"{context.get('orders')} random orders; seed {context.get('seed')}.",
+        "",
+        "Total search time includes landmarker (or meta-feature) overhead and the one training a reused model gets;",
+        "TRE is the mean relative test-error increase over the standalone search of the same backend (paper §3.1).",
+        "Values are mean ± standard deviation over stream orders.",
+        "",
+        markdown_table(table),
+        "",
+        "![time vs TRE](time_vs_tre.png)",
+        "![accuracy over search time](accuracy_vs_time.png)",
+        *[f"![groups vs {k}](groups_vs_{k}.png)" for k in sweep],
+        "",
+    ]
+    if context.get("notes"):
+        lines += ["## Notes", "", *[f"- {n}" for n in context["notes"]], ""]
+    (folder / "report.md").write_text("\n".join(lines))
+    return [folder / "report.md", folder / "table.json", *files]
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _time_vs_tre(path: Path, table: dict[str, dict]) -> Path:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 4.8), dpi=100)
+    for name, s in table.items():
+        ax.errorbar(s["total_search_s"], s["tre"], xerr=s.get("total_search_s_std", 0), yerr=s.get("tre_std", 0),
+                    fmt="o", capsize=3)
+        ax.annotate(name, (s["total_search_s"], s["tre"]), fontsize=7, xytext=(4, 4), textcoords="offset points")
+    ax.set_xlabel("total search wall time (s)")
+    ax.set_ylabel("total relative error (TRE)")
+    ax.set_title("Search time vs accuracy loss per method")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def _accuracy_over_time(path: Path, curves: dict[str, list[tuple[float, float]]]) -> Path:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 4.8), dpi=100)
+    for name, pts in curves.items():
+        if pts:
+            xs, ys = zip(*pts)
+            ax.step(xs, ys, where="post", label=name)
+    ax.set_xlabel("cumulative search wall time (s)")
+    ax.set_ylabel("mean test accuracy of the datasets so far")
+    ax.set_title("Accuracy over search time along the stream (cf. paper Fig. 1)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def _sweep(path: Path, name: str, pts: Sequence[tuple[float, float]]) -> Path:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5, 3.6), dpi=100)
+    xs, ys = zip(*pts) if pts else ((), ())
+    ax.plot(xs, ys, marker="o")
+    if name == "alpha":
+        ax.set_xscale("log")
+    ax.set_xlabel(name)
+    ax.set_ylabel("groups found (MH)")
+    ax.set_title(f"Groups vs {name} (cf. paper Fig. 2)")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
