@@ -1,0 +1,100 @@
+"""Random search, the baseline every other backend is compared against (DESIGN §5).
+
+``RandomSearch(space="cnn")`` trains ``budget.max_trials`` distinct specs, each for ``budget.max_epochs``: the
+task's warm-start specs first, then specs drawn from the space with the task's seeded RNG. Without a wall-clock
+cap all trials go to ``task.run_trials`` in one batch (the core spreads them over its executor); with
+``budget.max_seconds`` they go in chunks of ``chunk_size`` (default: the machine's core count) and no new chunk
+starts once the cap is reached. The first chunk always runs, so a search always has a result.
+"""
+from __future__ import annotations
+
+import os
+import random
+import time
+from typing import Callable, Iterable
+
+from trautoml.models.cnn import sample_cnn_spec
+from trautoml.models.mlp import sample_mlp_spec
+from trautoml.models.spec import ModelSpec
+
+from .base import SearchBackend, SearchResult, SearchTask, Trial, TrialRequest, best_of
+
+Sampler = Callable[[random.Random], ModelSpec]
+
+#: Spaces a backend can sample from by name. A callable ``rng -> ModelSpec`` works wherever a name does.
+SPACE_SAMPLERS: dict[str, Sampler] = {"cnn": sample_cnn_spec, "mlp": sample_mlp_spec}
+
+
+def space_sampler(space: str | Sampler) -> Sampler:
+    if callable(space):
+        return space
+    if space not in SPACE_SAMPLERS:
+        raise ValueError(f"no sampler for model space {space!r}; known: {', '.join(sorted(SPACE_SAMPLERS))}")
+    return SPACE_SAMPLERS[space]
+
+
+class SpecStream:
+    """Distinct specs to try, in order: the warm-start specs, then fresh samples of the space.
+
+    A spec is never handed out twice. A space too small to give ``k`` more distinct specs (after
+    ``50 * k`` draws) gives fewer; callers treat the shortfall as an exhausted space.
+    """
+
+    def __init__(self, sample: Sampler, rng: random.Random, warm_start: Iterable[ModelSpec] = ()):
+        self._sample, self._rng = sample, rng
+        self._warm = list(dict.fromkeys(warm_start))
+        self._seen: set[ModelSpec] = set()
+
+    def take(self, k: int) -> list[ModelSpec]:
+        out: list[ModelSpec] = []
+        while self._warm and len(out) < k:
+            spec = self._warm.pop(0)
+            if spec not in self._seen:
+                self._seen.add(spec)
+                out.append(spec)
+        for _ in range(50 * k):
+            if len(out) >= k:
+                break
+            spec = self._sample(self._rng)
+            if spec not in self._seen:
+                self._seen.add(spec)
+                out.append(spec)
+        return out
+
+
+def check_trial_budget(max_trials) -> int:
+    n = int(max_trials)
+    if n < 1:
+        raise ValueError(f"budget.max_trials must be at least 1, got {max_trials!r}")
+    return n
+
+
+class RandomSearch(SearchBackend):
+    name = "random"
+
+    def __init__(self, space: str | Sampler = "cnn", chunk_size: int | None = None):
+        self.sample = space_sampler(space)
+        self.space = space if isinstance(space, str) else getattr(space, "__name__", "custom")
+        self.chunk_size = max(1, chunk_size or os.cpu_count() or 1)
+
+    def search(self, task: SearchTask) -> SearchResult:
+        budget = task.budget
+        n = check_trial_budget(budget.max_trials)
+        specs = SpecStream(self.sample, task.rng(), task.warm_start).take(n)
+        chunk = len(specs) if budget.max_seconds is None else self.chunk_size
+        t0 = time.monotonic()
+        trials: list[Trial] = []
+        stopped_early = False
+        for i in range(0, len(specs), chunk):
+            if trials and budget.max_seconds is not None and time.monotonic() - t0 >= budget.max_seconds:
+                stopped_early = True
+                break
+            trials += task.run_trials([TrialRequest(s, budget.max_epochs, task.seed) for s in specs[i:i + chunk]])
+            ok = [t.val_accuracy for t in trials if t.status == "ok"]
+            task.progress(f"random: {len(trials)}/{len(specs)} trials, best val "
+                          + (f"{max(ok):.4f}" if ok else "n/a"))
+        best = best_of(trials)
+        return SearchResult(best=best.spec, best_val_accuracy=best.val_accuracy, trials=trials,
+                            best_resource=budget.max_epochs,
+                            info={"backend": self.name, "space": self.space, "configs": len(trials),
+                                  "stopped_early": stopped_early, "seconds": time.monotonic() - t0})
