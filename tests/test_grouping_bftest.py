@@ -1,0 +1,158 @@
+"""Behrens–Fisher test (Scheffé's solution): size under H0 with unequal covariances, power, invariance, edge cases."""
+import numpy as np
+import pytest
+from scipy import stats
+
+from trautoml.grouping import BFTestResult, behrens_fisher_test
+
+pytestmark = pytest.mark.filterwarnings("error")
+
+ALPHA = 0.05
+DRAWS = 4000
+TOL = 4 * np.sqrt(ALPHA * (1 - ALPHA) / DRAWS)   # 4 binomial sd ≈ 0.0138
+
+
+def unequal_covariances(rng, b, ratio):
+    """Σ1 a random full matrix; Σ2 a differently rotated one with a spread of scales, ``ratio`` times as large."""
+    a = rng.normal(size=(b, b))
+    s1 = (a @ a.T / b + 0.1 * np.eye(b)) * 0.01 ** 2
+    q, _ = np.linalg.qr(rng.normal(size=(b, b)))
+    s2 = q @ np.diag(np.linspace(0.5, 2.0, b) ** 2) @ q.T * ratio * 0.01 ** 2
+    return np.linalg.cholesky(s1), np.linalg.cholesky(s2)
+
+
+def rejection_rate(test, b, n1, n2, cov_ratio, shift=0.0, draws=DRAWS, seed=0):
+    rng = np.random.default_rng(seed)
+    l1, l2 = unequal_covariances(rng, b, cov_ratio)
+    mu = rng.uniform(0.3, 0.8, size=b)
+    rejected = 0
+    for i in range(draws):
+        x = mu + shift * 0.01 + rng.normal(size=(n1, b)) @ l1.T
+        y = mu + rng.normal(size=(n2, b)) @ l2.T
+        rejected += test(x, y, i)
+    return rejected / draws
+
+
+def scheffe(x, y, i):
+    return behrens_fisher_test(x, y, ALPHA, seed=i).reject
+
+
+def pooled_hotelling(x, y, i):
+    """The textbook two-sample T² with a pooled covariance: valid only for equal covariances (negative control)."""
+    n1, n2, b = len(x), len(y), x.shape[1]
+    d = x.mean(0) - y.mean(0)
+    s = ((x - x.mean(0)).T @ (x - x.mean(0)) + (y - y.mean(0)).T @ (y - y.mean(0))) / (n1 + n2 - 2)
+    t2 = n1 * n2 / (n1 + n2) * d @ np.linalg.solve(s, d)
+    f = (n1 + n2 - b - 1) / (b * (n1 + n2 - 2)) * t2
+    return stats.f.sf(f, b, n1 + n2 - b - 1) < ALPHA
+
+
+@pytest.mark.parametrize("b,n1", [(6, 8), (3, 10)])
+@pytest.mark.parametrize("n2_factor", [1, 3])
+@pytest.mark.parametrize("cov_ratio", [0.05, 20.0])
+def test_size_under_h0_with_unequal_covariances(b, n1, n2_factor, cov_ratio):
+    rate = rejection_rate(scheffe, b, n1, n2_factor * n1, cov_ratio, draws=DRAWS // 2 if b == 3 else DRAWS)
+    tol = TOL * (np.sqrt(2) if b == 3 else 1)
+    assert abs(rate - ALPHA) <= tol, f"rejection rate {rate:.4f} under H0, expected {ALPHA} ± {tol:.4f}"
+
+
+def test_size_check_catches_a_test_that_ignores_unequal_covariances():
+    # Same check, a test that assumes equal covariances: the small sample has the large covariance → too many
+    # rejections. Shows the size check above can fail.
+    rate = rejection_rate(pooled_hotelling, 6, 8, 24, 0.05)
+    assert rate - ALPHA > TOL
+
+
+def test_power_rises_with_the_mean_shift():
+    rates = [rejection_rate(scheffe, 6, 8, 16, 1.0, shift=s, draws=500, seed=1) for s in (0.0, 1.0, 2.0, 4.0)]
+    assert all(b > a for a, b in zip(rates, rates[1:])), rates
+    assert rates[0] < 0.1 and rates[-1] > 0.8, rates
+
+
+def test_invariant_to_adding_the_same_vector_to_both_samples():
+    rng = np.random.default_rng(3)
+    x = rng.normal(0.5, 0.02, size=(8, 6))
+    y = rng.normal(0.52, 0.03, size=(24, 6))
+    c = rng.uniform(-0.4, 0.4, size=6)
+    r0 = behrens_fisher_test(x, y, 0.05, seed=7)
+    r1 = behrens_fisher_test(x + c, y + c, 0.05, seed=7)
+    assert r1.F == pytest.approx(r0.F, rel=1e-6) and r1.p_value == pytest.approx(r0.p_value, rel=1e-6)
+
+
+def test_statistic_matches_the_formula_written_out():
+    rng = np.random.default_rng(4)
+    n1, n2, b = 9, 20, 4
+    x = rng.normal(0.5, 0.02, size=(n1, b))
+    y = rng.normal(0.5, 0.03, size=(n2, b))
+    res = behrens_fisher_test(x, y, 0.05, seed=11)
+    ys = y[np.random.default_rng(11).choice(n2, size=n1, replace=False)]
+    z = np.array([x[i] - np.sqrt(n1 / n2) * ys[i] + ys.sum(0) / np.sqrt(n1 * n2) - y.sum(0) / n2 for i in range(n1)])
+    zbar = z.mean(0)
+    a = sum(np.outer(zi - zbar, zi - zbar) for zi in z)
+    f = (n1 - b) / b * n1 * zbar @ np.linalg.inv(a) @ zbar
+    assert res.F == pytest.approx(f, rel=1e-6)
+    assert res.df == (b, n1 - b) and (res.n1, res.n2) == (n1, n2) and not res.swapped
+    assert res.p_value == pytest.approx(stats.f.sf(f, b, n1 - b), rel=1e-6)
+    assert isinstance(res, BFTestResult) and res.alpha == 0.05
+
+
+def test_roles_swap_when_x_is_the_larger_sample():
+    rng = np.random.default_rng(5)
+    x = rng.normal(0.5, 0.02, size=(24, 6))
+    y = rng.normal(0.5, 0.02, size=(8, 6))
+    res = behrens_fisher_test(x, y, 0.05, seed=2)
+    assert res.swapped and (res.n1, res.n2) == (8, 24) and res.df == (6, 2)
+    assert res.F == behrens_fisher_test(y, x, 0.05, seed=2).F
+
+
+@pytest.mark.parametrize("n1,n2", [(6, 20), (5, 5), (20, 6)])
+def test_too_few_trials_are_refused(n1, n2):
+    x, y = np.full((n1, 6), 0.5), np.full((n2, 6), 0.5)
+    with pytest.raises(ValueError, match="more trials than features"):
+        behrens_fisher_test(x, y, 0.05)
+
+
+def test_bad_input_is_refused():
+    x = np.full((8, 3), 0.5)
+    with pytest.raises(ValueError, match="same number of features"):
+        behrens_fisher_test(x, np.full((8, 4), 0.5), 0.05)
+    with pytest.raises(ValueError, match="NaN"):
+        behrens_fisher_test(np.where(np.eye(8, 3) > 0, np.nan, x), x, 0.05)
+    with pytest.raises(ValueError, match="2-D"):
+        behrens_fisher_test(x[0], x, 0.05)
+
+
+def test_identical_trials_with_equal_means_are_kept():
+    x = np.full((8, 6), 0.7)
+    res = behrens_fisher_test(x, np.full((16, 6), 0.7), 0.005)
+    assert res.F < 1e-12 and res.p_value == pytest.approx(1.0) and not res.reject   # F = 0 up to rounding
+
+
+def test_identical_trials_with_different_means_are_rejected():
+    x = np.full((8, 6), 0.7)
+    y = np.full((16, 6), 0.7)
+    y[:, 2] = 0.701                    # one landmarker, a tenth of a point apart, no spread at all
+    res = behrens_fisher_test(x, y, 0.005)
+    assert np.isfinite(res.F) and res.reject and res.p_value < 1e-4
+
+
+def test_a_constant_landmarker_does_not_break_the_test():
+    rng = np.random.default_rng(6)
+    x = rng.normal(0.6, 0.02, size=(8, 6))
+    y = rng.normal(0.6, 0.02, size=(16, 6))
+    x[:, 0] = y[:, 0] = 0.1            # a landmarker stuck at chance on both datasets
+    res = behrens_fisher_test(x, y, 0.005)
+    assert np.isfinite(res.F) and 0.0 < res.p_value <= 1.0
+    x[:, 0] = 0.2                      # ... at different chance levels: a certain difference
+    assert behrens_fisher_test(x, y, 0.005).reject
+
+
+def test_seed_fixes_the_random_order_and_a_generator_is_advanced():
+    rng = np.random.default_rng(8)
+    x, y = rng.normal(0.5, 0.02, size=(8, 6)), rng.normal(0.5, 0.02, size=(40, 6))
+    assert behrens_fisher_test(x, y, 0.05, seed=3) == behrens_fisher_test(x, y, 0.05, seed=3)
+    gen = np.random.default_rng(0)
+    assert behrens_fisher_test(x, y, 0.05, seed=gen).F != behrens_fisher_test(x, y, 0.05, seed=gen).F
+    res = behrens_fisher_test(x, y, 0.05, seed=3)
+    assert BFTestResult.from_dict(res.to_dict()) == res
+    assert "F(6,2)" in res.explain() and "α = 0.05" in res.explain()

@@ -1,0 +1,235 @@
+"""MH grouper: the posterior against a direct computation, the updates, recovery of synthetic groups, α's effect,
+save/restore, input checks and degenerate input (warnings are errors here)."""
+import json
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+from scipy.special import logsumexp
+from sklearn.metrics import adjusted_rand_score
+
+from trautoml.decision import REASONS
+from trautoml.grouping import MarkovBFGrouper, grouper_from_dict, make_grouper
+
+pytestmark = pytest.mark.filterwarnings("error")
+
+B, T = 6, 8
+
+
+def synthetic_stream(rng, n_groups=6, n=120, sd=0.015, tau=0.0, spacing=0.1):
+    """Landmarker-like accuracies: group means on a 0.1 grid in [0.2, 0.9]^B (distinct), dataset means within
+    ``tau`` of their group's, trials with noise ``sd``. Returns (true labels, list of T × B matrices)."""
+    grid = np.round(np.arange(0.2, 0.901, spacing), 3)
+    means: set = set()
+    while len(means) < n_groups:
+        means.add(tuple(rng.choice(grid, B)))
+    means = np.array(sorted(means))
+    labels = rng.integers(n_groups, size=n)
+    dataset_means = means[labels] + rng.normal(0.0, tau, size=(n, B))
+    return labels, list(dataset_means[:, None, :] + rng.normal(0.0, sd, size=(n, T, B)))
+
+
+def naive_log_posterior(g: MarkovBFGrouper, x: np.ndarray) -> np.ndarray:
+    """Eq. 4–8 cluster by cluster with scipy's multivariate normal."""
+    k_total = len(g._centres)
+    n_i, n = g.n_groups, g.n_observed
+    w = 1.0 - math.exp(-g.gamma * n_i)
+    s0_sq = g.sigma0_sq / g.K ** (1.0 / B)
+    out = np.empty(k_total)
+    for k in range(k_total):
+        gi = g._group_of_k[k]
+        if gi < 0:
+            out[k] = math.log((1 - w) / (k_total - n_i)) + stats.multivariate_normal(g._centres[k],
+                                                                                      s0_sq * np.eye(B)).logpdf(x)
+        else:
+            mu, sigma = g.group_params(f"g{gi + 1}")
+            out[k] = math.log(w * len(g.groups()[f"g{gi + 1}"]) / n) + stats.multivariate_normal(mu, sigma).logpdf(x)
+    return out - logsumexp(out)
+
+
+def test_first_dataset_founds_a_group():
+    g = MarkovBFGrouper()
+    a = g.observe(np.full((T, B), 0.5) + np.random.default_rng(0).normal(0, 0.01, (T, B)))
+    assert a.group == "g1" and a.founded and a.reason == "empty-cluster" and a.test is None
+    assert a.map_group is None and a.index == 0
+    assert g.groups() == {"g1": [0]} and g.n_observed == 1
+
+
+def test_posterior_matches_a_direct_computation():
+    rng = np.random.default_rng(1)
+    _, data = synthetic_stream(rng, n=25)
+    g = MarkovBFGrouper(K=50, seed=3)
+    for X in data:
+        ref = naive_log_posterior(g, X.mean(0)) if g.n_observed else None
+        a = g.observe(X)
+        if ref is not None:
+            top2 = np.sort(ref)[::-1][:2]
+            assert a.log_posterior == pytest.approx(top2[0], abs=1e-8)
+            assert a.runner_up_log_posterior == pytest.approx(top2[1], abs=1e-8)
+            empty = g._group_of_k[: len(ref)] < 0
+            empty[a.extra["cluster"]] = a.founded      # the chosen cluster was empty before if it was founded
+            assert a.log_posterior_new == pytest.approx(logsumexp(ref[empty]), abs=1e-8)
+
+
+def test_updates_follow_eq_12_to_14_plus_the_documented_regularisation():
+    rng = np.random.default_rng(2)
+    members = [0.6 + rng.normal(0, 0.015, (T, B)) for _ in range(5)]
+    g = MarkovBFGrouper(alpha=1e-12)      # never rejects: all five join g1
+    for X in members:
+        g.observe(X)
+    assert g.groups() == {"g1": [0, 1, 2, 3, 4]}
+    xs = np.array([X.mean(0) for X in members])
+    mu, sigma = g.group_params("g1")
+    scatter = (xs - xs.mean(0)).T @ (xs - xs.mean(0)) / 5
+    trial_cov = np.mean([(X - X.mean(0)).T @ (X - X.mean(0)) / T for X in members], axis=0)
+    np.testing.assert_allclose(mu, xs.mean(0), atol=1e-12)
+    np.testing.assert_allclose(sigma, scatter + trial_cov + g.cov_floor * np.eye(B), atol=1e-10)
+    # a fresh group's Σ is the founding dataset's own trial covariance (eq. 14) plus the floor
+    g1 = MarkovBFGrouper()
+    g1.observe(members[0])
+    np.testing.assert_allclose(g1.group_params("g1")[1],
+                               (members[0] - xs[0]).T @ (members[0] - xs[0]) / T + g1.cov_floor * np.eye(B),
+                               atol=1e-10)
+
+
+def test_datasets_from_one_distribution_share_a_group():
+    for seed in range(5):
+        rng = np.random.default_rng(100 + seed)
+        g = MarkovBFGrouper(seed=seed)
+        for _ in range(20):
+            g.observe(0.7 + rng.normal(0, 0.015, (T, B)))
+        sizes = sorted(map(len, g.groups().values()), reverse=True)
+        assert sizes[0] >= 18, g.groups()
+
+
+def test_well_separated_groups_in_random_order_are_recovered():
+    for seed in range(3):
+        labels, data = synthetic_stream(np.random.default_rng(seed))
+        g = MarkovBFGrouper(seed=seed)
+        assignments = [g.observe(X) for X in data]
+        assert adjusted_rand_score(labels, g.labels()) >= 0.9
+        assert {a.reason for a in assignments} <= set(REASONS)
+        # an empty cluster never beats the group a dataset came from once that group exists (σ0² = 3e-4)
+        seen = set()
+        for lab, a in zip(labels, assignments):
+            if lab in seen:
+                assert a.map_group is not None
+            seen.add(lab)
+
+
+def test_larger_alpha_gives_more_groups():
+    def mean_groups(alpha):
+        counts = []
+        for seed in range(20):
+            _, data = synthetic_stream(np.random.default_rng(seed), n_groups=4, n=40, sd=0.02, tau=0.005)
+            g = MarkovBFGrouper(alpha=alpha, seed=seed)
+            for X in data:
+                g.observe(X)
+            counts.append(g.n_groups)
+        return np.mean(counts)
+
+    small, large = mean_groups(0.001), mean_groups(0.2)
+    assert large > small + 1.0, (small, large)
+
+
+@pytest.mark.parametrize("K", [1000, 4])
+def test_save_and_restore_makes_the_same_future_decisions(K):
+    labels, data = synthetic_stream(np.random.default_rng(5), n=80, tau=0.005)
+    full = MarkovBFGrouper(alpha=0.05, K=K, seed=9)
+    first = [full.observe(X).to_dict() for X in data[:40]]
+    half = MarkovBFGrouper(alpha=0.05, K=K, seed=9)
+    assert [half.observe(X).to_dict() for X in data[:40]] == first
+    restored = grouper_from_dict(json.loads(json.dumps(half.to_dict())))
+    assert isinstance(restored, MarkovBFGrouper) and restored.groups() == half.groups()
+    rest_full = [full.observe(X).to_dict() for X in data[40:]]
+    rest_restored = [restored.observe(X).to_dict() for X in data[40:]]
+    assert rest_restored == rest_full
+    assert any(d["reason"] == "test-rejected" for d in first + rest_full)   # the RNG mattered
+    assert restored.to_dict() == full.to_dict()
+    if K == 4:
+        assert full.n_groups >= 4 and len(full._centres) > 4                 # surplus clusters were added
+
+
+def test_empty_grouper_round_trips():
+    g = grouper_from_dict(json.loads(json.dumps(MarkovBFGrouper(seed=4).to_dict())))
+    ref = MarkovBFGrouper(seed=4)
+    X = 0.5 + np.random.default_rng(0).normal(0, 0.01, (T, B))
+    assert g.observe(X).to_dict() == ref.observe(X).to_dict()
+
+
+def test_bad_input_is_refused_without_changing_state():
+    g = MarkovBFGrouper()
+    g.observe(0.5 + np.random.default_rng(0).normal(0, 0.01, (T, B)))
+    state = json.dumps(g.to_dict())
+    bad = [np.full((T, B + 1), 0.5), np.full((B, B), 0.5), np.full(B, 0.5), np.full((T, B), np.nan),
+           np.full((T, B), np.inf), np.full((T, B), 1e9)]
+    messages = ["B = 6", "more trials than landmarkers", "T × B", "NaN", "NaN", "beyond"]
+    for X, msg in zip(bad, messages):
+        with pytest.raises(ValueError, match=msg):
+            g.observe(X)
+    assert json.dumps(g.to_dict()) == state and g.n_observed == 1
+    with pytest.raises(ValueError):
+        MarkovBFGrouper(alpha=0.0)
+    with pytest.raises(ValueError):
+        MarkovBFGrouper(K=1)
+
+
+def test_degenerate_input_gives_no_nan_and_no_warning():
+    g = MarkovBFGrouper()
+    rng = np.random.default_rng(7)
+    inputs = [np.full((T, B), 0.5), np.full((T, B), 0.5), np.full((T, B), 0.5001),      # identical trials
+              np.zeros((T, B)), np.ones((T, B)), np.zeros((T, B)),                      # at the range ends
+              np.full((T, B), 0.9) + rng.normal(0, 0.01, (T, B)),
+              np.full((T, B), 0.9) + rng.normal(0, 0.01, (T, B)),                       # a 2-member cluster
+              np.full((T, B), 0.1) + np.eye(T, B) * 0.01,                                # rank-deficient trials
+              np.full((T, B), -3.0), np.full((T, B), 1e5)]                              # far outside [0, 1]
+    for X in inputs:
+        a = g.observe(X)
+        assert np.isfinite(a.log_posterior) and np.isfinite(a.runner_up_log_posterior)
+        assert np.isfinite(a.log_posterior_new) and a.log_posterior <= 1e-12
+        if a.test is not None:
+            assert np.isfinite(a.test.F) and 0.0 <= a.test.p_value <= 1.0
+        assert a.explain()
+    groups = g.labels()
+    assert groups[0] == groups[1]           # identical datasets share a group
+    assert groups[2] != groups[0]           # 0.0001 apart with no spread at all: a different mean
+    assert groups[3] == groups[5] != groups[4]
+    assert groups[6] == groups[7]
+
+
+def test_explanation_names_the_group_the_posterior_and_the_test():
+    labels, data = synthetic_stream(np.random.default_rng(3), n=30)
+    g = MarkovBFGrouper()
+    out = [g.observe(X) for X in data]
+    joined = next(a for a in out if a.reason == "test-accepted")
+    text = joined.explain()
+    assert joined.group in text and "log posterior" in text and "p = " in text and "α = 0.005" in text
+    assert len(text.splitlines()) <= 2
+    assert "empty" in out[0].explain()
+
+
+def test_factory_and_group_ids():
+    g = make_grouper("mh", alpha=0.01, K=100)
+    assert isinstance(g, MarkovBFGrouper) and g.alpha == 0.01 and g.K == 100
+    labels, data = synthetic_stream(np.random.default_rng(4), n=40)
+    for X in data:
+        g.observe(X)
+    ids = list(g.groups())
+    assert ids == [f"g{i + 1}" for i in range(len(ids))]
+    assert sorted(i for m in g.groups().values() for i in m) == list(range(40))
+    with pytest.raises(ValueError, match="unknown grouper"):
+        make_grouper("nope")
+
+
+@pytest.mark.slow
+def test_ten_thousand_observes_take_under_ten_cpu_seconds():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "bench_grouping.py"
+    spec = importlib.util.spec_from_file_location("bench_grouping", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = bench.main([])
+    assert out["cpu_seconds"] < 10.0 and out["adjusted_rand_index"] > 0.95

@@ -1,0 +1,45 @@
+"""Grouping: put each arriving dataset into a group whose model it can reuse (paper 002 §2.2–2.4).
+
+* :class:`MarkovBFGrouper` (``"mh"``): the paper's Markov sequential clustering guarded by a Behrens–Fisher test;
+* baselines with the same interface: :class:`RandomGrouper` (``"random"``), :class:`KMeansGrouper`
+  (``"kmeans"``), :class:`SequentialKMeansGrouper` (``"seq-kmeans"``), :class:`MetaFeatureGrouper`
+  (``"metafeatures"``);
+* :func:`behrens_fisher_test`: Scheffé's solution of the multivariate Behrens–Fisher problem.
+
+``observe(trials)`` → :class:`Assignment`; ``to_dict()`` is plain JSON and :func:`grouper_from_dict` restores any
+grouper from it, to make the same future decisions.
+"""
+from __future__ import annotations
+
+from .base import Assignment, Grouper
+from .baselines import KMeansGrouper, MetaFeatureGrouper, RandomGrouper, SequentialKMeansGrouper
+from .bftest import BFTestResult, behrens_fisher_test
+from .markov import MarkovBFGrouper
+
+GROUPERS: dict[str, type[Grouper]] = {
+    "mh": MarkovBFGrouper,
+    "random": RandomGrouper,
+    "kmeans": KMeansGrouper,
+    "seq-kmeans": SequentialKMeansGrouper,
+    "metafeatures": MetaFeatureGrouper,
+}
+
+
+def make_grouper(name: str, **kwargs) -> Grouper:
+    """A grouper by name: ``"mh"``, ``"random"``, ``"kmeans"`` (``k``, default 7), ``"seq-kmeans"``,
+    ``"metafeatures"``; ``kwargs`` go to its constructor."""
+    try:
+        cls = GROUPERS[name]
+    except KeyError:
+        raise ValueError(f"unknown grouper {name!r}; choose one of {sorted(GROUPERS)}") from None
+    return cls(**kwargs)
+
+
+def grouper_from_dict(d: dict) -> Grouper:
+    """Restore any grouper from its ``to_dict()``."""
+    return GROUPERS[d["type"]].from_dict(d)
+
+
+__all__ = ["Assignment", "BFTestResult", "GROUPERS", "Grouper", "KMeansGrouper", "MarkovBFGrouper",
+           "MetaFeatureGrouper", "RandomGrouper", "SequentialKMeansGrouper", "behrens_fisher_test",
+           "grouper_from_dict", "make_grouper"]

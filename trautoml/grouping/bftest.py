@@ -1,0 +1,129 @@
+"""The guard of the grouping step: a Behrens–Fisher test of equal means (paper 002 §2.3, eq. 15–16).
+
+H0: the new dataset's trial vectors and the group's trial vectors have the same mean; the two covariances are
+unknown and may differ. We use Scheffé's solution (Anderson, *An Introduction to Multivariate Statistical
+Analysis*, §5.5), as DESIGN.md §3 restates it. With X (N1 × B) and Y (N2 × B), N1 ≤ N2, Y taken in a random order:
+
+    z_i = x_i − sqrt(N1/N2)·y_i + (1/sqrt(N1·N2))·Σ_{j≤N1} y_j − (1/N2)·Σ_{j≤N2} y_j,      i = 1..N1
+    z̄ = mean z_i,  A = Σ_i (z_i − z̄)(z_i − z̄)ᵀ,  F = (N1 − B)/B · N1 · z̄ᵀ A⁻¹ z̄  ~  F(B, N1 − B) under H0.
+
+The z_i are i.i.d. N(μ_X − μ_Y, Σ_X + (N1/N2)·Σ_Y), so under normal data the test is exact whatever the two
+covariances: F is Hotelling's one-sample T² on the z_i, scaled. Only N1 of the N2 rows of Y enter individually;
+the rest enter through the total sum. "A random order" therefore means: N1 rows of Y drawn without replacement,
+in random order (exactly the first N1 of a uniform random permutation).
+
+Choices of ours, documented here because they change results:
+
+* **Roles.** The construction needs N1 ≤ N2. Given ``len(X) > len(Y)`` the two samples swap roles (H0 is
+  symmetric); ``BFTestResult.swapped`` says so and ``n1``/``n2`` report the sizes as used (n1 ≤ n2).
+* **Size.** N1 ≤ B leaves F undefined (A has rank ≤ N1 − 1 < B, and the F law needs N1 − B ≥ 1): refused with a
+  ``ValueError``. With the defaults B = 6, T = 8 the test has (6, 2) degrees of freedom.
+* **Singular A.** Landmarker accuracies can repeat exactly (a model stuck at chance gives 1/C in every trial), so A
+  can be singular or even zero. We add a ridge ``δ·I`` before solving, with
+  ``δ = N1·(RESOLUTION·s)² + 1e-9·trace(A)/B`` where s = max(1, largest |value|) and ``RESOLUTION = 1e-6``: mean
+  differences far below 1e-6 (far below any accuracy resolution, far above float round-off) count as no
+  difference, larger ones along a direction without spread count as certain differences. Consequences: identical
+  means give z̄ = 0 → F = 0, p = 1 (kept); different means with zero spread give an enormous F → p ≈ 0
+  (rejected). For any non-degenerate A the ridge changes F by a relative 1e-9 or less, so the test stays exact.
+  No NaN, no warning, for any finite input.
+* **Decision.** ``reject`` is ``p_value < alpha``, the same event as F > F_α(B, N1 − B).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy.special import fdtrc
+
+RESOLUTION = 1e-6
+_REL_RIDGE = 1e-9
+
+
+@dataclass(frozen=True)
+class BFTestResult:
+    """Outcome of :func:`behrens_fisher_test`. ``df = (B, n1 − B)``; n1 ≤ n2 are the sample sizes as used."""
+
+    F: float
+    df: tuple[int, int]
+    p_value: float
+    reject: bool
+    alpha: float
+    n1: int
+    n2: int
+    swapped: bool = False
+
+    def explain(self) -> str:
+        verdict = "reject H0 (means differ)" if self.reject else "keep H0 (same mean)"
+        return (f"Behrens–Fisher F({self.df[0]},{self.df[1]}) = {self.F:.3g}, p = {self.p_value:.3g} "
+                f"{'<' if self.reject else '≥'} α = {self.alpha:g}: {verdict}")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["df"] = list(self.df)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "BFTestResult":
+        return cls(**{**d, "df": tuple(d["df"])})
+
+
+def _as_trials(a, name: str) -> np.ndarray:
+    a = np.asarray(a, dtype=np.float64)
+    if a.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array (trials × features), got shape {a.shape}")
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return a
+
+
+def _scheffe_F(X: np.ndarray, y_head: np.ndarray, y_total: np.ndarray, n2: int) -> float:
+    """F of Scheffé's solution from X (N1 × B), the first N1 rows of Y in random order, the sum of all N2 rows."""
+    n1, b = X.shape
+    z = X - np.sqrt(n1 / n2) * y_head + (y_head.sum(axis=0) / np.sqrt(n1 * n2) - y_total / n2)
+    zbar = z.mean(axis=0)
+    d = z - zbar
+    A = d.T @ d
+    scale = max(1.0, float(np.abs(X).max()), float(np.abs(y_head).max()), float(np.abs(y_total).max()) / n2)
+    delta = n1 * (RESOLUTION * scale) ** 2 + _REL_RIDGE * float(np.trace(A)) / b
+    A[np.diag_indices(b)] += delta
+    q = float(zbar @ np.linalg.solve(A, zbar))
+    return max(0.0, (n1 - b) / b * n1 * q)
+
+
+def behrens_fisher_test(X, Y, alpha: float, seed: int | np.random.Generator = 0) -> BFTestResult:
+    """Test H0: mean(X) = mean(Y) with unknown, unequal covariances (Scheffé's solution; see the module doc).
+
+    X: the new dataset's trial matrix (N1 × B); Y: all trial vectors of the group's members (N2 × B), normally
+    N2 ≥ N1 (otherwise the roles swap). ``seed``: an int or a :class:`numpy.random.Generator` (then it is
+    advanced) that draws the random order of Y. Raises ``ValueError`` when min(N1, N2) ≤ B, on mismatched widths
+    and on non-finite input.
+    """
+    X = _as_trials(X, "X")
+    Y = _as_trials(Y, "Y")
+    if X.shape[1] != Y.shape[1]:
+        raise ValueError(f"X and Y must have the same number of features, got {X.shape[1]} and {Y.shape[1]}")
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    return _bf_core(X, Y, Y.sum(axis=0), alpha, seed)
+
+
+def _bf_core(X: np.ndarray, Y: np.ndarray, y_total: np.ndarray, alpha: float,
+             seed: int | np.random.Generator) -> BFTestResult:
+    """The test on validated input; ``y_total`` = ``Y.sum(axis=0)`` (the grouper keeps it as a running sum)."""
+    swapped = len(X) > len(Y)
+    if swapped:
+        X, Y, y_total = Y, X, X.sum(axis=0)
+    n1, b = X.shape
+    n2 = len(Y)
+    if n1 <= b:
+        raise ValueError(f"the Behrens–Fisher test needs more trials than features: the smaller sample has "
+                         f"{n1} rows for B = {b} features (need at least {b + 1}); raise T or use fewer landmarkers")
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    head = Y[rng.choice(n2, size=n1, replace=False)]
+    return _result(_scheffe_F(X, head, y_total, n2), b, n1, n2, alpha, swapped)
+
+
+def _result(F: float, b: int, n1: int, n2: int, alpha: float, swapped: bool) -> BFTestResult:
+    p = float(fdtrc(b, n1 - b, F))
+    return BFTestResult(F=float(F), df=(b, n1 - b), p_value=p, reject=bool(p < alpha), alpha=float(alpha),
+                        n1=n1, n2=n2, swapped=swapped)

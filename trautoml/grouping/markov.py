@@ -1,0 +1,261 @@
+"""MH grouping: Markov sequential clustering guarded by a Behrens–Fisher test (paper 002 §2.2–2.4, Algorithm 1).
+
+Model (DESIGN.md §2). K surplus clusters in the feature space [0, 1]^B. An empty cluster k has a random centre
+μ₀ᵏ ~ U[0, 1]^B and covariance Σ₀ = σ0²·I / K^(1/B) (eq. 11). I = the non-empty clusters. Dataset n, with trial
+matrix X (T × B) and mean vector x = mean over trials, has
+
+* prior (eq. 6–7): w·|Vᵏ|/(n − 1) for a non-empty cluster, (1 − w)/(K − |I|) for an empty one, w = 1 − exp(−γ|I|);
+* likelihood (eq. 5): N(x | μᵏ, Σᵏ);
+* posterior ∝ prior × likelihood, normalised over all K clusters (eq. 4, 8), in log space.
+
+Decision (Algorithm 1), keeping only the MAP path (the paper's greedy approximation):
+
+* MAP cluster empty → the dataset founds that cluster (reason ``"empty-cluster"``). The first dataset always does:
+  with |I| = 0, w = 0 and only empty clusters have prior mass.
+* MAP cluster non-empty → Behrens–Fisher test (:mod:`.bftest`) of X against all trial vectors of the cluster's
+  members; kept → join (``"test-accepted"``); rejected → found a new group in an empty cluster drawn uniformly at
+  random (``"test-rejected"``). Y holds every member's T trial rows (N2 = Σ T, DESIGN.md §3), not eq. 15's
+  per-trial averages over the members (N2 = T): it is the same H0, with all the information the members give.
+
+Updates (eq. 12–14) after the decision, for the chosen cluster only: μ = mean of its members' x and
+Σ = S + C̄ + f·I, where
+
+* S = (1/|V|)·Σᵢ (xᵢ − μ)(xᵢ − μ)ᵀ, the members' scatter (eq. 13);
+* C̄ = mean over the members of their own trial covariance (1/T)·Σₜ (xₜ − x)(xₜ − x)ᵀ. For a cluster of one
+  member S = 0 and Σ = its own trial covariance, which is eq. 14; for 2–3 members S has rank 1–2 and C̄ fills the
+  other directions with the spread the trials show, so the width never collapses below the trial noise;
+* f = ``cov_floor`` (default 0.1·σ0², sd ≈ 0.0055 for σ0² = 3e-4): makes Σ positive definite even when the trials
+  are identical (deterministic landmarkers), at a width below any realistic trial noise so it changes nothing else
+  (a further 1e-10 × the largest variance guards against rounding for inputs far outside [0, 1]).
+
+Engineering choices:
+
+* Empty clusters all share Σ₀, so their log-likelihoods are one vectorised distance over the K × B centre matrix;
+  non-empty clusters keep the inverse of their Cholesky factor, so theirs is one batched mat-vec. Per observe the
+  cost is O(K·B + |I|·B²), plus the test, which draws T rows of the cluster's trials (running sum for the rest).
+* Welford updates keep μ and S exact to rounding without revisiting the members.
+* If a founding would use up the last empty cluster, one more random empty cluster is added (K grows by one), so
+  a later dataset can always found a group; Σ₀ keeps the configured K.
+* Input: every dataset must have T > B trials (the test needs them) and the same B as the first one; values beyond
+  ±1e6 are refused. Within that, no NaN and no warning (tests run with warnings as errors).
+* State (:meth:`to_dict`) is plain JSON: parameters, the centre matrix, every dataset's trials with its cluster,
+  and the generator's bit-generator state. :meth:`from_dict` replays the updates, so a restored grouper makes the
+  same decisions as the uninterrupted one, bit for bit.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .base import Assignment, Grouper, group_id, rng_from_state, rng_state
+from .bftest import _bf_core
+
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+class MarkovBFGrouper(Grouper):
+    """Online MH grouping (see the module doc). ``observe(trials)`` takes a T × B trial matrix, T > B."""
+
+    name = "mh"
+
+    def __init__(self, alpha: float = 0.005, gamma: float = 0.2, K: int = 1000, sigma0_sq: float = 3e-4,
+                 seed: int = 0, cov_floor: float | None = None) -> None:
+        super().__init__()
+        if not 0.0 < alpha < 1.0:
+            raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+        if not gamma > 0.0:
+            raise ValueError(f"gamma must be > 0, got {gamma}")
+        if int(K) != K or K < 2:
+            raise ValueError(f"K must be an integer ≥ 2, got {K}")
+        if not sigma0_sq > 0.0:
+            raise ValueError(f"sigma0_sq must be > 0, got {sigma0_sq}")
+        self.alpha, self.gamma, self.K, self.sigma0_sq, self.seed = float(alpha), float(gamma), int(K), \
+            float(sigma0_sq), int(seed)
+        self.cov_floor = 0.1 * self.sigma0_sq if cov_floor is None else float(cov_floor)
+        if not self.cov_floor > 0.0:
+            raise ValueError(f"cov_floor must be > 0, got {cov_floor}")
+        self.rng = np.random.default_rng(self.seed)
+        self._trials: list[np.ndarray] = []   # every dataset's trial matrix (for the state)
+        self._clusters: list[int] = []        # every dataset's cluster index
+
+    # -- set-up --------------------------------------------------------------------------------------------------
+    def _init_dim(self, b: int, centres: np.ndarray | None = None) -> None:
+        self.dim = b
+        self._s0_sq = self.sigma0_sq / self.K ** (1.0 / b)   # Σ₀ = s0²·I
+        self._set_centres(self.rng.uniform(0.0, 1.0, size=(self.K, b)) if centres is None else centres)
+        self._group_of_k = np.full(len(self._centres), -1, dtype=np.int64)
+        self._const_empty = -0.5 * b * (_LOG_2PI + math.log(self._s0_sq))
+        cap = 16
+        self._k_of_group = np.zeros(cap, dtype=np.int64)
+        self._mu = np.zeros((cap, b))
+        self._winv = np.zeros((cap, b, b))      # L⁻¹ with Σ = L Lᵀ
+        self._logdet = np.zeros(cap)
+        self._size = np.zeros(cap)
+        self._m2: list[np.ndarray] = []        # Σ (xᵢ − μ)(xᵢ − μ)ᵀ, Welford
+        self._csum: list[np.ndarray] = []      # Σ of the members' own trial covariances
+        self._ybuf: list[np.ndarray] = []      # the members' trial vectors, row buffer
+        self._ny: list[int] = []
+        self._ysum: list[np.ndarray] = []
+
+    def _set_centres(self, centres: np.ndarray) -> None:
+        self._centres = centres
+        self._half_sq_centres = (-0.5 / self._s0_sq) * np.einsum("kb,kb->k", centres, centres)
+
+    def _grow(self) -> None:
+        for name in ("_k_of_group", "_mu", "_winv", "_logdet", "_size"):
+            a = getattr(self, name)
+            setattr(self, name, np.concatenate([a, np.zeros_like(a)]))
+
+    # -- the model -----------------------------------------------------------------------------------------------
+    def _log_posterior(self, x: np.ndarray) -> tuple[np.ndarray, float]:
+        """Normalised log posterior of every cluster (length K) and the log of the empty clusters' total."""
+        n_i = self.n_groups
+        inv = 1.0 / self._s0_sq
+        # empty clusters: prior (1 − w)/(K − |I|) with 1 − w = exp(−γ|I|); likelihood N(x | μ₀ᵏ, s0²·I), with
+        # ‖x − μ₀ᵏ‖² = ‖μ₀ᵏ‖² − 2 μ₀ᵏ·x + ‖x‖² so the K × B part is one mat-vec
+        lp = self._centres @ (x * inv) + self._half_sq_centres
+        lp += (self._const_empty - self.gamma * n_i - math.log(len(self._centres) - n_i) - 0.5 * inv * (x @ x))
+        if not n_i:
+            m = lp.max()
+            lse = m + math.log(np.exp(lp - m).sum())
+            lp -= lse
+            return lp, 0.0
+        # non-empty: prior w·|Vᵏ|/(n − 1); likelihood N(x | μᵏ, Σᵏ) through the cached L⁻¹
+        r = np.matmul(self._winv[:n_i], (x - self._mu[:n_i])[:, :, None])[:, :, 0]
+        log_w = math.log(-math.expm1(-self.gamma * n_i))
+        lp_i = (log_w - math.log(self.n_observed) + np.log(self._size[:n_i])
+                - 0.5 * (self.dim * _LOG_2PI + self._logdet[:n_i] + np.einsum("kb,kb->k", r, r)))
+        ks = self._k_of_group[:n_i]
+        lp[ks] = -np.inf                        # exp(−inf) = 0, no warning: the empty clusters' total first
+        m = lp.max()
+        log_new = m + math.log(np.exp(lp - m).sum())
+        m_i = lp_i.max()
+        log_old = m_i + math.log(np.exp(lp_i - m_i).sum())
+        lse = max(log_new, log_old) + math.log1p(math.exp(-abs(log_new - log_old)))
+        lp[ks] = lp_i
+        lp -= lse
+        return lp, log_new - lse
+
+    def _add(self, k: int, X: np.ndarray) -> int:
+        """Update cluster k with dataset X (eq. 12–14 plus the regularisation); returns its group index."""
+        t = len(X)
+        x = X.mean(axis=0)
+        dev = X - x
+        c = dev.T @ dev / t                     # the dataset's own trial covariance
+        g = int(self._group_of_k[k])
+        founding = g < 0
+        if founding:
+            g = self.n_groups
+            if g == len(self._size):
+                self._grow()
+            self._group_of_k[k] = g
+            self._k_of_group[g] = k
+            self._mu[g] = x
+            self._m2.append(np.zeros((self.dim, self.dim)))
+            self._csum.append(c)
+            self._ybuf.append(np.empty((max(64, 4 * t), self.dim)))
+            self._ny.append(0)
+            self._ysum.append(np.zeros(self.dim))
+            self._size[g] = 1
+        else:
+            n = self._size[g] + 1
+            delta = x - self._mu[g]
+            self._mu[g] += delta / n
+            self._m2[g] += np.outer(delta, x - self._mu[g])
+            self._csum[g] += c
+            self._size[g] = n
+        n = self._size[g]
+        sigma = (self._m2[g] + self._csum[g]) / n
+        sigma = 0.5 * (sigma + sigma.T)         # Welford's outer products are symmetric only to rounding
+        # the floor, plus a relative 1e-10 so that rounding cannot break positive definiteness at large scales
+        sigma[np.diag_indices(self.dim)] += self.cov_floor + 1e-10 * float(np.diag(sigma).max())
+        low = np.linalg.cholesky(sigma)
+        self._winv[g] = np.linalg.inv(low)       # (scipy's solve_triangular costs ms per call here)
+        self._logdet[g] = 2.0 * np.log(np.diag(low)).sum()
+        ny = self._ny[g]
+        if ny + t > len(self._ybuf[g]):
+            buf = np.empty((2 * (ny + t), self.dim))
+            buf[:ny] = self._ybuf[g][:ny]
+            self._ybuf[g] = buf
+        self._ybuf[g][ny:ny + t] = X
+        self._ny[g] = ny + t
+        self._ysum[g] += X.sum(axis=0)
+        if founding and g + 1 == len(self._centres):   # the last empty cluster was used: keep one in reserve
+            self._set_centres(np.vstack([self._centres, self.rng.uniform(0.0, 1.0, size=(1, self.dim))]))
+            self._group_of_k = np.append(self._group_of_k, -1)
+        self._trials.append(X)
+        self._clusters.append(k)
+        return g
+
+    # -- the decision --------------------------------------------------------------------------------------------
+    def observe(self, trials) -> Assignment:
+        """Group one dataset from its T × B landmarker trial matrix (T > B)."""
+        X = self._check(trials, allow_vector=False)
+        t, b = X.shape
+        if t <= b:
+            raise ValueError(f"mh: the Behrens–Fisher guard needs more trials than landmarkers: got T = {t} for "
+                             f"B = {b} (need T ≥ {b + 1})")
+        if self.dim is None:
+            self._init_dim(b)
+        lp, log_new = self._log_posterior(X.mean(axis=0))
+        k1 = int(np.argmax(lp))
+        top = lp[k1]
+        lp[k1] = -np.inf
+        k2 = int(np.argmax(lp))
+        lp[k1] = top
+        g1, g2 = int(self._group_of_k[k1]), int(self._group_of_k[k2])
+        test = None
+        if g1 < 0:
+            k, reason = k1, "empty-cluster"
+        else:
+            test = _bf_core(X, self._ybuf[g1][:self._ny[g1]], self._ysum[g1], self.alpha, self.rng)
+            if test.reject:
+                free = np.flatnonzero(self._group_of_k < 0)
+                k, reason = int(free[self.rng.integers(len(free))]), "test-rejected"
+            else:
+                k, reason = k1, "test-accepted"
+        index = self.n_observed
+        g = self._add(k, X)
+        gid, founded = self._record(g)
+        return Assignment(index=index, group=gid, founded=founded, reason=reason, method=self.name, test=test,
+                          log_posterior=float(top), runner_up_log_posterior=float(lp[k2]),
+                          map_group=group_id(g1) if g1 >= 0 else None,
+                          runner_up_group=group_id(g2) if g2 >= 0 else None, log_posterior_new=float(log_new),
+                          extra={"cluster": k})
+
+    # -- inspection ----------------------------------------------------------------------------------------------
+    def group_params(self, group: str) -> tuple[np.ndarray, np.ndarray]:
+        """(μ, Σ) of a group as the likelihood uses them (Σ includes the regularisation)."""
+        g = int(group[1:]) - 1
+        if not 0 <= g < self.n_groups:
+            raise KeyError(group)
+        low_inv = self._winv[g]
+        prec = low_inv.T @ low_inv
+        return self._mu[g].copy(), np.linalg.inv(prec)
+
+    # -- state ---------------------------------------------------------------------------------------------------
+    def params(self) -> dict:
+        return {"alpha": self.alpha, "gamma": self.gamma, "K": self.K, "sigma0_sq": self.sigma0_sq,
+                "seed": self.seed, "cov_floor": self.cov_floor}
+
+    def to_dict(self) -> dict:
+        return {**self._base_state(), "params": self.params(),
+                "centres": None if self.dim is None else self._centres.tolist(),
+                "datasets": [{"trials": X.tolist(), "cluster": k} for X, k in zip(self._trials, self._clusters)],
+                "rng": rng_state(self.rng)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "MarkovBFGrouper":
+        self = cls(**d["params"])
+        if d.get("type") != self.name:
+            raise ValueError(f"state is for grouper {d.get('type')!r}, not {self.name!r}")
+        if d["dim"] is not None:
+            # the full centre matrix, rows added by growth included: the replay then never needs to grow it
+            self._init_dim(d["dim"], np.array(d["centres"], dtype=np.float64))
+            for rec in d["datasets"]:
+                self._record(self._add(rec["cluster"], np.array(rec["trials"], dtype=np.float64)))
+            if self._labels != list(d["labels"]):
+                raise ValueError("inconsistent state: the replayed datasets do not give the stored groups")
+        self.rng = rng_from_state(d["rng"])
+        return self
