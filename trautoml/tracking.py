@@ -221,20 +221,35 @@ class Tracker:
         return info.model_uri
 
     @contextlib.contextmanager
-    def _active(self, run_id: str) -> Iterator[None]:
-        """The fluent API (needed by log_model) on this tracker's store, without leaking global state."""
+    def _global_store(self) -> Iterator[None]:
+        """Point MLflow's process-global tracking/registry URIs at this tracker's store for a moment (the fluent
+        API, and the registry resolving a ``models:/m-...`` source, read only those), then restore them exactly:
+        the raw module values, not ``get_tracking_uri()``'s default, since ``set_tracking_uri`` also writes
+        ``MLFLOW_TRACKING_URI`` into the environment, where the next ``Tracker.for_workspace`` would read it."""
+        from mlflow.tracking._model_registry import utils as registry_utils
+        from mlflow.tracking._tracking_service import utils as tracking_utils
+
         mlflow = self._mlflow
-        old_uri, old_reg = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+        old_uri, old_reg = tracking_utils._tracking_uri, registry_utils._registry_uri
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_registry_uri(self.tracking_uri)
         try:
-            with mlflow.start_run(run_id=run_id, experiment_id=self.experiment_id):
-                yield
+            yield
         finally:
-            # start_run's exit marks the run FINISHED; the orchestrator decides when it really ends.
-            self.client.update_run(run_id, status="RUNNING")
-            mlflow.set_tracking_uri(old_uri)
-            mlflow.set_registry_uri(old_reg)
+            mlflow.set_tracking_uri(old_uri)  # None unsets the environment variable again
+            registry_utils._registry_uri = old_reg
+
+    @contextlib.contextmanager
+    def _active(self, run_id: str) -> Iterator[None]:
+        """The fluent API (needed by log_model) on this tracker's store, without leaking global state."""
+        mlflow = self._mlflow
+        with self._global_store():
+            try:
+                with mlflow.start_run(run_id=run_id, experiment_id=self.experiment_id):
+                    yield
+            finally:
+                # start_run's exit marks the run FINISHED; the orchestrator decides when it really ends.
+                self.client.update_run(run_id, status="RUNNING")
 
     def register_group_model(self, group_id: str, run_id: str) -> int | None:
         """A registered model per group, a version per member (the member's own trained weights)."""
@@ -254,9 +269,10 @@ class Tracker:
             if "already exists" not in str(err).lower() and "RESOURCE_ALREADY_EXISTS" not in str(err):
                 raise
         dataset = run.data.tags.get(f"{TAG}dataset", "")
-        version = self.client.create_model_version(name, model_uri, run_id=run_id,
-                                                   tags={f"{TAG}dataset": dataset},
-                                                   description=f"weights trained on {dataset}")
+        with self._global_store():  # the registry looks the logged model up in the global store
+            version = self.client.create_model_version(name, model_uri, run_id=run_id,
+                                                       tags={f"{TAG}dataset": dataset},
+                                                       description=f"weights trained on {dataset}")
         return int(version.version)
 
     def log_groups_figure(self, run_id: str, names: Sequence[str], means: np.ndarray,
