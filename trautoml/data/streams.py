@@ -57,7 +57,14 @@ def _paper_small() -> list[str]:
     return [u for r in raw for u in (r, r + ("&" if "?" in r else "?") + "subsample=0.5")]
 
 
-NAMED_STREAMS = {"demo": _demo, "paper-small": _paper_small}
+def _ci() -> list[str]:
+    """Six small datasets of three families: the benchmark's quick preset (`trautoml bench --preset ci`)."""
+    raw = ["builtin:digits?max_train=600", "builtin:shapes?max_train=600&max_eval=300",
+           "builtin:fashion-mnist?max_train=600&max_eval=300"]
+    return [u for r in raw for u in (r, r + "&subsample=0.5")]
+
+
+NAMED_STREAMS = {"demo": _demo, "paper-small": _paper_small, "ci": _ci}
 
 
 def _item(uri: str, family: str | None = None, name: str | None = None) -> StreamItem:
