@@ -1,0 +1,204 @@
+"""End to end through the Python API on tiny data (preset tiny, serial executor), checked in the workspace and,
+through MlflowClient, in the MLflow store."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from search_backends.base import TrialRequest
+from test_api_helpers import all_runs, client, dataset_runs, mlflow_counts, mlflow_template, new_workspace, \
+    state_counts
+from trautoml import TrAutoML, decide
+from trautoml.models.spec import ModelSpec
+from trautoml.workspace import WorkspaceError
+
+FIRST, SECOND = "builtin:digits", "builtin:digits?subsample=0.5"
+
+
+@pytest.fixture(scope="module")
+def stream(tmp_path_factory):
+    """Two ingests into a fresh workspace, the MLflow store created the real way (no template)."""
+    ws = tmp_path_factory.mktemp("api")
+    t = TrAutoML(ws, preset="tiny", executor="serial", quiet=True)
+    seconds = []
+    decisions = []
+    for uri in (FIRST, SECOND):
+        t0 = time.perf_counter()
+        decisions.append(t.ingest(uri))
+        seconds.append(time.perf_counter() - t0)
+    print(f"tiny ingest wall seconds (first includes creating the MLflow store): {seconds}")
+    yield SimpleNamespace(ws=ws, t=t, first=decisions[0], second=decisions[1], seconds=seconds)
+    t.close()
+
+
+def test_tiny_ingests_are_quick(stream):
+    assert max(stream.seconds) < 60
+
+
+def test_first_dataset_searches_and_founds_a_group(stream):
+    d = stream.first
+    assert (d.dataset, d.outcome, d.reason, d.group, d.backend) == ("digits", "searched", "empty-cluster", "g1",
+                                                                     "hyperband")
+    assert d.spec.space == "cnn" and 0.0 <= d.test_accuracy <= 1.0 and d.val_accuracy > 0.1  # 10 classes
+    assert d.profile_seconds > 0 and d.search_seconds > 0 and d.train_seconds > 0
+    assert d.total_seconds == pytest.approx(d.profile_seconds + d.search_seconds + d.train_seconds)
+    assert d.extra["trials"] >= 2 and d.extra["cached_trials"] == 0 and d.extra["founded"]
+    assert d.run_id and "founded g1" in d.explanation
+
+
+def test_a_similar_dataset_reuses_the_group_model(stream):
+    d = stream.second
+    assert (d.dataset, d.outcome, d.reason, d.group) == ("digits?subsample=0.5", "reused", "test-accepted", "g1")
+    assert d.spec == stream.first.spec
+    assert d.search_seconds == 0.0 and d.train_seconds > 0 and d.extra["trials"] == 0
+    assert d.F is not None and d.p_value is not None and d.p_value >= 0.005
+    assert d.extra["reuse_check"]["escalate"] is False  # the feedback check is off in every preset
+
+
+def test_groups_and_decision_for(stream):
+    t = stream.t
+    assert t.groups() == [{"id": "g1", "members": ["digits", "digits?subsample=0.5"],
+                           "model": stream.first.spec.to_dict()}]
+    assert t.decision_for("digits").to_dict() == stream.first.to_dict()
+    assert t.decision_for(stream.second.content_hash).dataset == "digits?subsample=0.5"
+    with pytest.raises(WorkspaceError, match="no dataset"):
+        t.decision_for("nope")
+    # another instance reads the same durable state
+    assert TrAutoML(stream.ws, preset="tiny", quiet=True).groups() == t.groups()
+
+
+def test_reingest_returns_the_earlier_decision_without_recomputing(stream):
+    before = (state_counts(stream.ws), mlflow_counts(stream.ws))
+    t0 = time.perf_counter()
+    again = TrAutoML(stream.ws, preset="tiny", executor="serial", quiet=True).ingest(FIRST)
+    assert time.perf_counter() - t0 < 10  # loading digits, no profile, no training
+    assert again.to_dict() == stream.first.to_dict()
+    assert (state_counts(stream.ws), mlflow_counts(stream.ws)) == before
+
+
+def test_mlflow_holds_one_run_per_dataset_with_tags_trials_and_models(stream):
+    c = client(stream.ws)
+    runs = {r.data.tags["trautoml.dataset"]: r for r in dataset_runs(stream.ws)}
+    assert set(runs) == {"digits", "digits?subsample=0.5"}
+    assert not [r for r in all_runs(stream.ws) if r.info.status == "RUNNING"]
+    for d in (stream.first, stream.second):
+        run = runs[d.dataset]
+        assert run.info.run_id == d.run_id and run.info.status == "FINISHED"
+        tags, metrics, params = run.data.tags, run.data.metrics, run.data.params
+        assert tags["trautoml.group"] == "g1" and tags["trautoml.decision"] == d.outcome
+        assert tags["trautoml.reason"] == d.reason and tags["trautoml.backend"] == "hyperband"
+        assert params["preset"] == "tiny" and params["alpha"] == "0.005" and params["grouper"] == "mh"
+        assert metrics["val_accuracy"] == pytest.approx(d.val_accuracy)
+        assert metrics["train_seconds"] == pytest.approx(d.train_seconds)
+        assert {f"profile.b{i}" for i in range(3)} <= set(metrics)
+        artifacts = {a.path for a in c.list_artifacts(d.run_id)}
+        assert {"profile.json", "model_spec.json", "decision.json", "groups.png"} <= artifacts
+        assert tags["trautoml.model_uri"].startswith("models:/")  # MLflow 3: a logged model of the run
+    assert "test.F" in runs["digits?subsample=0.5"].data.metrics
+    children = c.search_runs([runs["digits"].info.experiment_id],
+                             f"tags.mlflow.parentRunId = '{stream.first.run_id}'")
+    assert len(children) == stream.first.extra["trials"]
+    assert all(json.loads(ch.data.params["spec"])["space"] == "cnn" for ch in children)
+    versions = c.search_model_versions("name = 'trautoml-group-g1'")
+    assert sorted(v.tags["trautoml.dataset"] for v in versions) == ["digits", "digits?subsample=0.5"]
+
+
+def _weights(ws: Path, run_id: str) -> dict:
+    import mlflow
+
+    from mlflow.tracking._tracking_service import utils
+
+    uri = client(ws).get_run(run_id).data.tags["trautoml.model_uri"]
+    old = utils._tracking_uri  # the raw value: restoring get_tracking_uri() would set MLFLOW_TRACKING_URI
+    mlflow.set_tracking_uri(f"sqlite:///{ws / 'mlflow.db'}")
+    try:
+        model = mlflow.pytorch.load_model(uri)
+    finally:
+        mlflow.set_tracking_uri(old)
+    module = model.module() if hasattr(model, "module") and callable(model.module) else model
+    return {k: v.detach().cpu().numpy() for k, v in module.state_dict().items()}
+
+
+def test_a_reused_model_is_retrained_not_copied(stream):
+    a, b = _weights(stream.ws, stream.first.run_id), _weights(stream.ws, stream.second.run_id)
+    assert stream.first.spec == stream.second.spec
+    assert a.keys() == b.keys() and all(a[k].shape == b[k].shape for k in a)
+    weights = [k for k in a if k.endswith("weight")]
+    assert weights and all(not np.allclose(a[k], b[k]) for k in weights)
+
+
+def test_trials_are_cached_with_their_measured_seconds(stream):
+    t = stream.t
+    ds = t.load("builtin:digits?subsample=0.5&seed=3")
+    runner = t._trial_runner(ds, None)
+    spec = ModelSpec.from_dict(stream.first.spec.to_dict())
+    first = runner([TrialRequest(spec, 0.2, 0)])[0]
+    again = runner([TrialRequest(spec, 0.2, 0), TrialRequest(spec, 0.2, 1)])
+    assert not first.cached and first.status == "ok"
+    assert again[0].cached and again[0].wall_seconds == first.wall_seconds
+    assert again[0].val_accuracy == first.val_accuracy
+    assert not again[1].cached  # another seed is another trial
+
+
+def test_bad_names_and_options_are_refused_before_anything_is_written(tmp_path):
+    for kwargs, match in (({"backend": "nope"}, "unknown search backend"), ({"grouper": "nope"}, "unknown grouper"),
+                          ({"preset": "huge"}, "unknown preset"), ({"executor": "gpu-farm"}, "unknown executor"),
+                          ({"n_trials": 2}, "T=2"), ({"bogus": 1}, "unknown setting"), ({"seed": -1}, "seed")):
+        with pytest.raises(ValueError, match=match):
+            TrAutoML(tmp_path / "ws", **kwargs)
+    from trautoml.data import DatasetError
+
+    t = TrAutoML(tmp_path / "ws", preset="tiny", quiet=True)
+    for bad in ("builtin:nope", str(tmp_path / "missing.npz"), "stream:demo"):
+        with pytest.raises(DatasetError):
+            t.ingest(bad)
+    assert not (tmp_path / "ws").exists()
+
+
+# ---------------------------------------------------------------------------------------------- more paths
+@pytest.fixture(scope="module")
+def template(tmp_path_factory):
+    return mlflow_template(tmp_path_factory)
+
+
+def test_metafeatures_grouper_and_random_backend_through_ingest_stream(tmp_path, template):
+    ws = new_workspace(tmp_path / "ws", template)
+    with TrAutoML(ws, backend="random", grouper="metafeatures", preset="tiny", executor="serial", quiet=True) as t:
+        ds = t.load("builtin:digits?subsample=0.5")
+        decisions = t.ingest_stream(["builtin:digits", ds])
+    assert [d.backend for d in decisions] == ["random", "random"]
+    assert decisions[0].outcome == "searched" and decisions[0].extra["trials"] == 2  # search_trials=2
+    assert [g["members"] for g in t.groups()] in ([["digits", "digits?subsample=0.5"]],
+                                                  [["digits"], ["digits?subsample=0.5"]])
+    assert len(dataset_runs(ws)) == 2
+
+
+def test_escalation_and_recovery_of_an_unfinished_run(tmp_path, template, monkeypatch):
+    ws = new_workspace(tmp_path / "ws", template)
+    # 1. The first ingest commits but its process "dies" before finishing the MLflow run and registering the model.
+    t1 = TrAutoML(ws, preset="tiny", executor="serial", quiet=True)
+    monkeypatch.setattr(TrAutoML, "_finish_run", lambda self, run_id, decision: None)
+    first = t1.ingest(FIRST)
+    monkeypatch.undo()
+    c = client(ws)
+    assert c.get_run(first.run_id).info.status == "RUNNING"
+    assert not c.search_model_versions("name = 'trautoml-group-g1'")
+    # 2. The next ingest recovers first; its reuse check is forced to fail, so it escalates to a search.
+    monkeypatch.setattr(decide, "check_reuse",
+                        lambda val, members, tol: decide.ReuseCheck(val, 1.0, 0.0, escalate=True))
+    t2 = TrAutoML(ws, preset="tiny", executor="serial", quiet=True)
+    second = t2.ingest(SECOND)
+    assert c.get_run(first.run_id).info.status == "FINISHED"
+    assert len(c.search_model_versions("name = 'trautoml-group-g1'")) == 2
+    assert second.group == "g1" and second.reason == "test-accepted" and second.extra["escalated"]
+    assert second.search_seconds > 0 and second.extra["trials"] >= 2
+    assert second.outcome in ("searched", "reused")
+    if second.outcome == "searched":  # its own model; the group's model stays the founder's
+        assert second.spec != first.spec
+    assert t2.groups() == [{"id": "g1", "members": ["digits", "digits?subsample=0.5"], "model": first.spec.to_dict()}]
+    assert not [r for r in all_runs(ws) if r.info.status == "RUNNING"]

@@ -1,0 +1,250 @@
+"""The ``trautoml`` command: end to end in subprocesses, bad input, SIGKILL mid-ingest, concurrent ingests, watch."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from test_api_helpers import all_runs, clean_env, cli_cmd, dataset_runs, digits_npz, mlflow_counts, \
+    mlflow_template, new_workspace, run_cli, state_counts, tree_digest
+from trautoml.cli import main
+
+TINY = ("--preset", "tiny", "--executor", "serial")
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory):
+    return mlflow_template(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def populated(tmp_path_factory, template):
+    """A workspace holding two npz datasets, ingested by one ``trautoml ingest`` subprocess."""
+    root = tmp_path_factory.mktemp("cli")
+    ws = new_workspace(root / "ws", template)
+    a, b = digits_npz(root / "a.npz", seed=0), digits_npz(root / "b.npz", seed=1)
+    t0 = time.perf_counter()
+    out = run_cli("ingest", f"npz:{a}", str(b), *TINY, "--workspace", ws)
+    seconds = time.perf_counter() - t0
+    assert out.returncode == 0, out.stderr
+    print(f"`trautoml ingest a.npz b.npz` (preset tiny): {seconds:.1f}s wall")
+    return root, ws, out
+
+
+def test_ingest_prints_a_table_and_how_to_open_the_ui(populated):
+    root, ws, out = populated
+    lines = out.stdout.splitlines()
+    assert lines[0].split()[:4] == ["dataset", "group", "decision", "reason"]
+    assert any(line.startswith("a ") and " g1 " in line and "searched" in line for line in lines)
+    assert any(line.startswith("b ") for line in lines)
+    assert f"trautoml ui --workspace {ws}" in out.stdout
+    assert "[1/2] a" in out.stderr and "[2/2] b" in out.stderr  # progress on stderr
+    assert "Traceback" not in out.stderr
+    assert len(dataset_runs(ws)) == 2 and not [r for r in all_runs(ws) if r.info.status == "RUNNING"]
+
+
+def test_groups_json(populated, capsys):
+    _, ws, _ = populated
+    assert main(["groups", "--json", "--workspace", str(ws)]) == 0
+    groups = json.loads(capsys.readouterr().out)
+    assert isinstance(groups, list) and groups
+    for g in groups:
+        assert set(g) == {"id", "members", "model"}
+        assert isinstance(g["id"], str) and g["model"]["space"] == "cnn" and "arch" in g["model"]
+    assert sorted(m for g in groups for m in g["members"]) == ["a", "b"]
+    assert groups[0]["id"] == "g1" and groups[0]["members"][0] == "a"  # arrival order
+    assert main(["groups", "--workspace", str(ws)]) == 0
+    assert "g1" in capsys.readouterr().out
+
+
+def test_show(populated, capsys):
+    _, ws, _ = populated
+    assert main(["show", "b", "--workspace", str(ws)]) == 0
+    out = capsys.readouterr().out
+    for word in ("decision", "accuracy", "validation", "test", "profile", "search", "train", "why", "MLflow run"):
+        assert word in out
+    assert main(["show", "a", "--json", "--workspace", str(ws)]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["dataset"] == "a" and d["outcome"] == "searched" and d["reason"] == "empty-cluster"
+
+
+def _bad_inputs(root: Path) -> dict:
+    x = np.random.default_rng(0).random((100, 8, 8)).astype(np.float32)
+    y = np.arange(100) % 3
+    (root / "corrupt.npz").write_bytes(b"PK\x03\x04" + b"garbage" * 50)
+    digits_npz(root / "nan.npz", x_train=np.where(x > 0.9, np.nan, x), y_train=y)
+    digits_npz(root / "labels.npz", x_train=x, y_train=np.where(y == 0, -1, y))
+    digits_npz(root / "strlabels.npz", x_train=x, y_train=np.array(["a", "b"] * 50))
+    good = digits_npz(root / "good.npz", seed=5)
+    return {
+        "missing file": ["ingest", str(root / "missing.npz")],
+        "corrupted npz": ["ingest", str(root / "corrupt.npz")],
+        "NaN": ["ingest", f"npz:{root / 'nan.npz'}"],
+        "negative labels": ["ingest", str(root / "labels.npz")],
+        "string labels": ["ingest", str(root / "strlabels.npz")],
+        "good then bad": ["ingest", str(good), str(root / "corrupt.npz")],
+        "unknown builtin": ["ingest", "builtin:nope"],
+        "unknown query option": ["ingest", "builtin:digits?bogus=1"],
+        "unknown stream": ["ingest", "stream:nope"],
+        "missing manifest": ["ingest", f"manifest:{root / 'none.txt'}"],
+        "unknown backend": ["ingest", str(good), "--backend", "nope"],
+        "unknown preset": ["ingest", str(good), "--preset", "huge"],
+        "unknown grouper": ["ingest", str(good), "--grouper", "nope"],
+        "unknown executor": ["ingest", str(good), "--executor", "nope"],
+        "unknown setting": ["ingest", str(good), "--set", "bogus=1"],
+        "bad setting value": ["ingest", str(good), "--set", "n_trials=many"],
+        "T <= B": ["ingest", str(good), "--set", "n_trials=2"],
+        "bad seed": ["ingest", str(good), "--seed", "abc"],
+        "other preset than the workspace's": ["ingest", str(good), "--preset", "small"],
+        "unknown option": ["ingest", str(good), "--frobnicate"],
+        "unknown command": ["frobnicate"],
+        "show unknown dataset": ["show", "nope"],
+        "watch missing folder": ["watch", str(root / "nofolder")],
+    }
+
+
+def test_every_bad_input_exits_2_with_one_line_and_changes_nothing(populated, capfd):
+    root, ws, _ = populated
+    cases = _bad_inputs(root)
+    before = (tree_digest(ws), state_counts(ws), mlflow_counts(ws))
+    for case, argv in cases.items():
+        preset = [] if "--preset" in argv or argv[0] not in ("ingest", "watch") else ["--preset", "tiny"]
+        code = main(argv + preset + ["--workspace", str(ws)])
+        out, err = capfd.readouterr()
+        assert code == 2, (case, err)
+        assert err.startswith("trautoml: error: ") and err.count("\n") == 1, (case, err)
+        assert "Traceback" not in err and out == "", (case, out)
+        assert (tree_digest(ws), state_counts(ws), mlflow_counts(ws)) == before, case
+    # a fresh folder is not even created
+    assert main(["ingest", str(root / "corrupt.npz"), "--workspace", str(root / "fresh")]) == 2
+    assert not (root / "fresh").exists()
+
+
+def test_bad_input_in_a_real_process(populated):
+    root, ws, _ = populated
+    before = (tree_digest(ws), state_counts(ws), mlflow_counts(ws))
+    for argv in (["ingest", str(root / "corrupt.npz")], ["ingest", "builtin:digits", "--backend", "nope"]):
+        out = run_cli(*argv, "--preset", "tiny", "--workspace", ws, timeout=120)
+        assert out.returncode == 2 and out.stderr.count("\n") == 1 and "Traceback" not in out.stderr, out.stderr
+    assert (tree_digest(ws), state_counts(ws), mlflow_counts(ws)) == before
+
+
+def _wait_for_line(stream, pattern: str, timeout: float) -> list[str]:
+    """Read lines until one contains ``pattern`` (in a thread, so a hung child cannot hang the test)."""
+    seen: list[str] = []
+    found = threading.Event()
+
+    def reader():
+        for line in stream:
+            seen.append(line)
+            if pattern in line:
+                found.set()
+                return
+
+    threading.Thread(target=reader, daemon=True).start()
+    assert found.wait(timeout), f"never saw {pattern!r}; got:\n{''.join(seen)}"
+    return seen
+
+
+def test_sigkill_mid_search_then_rerun_completes_consistently(tmp_path, template):
+    ws = new_workspace(tmp_path / "ws", template)
+    argv = ["ingest", "builtin:digits", *TINY, "--workspace", str(ws)]
+    proc = subprocess.Popen(cli_cmd(*argv), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env=clean_env())
+    try:
+        # the backend reports its first batch of trials (tiny Hyperband: 3 configs at 1/3 epoch); the next is training
+        _wait_for_line(proc.stderr, "  search: ", timeout=240)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert state_counts(ws)["datasets"] == 0 and state_counts(ws)["grouper"] == 0  # nothing half-written
+    assert state_counts(ws)["trials"] >= 3  # the measured trials of the first rung are cached
+    assert [r.info.status for r in dataset_runs(ws)] == ["RUNNING"]  # left by the dead process
+
+    out = run_cli(*argv)
+    assert out.returncode == 0, out.stderr
+    counts = state_counts(ws)
+    assert (counts["datasets"], counts["groups"], counts["grouper"]) == (1, 1, 1)
+    runs = dataset_runs(ws)
+    assert len(runs) == 1 and runs[0].info.status == "FINISHED"
+    assert not [r for r in all_runs(ws) if r.info.status == "RUNNING"]  # deleted ones included
+    assert main(["show", "digits", "--json", "--workspace", str(ws)]) == 0
+    groups = json.loads(run_cli("groups", "--json", "--workspace", ws).stdout)
+    assert groups[0]["members"] == ["digits"]
+
+
+def test_two_concurrent_ingests_serialise(tmp_path, template):
+    ws = new_workspace(tmp_path / "ws", template)  # no state yet: both processes race to create it
+    files = [digits_npz(tmp_path / "p.npz", seed=11), digits_npz(tmp_path / "q.npz", seed=12)]
+    procs = [subprocess.Popen(cli_cmd("ingest", f, *TINY, "--quiet", "--workspace", ws), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=clean_env()) for f in files]
+    outs = [p.communicate(timeout=400) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [o[1] for o in outs]
+    groups = json.loads(run_cli("groups", "--json", "--workspace", ws).stdout)
+    assert sorted(m for g in groups for m in g["members"]) == ["p", "q"]  # each once
+    assert state_counts(ws)["datasets"] == 2
+    runs = dataset_runs(ws)
+    assert sorted(r.data.tags["trautoml.dataset"] for r in runs) == ["p", "q"]
+    assert {r.info.status for r in runs} == {"FINISHED"}
+
+
+def test_watch_ingests_arrivals_in_order_and_waits_for_partial_files(tmp_path, template):
+    ws = new_workspace(tmp_path / "ws", template)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    first = digits_npz(staging / "first.npz", seed=21)
+    second = digits_npz(staging / "second.npz", seed=22).read_bytes()
+    third = digits_npz(staging / "third.npz", seed=23)
+    proc = subprocess.Popen(cli_cmd("watch", inbox, "--poll", "0.5", "--max-items", "3", *TINY, "--workspace", ws),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env())
+    try:
+        _wait_for_line(proc.stderr, "watching", timeout=120)
+        first.rename(inbox / "first.npz")
+        # "second.npz" is written slowly, in pieces, while "first" is ingested: never stable over two polls
+        partial = inbox / "second.npz"
+        with open(partial, "wb") as fh:
+            for i in range(0, len(second), len(second) // 8):
+                fh.write(second[i:i + len(second) // 8])
+                fh.flush()
+                time.sleep(0.2)
+        time.sleep(0.1)
+        # "third.npz" lands complete (moved in: it arrives now) while the watcher may still be busy
+        third.rename(inbox / "third.npz")
+        os.utime(inbox / "third.npz")
+        out, err = proc.communicate(timeout=400)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    rows = [line.split("\t") for line in out.splitlines() if "\t" in line]
+    assert [r[0] for r in rows] == ["first.npz", "second.npz", "third.npz"], out + err
+    assert "skipping" not in err  # the partial file was never tried
+    assert state_counts(ws)["datasets"] == 3
+
+
+def test_watch_stops_cleanly_on_sigint(tmp_path, template):
+    ws = new_workspace(tmp_path / "ws", template)
+    (tmp_path / "inbox").mkdir()
+    (tmp_path / "inbox" / "broken.npz").write_bytes(b"not a zip")  # refused, reported, skipped
+    (tmp_path / "inbox" / "broken.npz.ready").touch()  # the writer's marker: ready at the first poll
+    proc = subprocess.Popen(cli_cmd("watch", tmp_path / "inbox", "--poll", "0.2", *TINY, "--workspace", ws),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env())
+    try:
+        seen = _wait_for_line(proc.stderr, "skipping broken.npz", timeout=120)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in "".join(seen) + err and "stopped" in err
+    assert state_counts(ws).get("datasets", 0) == 0

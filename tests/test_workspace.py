@@ -1,0 +1,193 @@
+"""The durable workspace (SQLite, one transaction per ingest, a lock), presets and the decision rules — no training."""
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from trautoml import decide
+from trautoml.decision import Decision
+from trautoml.models.spec import ModelSpec
+from trautoml.presets import PRESETS, get_preset
+from trautoml.workspace import Workspace, WorkspaceError, state_path
+
+SPEC = ModelSpec("cnn", {"layers": [{"type": "conv", "filters": 4, "kernel": 3, "stride": 1}]}, {"lr": 0.01})
+OTHER = ModelSpec("cnn", {"layers": [{"type": "conv", "filters": 8, "kernel": 3, "stride": 1}]}, {"lr": 0.01})
+SETTINGS = {"grouper": "mh", "n_models": 3, "n_trials": 5}
+
+
+def _decision(name, group, outcome="searched", reason="empty-cluster", spec=SPEC, val=0.8):
+    return Decision(dataset=name, content_hash="hash-" + name, group=group, outcome=outcome, reason=reason, spec=spec,
+                    backend="random", val_accuracy=val, test_accuracy=0.7, profile_seconds=1.0, search_seconds=2.0,
+                    train_seconds=0.5, run_id="run-" + name)
+
+
+def _commit(ws, name, group, *, founds, version, state=None, spec=SPEC, outcome="searched", val=0.8):
+    return ws.commit_ingest(grouper_name="mh", grouper_state=state or {"n": name}, expected_version=version,
+                            settings=SETTINGS, decision=_decision(name, group, outcome, spec=spec, val=val),
+                            name=name, uri=f"npz:{name}.npz", family="f", profile={"mean": [0.1, 0.2, 0.3]},
+                            assignment={"group": group}, founds_group=founds,
+                            group_spec=spec.to_dict() if founds else None)
+
+
+def _counts(path):
+    with sqlite3.connect(path) as db:
+        return {t: db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
+                for t in ("datasets", "groups", "grouper", "trials", "profiles")}
+
+
+def test_state_lives_under_dot_trautoml_and_survives_reopening(tmp_path):
+    with Workspace(tmp_path) as ws:
+        _commit(ws, "a", "g1", founds=True, version=None)
+        _commit(ws, "b", "g1", founds=False, version=1, outcome="reused")
+        _commit(ws, "c", "g2", founds=True, version=2, spec=OTHER)
+    assert state_path(tmp_path) == tmp_path / ".trautoml" / "state.db"
+    with sqlite3.connect(state_path(tmp_path)) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    with Workspace(tmp_path, create=False) as ws:
+        assert ws.groups() == [{"id": "g1", "members": ["a", "b"], "model": SPEC.to_dict()},
+                               {"id": "g2", "members": ["c"], "model": OTHER.to_dict()}]
+        assert ws.grouper_state() == ("mh", {"n": "c"}, 3)
+        assert ws.decision_by_hash("hash-b").outcome == "reused"
+        assert ws.dataset_row("c")["decision"]["group"] == "g2"
+        assert ws.dataset_row("hash-c")["name"] == "c"  # a content hash works as a name
+        assert [d.dataset for d in ws.group_member_decisions("g1")] == ["a", "b"]
+
+
+def test_opening_a_missing_workspace_read_only_creates_nothing(tmp_path):
+    with pytest.raises(WorkspaceError, match="no trautoml workspace"):
+        Workspace(tmp_path / "nothing", create=False)
+    assert not (tmp_path / "nothing").exists()
+
+
+@pytest.mark.parametrize("case", ["stale-version", "duplicate", "join-unknown-group", "found-existing-group"])
+def test_a_refused_commit_changes_nothing(tmp_path, case):
+    ws = Workspace(tmp_path)
+    _commit(ws, "a", "g1", founds=True, version=None)
+    before = _counts(state_path(tmp_path))
+    state_before = ws.grouper_state()
+    with pytest.raises(WorkspaceError):
+        if case == "stale-version":
+            _commit(ws, "b", "g1", founds=False, version=None)
+        elif case == "duplicate":
+            _commit(ws, "a", "g1", founds=False, version=1)
+        elif case == "join-unknown-group":
+            _commit(ws, "b", "g7", founds=False, version=1)
+        else:
+            _commit(ws, "b", "g1", founds=True, version=1)
+    assert _counts(state_path(tmp_path)) == before
+    assert ws.grouper_state() == state_before
+
+
+def test_settings_are_fixed_by_the_first_ingest(tmp_path):
+    ws = Workspace(tmp_path)
+    ws.check_settings({"anything": 1})  # empty workspace: any settings
+    _commit(ws, "a", "g1", founds=True, version=None)
+    ws.check_settings(dict(SETTINGS))
+    with pytest.raises(WorkspaceError, match="n_trials=5 \\(asked 8\\)"):
+        ws.check_settings({**SETTINGS, "n_trials": 8})
+
+
+def test_trial_and_profile_caches_round_trip(tmp_path):
+    ws = Workspace(tmp_path)
+    trial = {"spec": SPEC.to_dict(), "resource": 1.0, "seed": 0, "val_accuracy": 0.5, "test_accuracy": 0.4,
+             "wall_seconds": 3.25, "status": "ok", "error": None, "cached": False}
+    ws.store_trials("h", "{}", [{"spec_key": SPEC.key(), "resource": 1.0, "seed": 0, "trial": trial}])
+    assert ws.cached_trial("h", SPEC.key(), 1.0, 0, "{}") == trial
+    assert ws.cached_trial("h", SPEC.key(), 1.0, 1, "{}") is None  # another seed
+    assert ws.cached_trial("h", SPEC.key(), 1.0, 0, '{"max_train": 9}') is None  # other data caps
+    ws.store_profile("h", "k", {"trials": [[0.5]]})
+    assert ws.cached_profile("h", "k") == {"trials": [[0.5]]} and ws.cached_profile("h", "k2") is None
+
+
+def test_state_is_json_not_pickle(tmp_path):
+    ws = Workspace(tmp_path)
+    _commit(ws, "a", "g1", founds=True, version=None)
+    with sqlite3.connect(state_path(tmp_path)) as db:
+        for table, col in (("grouper", "state"), ("datasets", "decision"), ("datasets", "profile"),
+                           ("groups", "spec")):
+            for (value,) in db.execute(f"SELECT {col} FROM {table}"):
+                json.loads(value)
+
+
+def test_the_lock_serialises_processes(tmp_path):
+    ws = Workspace(tmp_path)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from trautoml.workspace import Workspace\n"
+         "with Workspace(sys.argv[1]).lock():\n    print('held', flush=True); time.sleep(4)", str(tmp_path)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(TimeoutError, match="busy"):
+            with ws.lock(timeout=0.5):
+                pass
+        t0 = time.monotonic()
+        with ws.lock(timeout=60):  # granted once the holder exits
+            assert time.monotonic() - t0 > 0.5
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_killed_holder_releases_the_lock(tmp_path):
+    ws = Workspace(tmp_path)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from trautoml.workspace import Workspace\n"
+         "with Workspace(sys.argv[1]).lock():\n    print('held', flush=True); time.sleep(60)", str(tmp_path)],
+        stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    holder.kill()
+    holder.wait()
+    with ws.lock(timeout=10):
+        pass
+
+
+# ---------------------------------------------------------------------------------------------- presets
+def test_presets_and_overrides():
+    assert set(PRESETS) == {"tiny", "small", "paper"}
+    paper = get_preset("paper")
+    assert (paper.n_models, paper.n_trials, paper.eta) == (6, 8, 3)
+    assert round(paper.search_epochs / paper.search_min_epochs) == 81  # Hyperband R = 81
+    for p in PRESETS.values():
+        assert p.n_trials > p.n_models and p.reuse_tolerance is None
+    p = get_preset("tiny", n_trials="7", search_seconds="none", reuse_tolerance="0.1", alpha=0.01)
+    assert (p.n_trials, p.search_seconds, p.reuse_tolerance, p.alpha) == (7, None, 0.1, 0.01)
+    with pytest.raises(ValueError, match="unknown setting"):
+        get_preset("tiny", bogus=1)
+    with pytest.raises(ValueError, match="unknown preset"):
+        get_preset("huge")
+    with pytest.raises(ValueError, match="T=3"):
+        get_preset("tiny", n_trials=3)
+    with pytest.raises(ValueError, match="cannot read"):
+        get_preset("tiny", n_trials="many")
+
+
+# ---------------------------------------------------------------------------------------------- decide
+def _assignment(group, founded, reason):
+    return SimpleNamespace(group=group, founded=founded, reason=reason)
+
+
+def test_algorithm_1_branches():
+    p = decide.plan(_assignment("g1", True, "empty-cluster"), None)
+    assert (p.action, p.founds_group, p.group) == ("search", True, "g1")
+    p = decide.plan(_assignment("g2", True, "test-rejected"), None)
+    assert (p.action, p.founds_group, p.reason) == ("search", True, "test-rejected")
+    p = decide.plan(_assignment("g1", False, "test-accepted"), SPEC)
+    assert (p.action, p.founds_group, p.spec) == ("reuse", False, SPEC)
+    with pytest.raises(ValueError, match="no model"):
+        decide.plan(_assignment("g9", False, "test-accepted"), None)
+
+
+def test_reuse_check_and_escalation():
+    assert not decide.check_reuse(0.1, [0.9, 0.9], None).escalate  # off by default
+    assert not decide.check_reuse(0.85, [0.9, 0.9], 0.1).escalate
+    c = decide.check_reuse(0.7, [0.9, 0.9], 0.1)
+    assert c.escalate and c.reference == pytest.approx(0.9)
+    assert not decide.check_reuse(0.1, [], 0.1).escalate  # nothing to compare with
+    p = decide.escalation(decide.plan(_assignment("g1", False, "test-accepted"), SPEC))
+    assert (p.action, p.founds_group, p.warm_start, p.group) == ("search", False, (SPEC,), "g1")

@@ -1,0 +1,600 @@
+"""``trautoml.TrAutoML``: the orchestration a user touches (paper 002, Algorithm 1, over a durable workspace).
+
+One ingest is one call per arrow of the pipeline (see `TrAutoML.ingest`)::
+
+    load → profile → group → decide → search/train → track
+
+* load: ``trautoml.data`` (a URI, a StreamItem or a Dataset); any input it refuses raises ``DatasetError`` before
+  anything is written;
+* profile: the landmarkers' T×B accuracy matrix (``landmarkers.profile``), cached in the workspace; the
+  ``metafeatures`` grouper uses the statistical meta-features instead (no landmarkers);
+* group: the workspace's grouper (restored from its JSON state) observes the profile;
+* decide: ``trautoml.decide`` (Algorithm 1 and our feedback check after a reuse);
+* search/train: the search backend over the executor, every trial cached in the workspace by (content hash,
+  spec, resource, seed, data caps); then the chosen model is trained afresh on the dataset;
+* track: the decision, its metrics and the trained model in MLflow (``trautoml.tracking``); then the workspace
+  commits grouper state + dataset + group in one transaction, and the MLflow run is finished.
+
+Durability (``trautoml.workspace``): ingests hold the workspace lock; a dataset whose content is already in the
+workspace returns its earlier Decision at once. After a crash, the next ingest first *recovers*: MLflow runs of
+datasets the workspace committed are finished (and their model registered, if that had not happened), runs of
+dead processes that never committed are marked KILLED, and the rerun ingest starts a fresh run for its dataset
+(``Tracker.start_dataset_run`` deletes the killed one).
+
+Timing: ``Decision.profile_seconds`` / ``search_seconds`` / ``train_seconds`` are wall clock measured in this
+process. A profile or trial taken from the workspace cache reports the seconds measured when it was computed
+(``extra["profile_cached"]``, ``extra["cached_trials"]``, ``extra["trial_seconds"]`` the sum of all trials'
+measured seconds).
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from trautoml import decide
+from trautoml.decision import Decision
+from trautoml.presets import Preset, get_preset
+from trautoml.progress import Progress
+from trautoml.workspace import Workspace, WorkspaceError, state_dir
+
+__all__ = ["TrAutoML", "Features"]
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+@dataclass
+class Features:
+    """What the grouper observes for one dataset: the landmarker profile (T × B trials) or, for the
+    ``metafeatures`` grouper, the statistical meta-features (1 × D). Duck-types ``Profile`` for tracking."""
+
+    kind: str
+    trials: np.ndarray
+    total_seconds: float
+    profile: Any = None
+    names: list[str] | None = None
+    cached: bool = False
+
+    @property
+    def mean(self) -> np.ndarray:
+        return np.asarray(self.trials, dtype=float).mean(axis=0)
+
+    def to_dict(self) -> dict:
+        if self.profile is not None:
+            return {"kind": self.kind, **self.profile.to_dict()}
+        return {"kind": self.kind, "names": self.names, "trials": np.asarray(self.trials).tolist(),
+                "mean": self.mean.tolist(), "total_seconds": self.total_seconds}
+
+
+@dataclass
+class Outcome:
+    """What the search/train step produced for one dataset."""
+
+    outcome: str                 # "searched" | "reused"
+    spec: Any                    # ModelSpec of the dataset's model
+    final: Any                   # TrainResult of the final training (module kept)
+    search_seconds: float
+    train_seconds: float
+    final_epochs: float
+    trials: list
+    search_info: dict
+    check: decide.ReuseCheck | None = None
+    escalated: bool = False
+
+
+def lost_trial(request, exc: BaseException):
+    """``on_error`` for the executor: a trial whose worker died (after retries) is a failed trial."""
+    from search_backends.base import Trial
+
+    return Trial(spec=request.spec, resource=request.resource, seed=request.seed, val_accuracy=0.0,
+                 test_accuracy=0.0, wall_seconds=0.0, status="failed", error=f"worker lost: {exc}")
+
+
+def _grouper_class(name: str):
+    """The grouper class registered under ``name`` (``trautoml.grouping.GROUPERS``)."""
+    from trautoml.grouping import GROUPERS
+
+    if name not in GROUPERS:
+        raise ValueError(f"unknown grouper {name!r}; available: {', '.join(GROUPERS)}")
+    return GROUPERS[name]
+
+
+def _is_stream_uri(x: Any) -> bool:
+    from trautoml.data.loaders import STREAM_SCHEMES, split_scheme
+
+    return isinstance(x, str) and split_scheme(x.strip())[0] in STREAM_SCHEMES
+
+
+def _accepted_kwargs(cls, offered: dict) -> dict:
+    """The entries of ``offered`` that ``cls(...)`` names as parameters (third-party classes take what they know)."""
+    try:
+        params = inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        return {}
+    return {k: v for k, v in offered.items() if k in params}
+
+
+# ---------------------------------------------------------------------------------------------- the API
+class TrAutoML:
+    """Ingest datasets one at a time; each either reuses its group's model (trained afresh) or gets a searched one.
+
+    ``workspace``: the folder holding the state (``.trautoml/state.db``) and, by default, the MLflow store
+    (``mlflow.db``, ``mlruns/``). ``backend``: a search backend name (``search_backends``, entry points included).
+    ``grouper``: ``mh`` (the paper's), ``random``, ``kmeans``, ``seq-kmeans``, ``metafeatures``. ``preset``: ``tiny``,
+    ``small``, ``paper`` or a `Preset`; keyword ``overrides`` replace its fields (see ``trautoml.presets``).
+    ``executor``: ``local`` (process pool), ``serial``, ``ray``, or an executor object. ``backend_options``: extra
+    keyword arguments for the backend's constructor.
+
+    Nothing is written until the first ingest has loaded and validated its dataset; a bad name or option raises
+    ``ValueError`` here.
+    """
+
+    def __init__(self, workspace: str | os.PathLike = ".", backend: str = "hyperband", grouper: str = "mh",
+                 preset: str | Preset = "small", tracking_uri: str | None = None, executor: Any = "local",
+                 seed: int = 0, quiet: bool = False, backend_options: dict | None = None, **overrides):
+        self.preset = get_preset(preset, **overrides)
+        if isinstance(seed, bool) or int(seed) != seed or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        self.seed = int(seed)
+        self.root = Path(workspace).expanduser().resolve()
+        if self.root.exists() and not self.root.is_dir():
+            raise ValueError(f"workspace {self.root} exists and is not a folder")
+        self.tracking_uri = tracking_uri
+        self.progress = Progress(quiet=quiet)
+        self.quiet = quiet
+
+        from search_backends.registry import backend_class
+
+        self.backend_name = backend
+        cls = backend_class(backend)  # ValueError naming the known backends
+        offered = {"eta": self.preset.eta, "space": self.preset.space}
+        self.backend = cls(**{**_accepted_kwargs(cls, offered), **(backend_options or {})})
+
+        self.grouper_name = grouper
+        self._fresh_grouper()  # validates the name and the grouping parameters
+
+        if isinstance(executor, str):
+            from trautoml.executor import executor_names
+
+            if executor not in executor_names():
+                raise ValueError(f"unknown executor {executor!r}; available: {', '.join(executor_names())}")
+        self._executor_spec = executor
+        self._executor = None
+        self._ws: Workspace | None = None
+        self._tracker = None
+        self._recovered = False
+
+    # ------------------------------------------------------------------ lifecycle
+    def close(self) -> None:
+        if self._executor is not None and isinstance(self._executor_spec, str):
+            self._executor.close()
+        self._executor = None
+        if self._ws is not None:
+            self._ws.close()
+            self._ws = None
+
+    def __enter__(self) -> "TrAutoML":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def executor(self):
+        if self._executor is None:
+            if isinstance(self._executor_spec, str):
+                from trautoml.executor import make_executor
+
+                self._executor = make_executor(self._executor_spec)
+            else:
+                self._executor = self._executor_spec
+        return self._executor
+
+    @property
+    def workspace(self) -> Workspace:
+        """The workspace state, created on first use (only ingests create it)."""
+        if self._ws is None:
+            self._ws = Workspace(self.root)
+        return self._ws
+
+    def _existing_workspace(self) -> Workspace | None:
+        if self._ws is None and Workspace.exists(self.root):
+            self._ws = Workspace(self.root, create=False)
+        return self._ws
+
+    @property
+    def tracker(self):
+        if self._tracker is None:
+            from trautoml.tracking import Tracker
+
+            self._tracker = Tracker.for_workspace(self.root, self.tracking_uri)
+        return self._tracker
+
+    # ------------------------------------------------------------------ settings
+    def settings(self) -> dict:
+        """What fixes how profiles are made and grouped: a workspace keeps one set of these for good."""
+        p = self.preset
+        s = {"grouper": self.grouper_name, "alpha": p.alpha, "gamma": p.gamma, "K": p.K, "sigma0_sq": p.sigma0_sq}
+        if self.grouper_name != "metafeatures":
+            from landmarkers import LANDMARKER_SEED
+
+            s |= {"n_models": p.n_models, "n_trials": p.n_trials, "profile_epochs": p.profile_epochs,
+                  "profile_max_train": p.profile_max_train, "profile_max_eval": p.profile_max_eval,
+                  "landmarker_seed": LANDMARKER_SEED}
+        return s
+
+    def check_workspace(self) -> None:
+        """Raise ``WorkspaceError`` if the workspace exists and was set up with other settings (read-only)."""
+        ws = self._existing_workspace()
+        if ws is not None:
+            ws.check_settings(self.settings())
+
+    def _run_params(self) -> dict:
+        return {"preset": self.preset.name, "backend": self.backend_name, "grouper": self.grouper_name,
+                "seed": self.seed, "executor": getattr(self._executor_spec, "name", self._executor_spec),
+                **{k: v for k, v in self.preset.to_dict().items() if k not in ("name", "description")}}
+
+    def _grouper_kwargs(self) -> dict:
+        p = self.preset
+        return {"alpha": p.alpha, "gamma": p.gamma, "K": p.K, "sigma0_sq": p.sigma0_sq, "seed": self.seed}
+
+    def _fresh_grouper(self):
+        cls = _grouper_class(self.grouper_name)  # ValueError naming the known groupers
+        return cls(**_accepted_kwargs(cls, self._grouper_kwargs()))
+
+    # ------------------------------------------------------------------ the pipeline
+    def load(self, dataset_or_uri):
+        """A Dataset from a Dataset, a StreamItem, a dataset URI or a path (``DatasetError`` if refused)."""
+        from trautoml.data import Dataset, DatasetError, StreamItem, load_dataset
+
+        if isinstance(dataset_or_uri, Dataset):
+            return dataset_or_uri
+        if isinstance(dataset_or_uri, StreamItem):
+            return dataset_or_uri.load()
+        if isinstance(dataset_or_uri, os.PathLike):
+            dataset_or_uri = os.fspath(dataset_or_uri)
+        if not isinstance(dataset_or_uri, str):
+            raise DatasetError(f"cannot ingest a {type(dataset_or_uri).__name__}; give a dataset URI or a Dataset")
+        if _is_stream_uri(dataset_or_uri):
+            raise DatasetError(f"{dataset_or_uri!r} is a stream of datasets; use ingest_stream")
+        return load_dataset(dataset_or_uri)
+
+    def ingest(self, dataset_or_uri) -> Decision:
+        """Load → profile → group → decide → search/train → track, for one dataset; returns its Decision.
+
+        Content already in the workspace returns the earlier Decision without recomputing anything."""
+        dataset = self.load(dataset_or_uri)
+        earlier = self._earlier(dataset)
+        if earlier is not None:
+            return earlier
+        self.workspace.check_settings(self.settings())
+        with self.workspace.lock():
+            earlier = self._earlier(dataset)  # another process may have ingested it while we waited
+            if earlier is not None:
+                return earlier
+            self.workspace.check_settings(self.settings())
+            self.recover()
+            run_id = self.tracker.start_dataset_run(dataset.name, dataset.content_hash(), self._run_params())
+            try:
+                features = self.profile(dataset, run_id)
+                grouper, version, assignment = self.group(features, run_id)
+                plan = self.decide(assignment)
+                outcome = self.search_and_train(dataset, plan, run_id)
+                decision = self._decision(dataset, features, assignment, plan, outcome, run_id)
+                self.track(run_id, decision, outcome, dataset)
+                self.workspace.commit_ingest(
+                    grouper_name=self.grouper_name, grouper_state=grouper.to_dict(), expected_version=version,
+                    settings=self.settings(), decision=decision, name=dataset.name, uri=dataset.uri,
+                    family=dataset.family, profile=features.to_dict(), assignment=assignment.to_dict(),
+                    founds_group=plan.founds_group,
+                    group_spec=outcome.spec.to_dict() if plan.founds_group else None)
+            except BaseException as exc:
+                self._abort_run(run_id, exc)
+                raise
+            self._finish_run(run_id, decision)
+        self.progress.message(f"{dataset.name}: {decision.outcome} → group {decision.group} "
+                              f"(val {decision.val_accuracy:.3f}, test {decision.test_accuracy:.3f}, "
+                              f"{decision.total_seconds:.1f}s)")
+        return decision
+
+    def ingest_stream(self, stream) -> list[Decision]:
+        """Ingest datasets in order: a stream URI (``stream:demo``, ``manifest:PATH``, ``folder-stream:DIR``) or an
+        iterable of URIs (stream URIs are expanded), StreamItems and Datasets. Items load one at a time."""
+        items = self.expand(stream)
+        decisions = []
+        for i, item in enumerate(items, 1):
+            label = getattr(item, "name", None) or (item if isinstance(item, str) else "dataset")
+            self.progress.message(f"[{i}/{len(items)}] {label}")
+            decisions.append(self.ingest(item))
+        return decisions
+
+    @staticmethod
+    def expand(stream) -> list:
+        """The items of a stream URI or of an iterable (stream URIs inside it expanded), nothing loaded yet."""
+        from trautoml.data import load_stream
+
+        if isinstance(stream, (str, os.PathLike)) and not _is_stream_uri(os.fspath(stream)):
+            return [os.fspath(stream)]
+        if isinstance(stream, str):
+            return list(load_stream(stream))
+        items: list = []
+        for x in stream:
+            items.extend(load_stream(x) if _is_stream_uri(x) else [x])
+        return items
+
+    # ---- load → (already there?)
+    def _earlier(self, dataset) -> Decision | None:
+        ws = self._existing_workspace()
+        if ws is None:
+            return None
+        earlier = ws.decision_by_hash(dataset.content_hash())
+        if earlier is not None:
+            self.progress.message(f"{dataset.name}: already in the workspace ({earlier.outcome}, group "
+                                  f"{earlier.group}); returning the earlier decision")
+        return earlier
+
+    # ---- profile
+    def profile(self, dataset, run_id: str | None = None) -> Features:
+        """The features the grouper observes (cached in the workspace by content hash and profile settings)."""
+        p = self.preset
+        if self.grouper_name == "metafeatures":
+            from trautoml.data import METAFEATURE_NAMES, statistical_metafeatures
+
+            t0 = time.perf_counter()
+            mf = statistical_metafeatures(dataset)
+            names = [n for n in METAFEATURE_NAMES if n in mf]
+            features = Features("metafeatures", np.array([[float(mf[n]) for n in names]]),
+                                time.perf_counter() - t0, names=names)
+        else:
+            from landmarkers import LANDMARKER_SEED, Profile, ProfileBudget
+            from landmarkers import profile as landmarker_profile
+
+            key = json.dumps({"n_models": p.n_models, "n_trials": p.n_trials, "epochs": p.profile_epochs,
+                              "max_train": p.profile_max_train, "max_eval": p.profile_max_eval, "seed": self.seed,
+                              "landmarker_seed": LANDMARKER_SEED}, sort_keys=True)
+            h = dataset.content_hash()
+            cached = self.workspace.cached_profile(h, key)
+            if cached is not None:
+                prof = Profile.from_dict(cached)
+                self.progress.message(f"  profile: from the workspace cache ({prof.total_seconds:.1f}s measured)")
+            else:
+                prof = landmarker_profile(
+                    dataset, n_models=p.n_models, n_trials=p.n_trials, seed=self.seed, executor=self.executor,
+                    budget=ProfileBudget(epochs=p.profile_epochs, max_train=p.profile_max_train,
+                                         max_eval=p.profile_max_eval),
+                    progress=self.progress.bar(f"  profile {p.n_trials}x{p.n_models}"))
+                self.workspace.store_profile(h, key, prof.to_dict())
+            features = Features("landmarkers", prof.trials, prof.total_seconds, profile=prof,
+                                cached=cached is not None)
+        if run_id is not None:
+            self.tracker.log_profile(run_id, features)
+        return features
+
+    # ---- group
+    def _grouper(self):
+        """The workspace's grouper, restored from its state (a fresh one before the first dataset), and the
+        state version it was restored from."""
+        state = self.workspace.grouper_state()
+        if state is None:
+            return self._fresh_grouper(), None
+        name, d, version = state
+        if name != self.grouper_name:
+            raise WorkspaceError(f"workspace {self.root} groups with {name!r}, not {self.grouper_name!r}")
+        return _grouper_class(name).from_dict(d), version
+
+    def group(self, features: Features, run_id: str | None = None):
+        grouper, version = self._grouper()
+        assignment = grouper.observe(features.trials)
+        self.progress.message("  group: " + assignment.explain().replace("\n", "\n         "))
+        if run_id is not None:
+            self.tracker.log_assignment(run_id, assignment)
+        return grouper, version, assignment
+
+    # ---- decide
+    def decide(self, assignment) -> decide.Plan:
+        from trautoml.models.spec import ModelSpec
+
+        spec = self.workspace.group_spec(assignment.group)
+        plan = decide.plan(assignment, None if spec is None else ModelSpec.from_dict(spec))
+        self.progress.message(f"  decide: {plan.describe()}")
+        return plan
+
+    # ---- search / train
+    def search_and_train(self, dataset, plan: decide.Plan, run_id: str | None = None) -> Outcome:
+        p = self.preset
+        if plan.action == decide.SEARCH:
+            result, search_s = self._search(dataset, plan, run_id)
+            epochs = p.final_epochs or result.best_resource
+            final, train_s = self._train(result.best, dataset, epochs)
+            return Outcome("searched", result.best, final, search_s, train_s, epochs, result.trials, result.info)
+
+        epochs = p.final_epochs or p.search_epochs
+        final, train_s = self._train(plan.spec, dataset, epochs)
+        members = [d.val_accuracy for d in self.workspace.group_member_decisions(plan.group) if d.spec == plan.spec]
+        check = decide.check_reuse(final.val_accuracy, members, p.reuse_tolerance)
+        if not check.escalate:
+            return Outcome("reused", plan.spec, final, 0.0, train_s, epochs, [], {}, check)
+        self.progress.message(f"  check: reused val {check.reused_val:.3f} < group's {check.reference:.3f} - "
+                              f"{check.tolerance}: escalating to a search")
+        result, search_s = self._search(dataset, decide.escalation(plan), run_id)
+        epochs2 = p.final_epochs or result.best_resource
+        final2, train2_s = self._train(result.best, dataset, epochs2)
+        if final2.val_accuracy > final.val_accuracy:
+            return Outcome("searched", result.best, final2, search_s, train_s + train2_s, epochs2, result.trials,
+                           result.info, check, escalated=True)
+        return Outcome("reused", plan.spec, final, search_s, train_s + train2_s, epochs, result.trials,
+                       result.info, check, escalated=True)
+
+    def _search(self, dataset, plan: decide.Plan, run_id: str | None):
+        from search_backends.base import SearchBudget, SearchTask
+
+        p = self.preset
+        budget = SearchBudget(max_trials=p.search_trials, max_epochs=p.search_epochs,
+                              min_epochs=p.search_min_epochs, max_seconds=p.search_seconds)
+        folder = state_dir(self.root) / "backends" / self.backend_name
+        folder.mkdir(parents=True, exist_ok=True)
+        task = SearchTask(dataset=dataset, budget=budget, run_trials=self._trial_runner(dataset, run_id),
+                          seed=self.seed, warm_start=list(plan.warm_start), task_id=plan.group, state_dir=folder,
+                          progress=lambda msg: self.progress.message("  search: " + msg))
+        t0 = time.perf_counter()
+        result = self.backend.search(task)
+        return result, time.perf_counter() - t0
+
+    def _trial_runner(self, dataset, run_id: str | None):
+        """``task.run_trials``: the workspace's trial cache first, the rest through the executor with a picklable
+        top-level trial function; measured results go into the cache and, as child runs, into MLflow."""
+        from search_backends.base import Trial
+        from trautoml.models.trials import run_trial
+
+        p = self.preset
+        h = dataset.content_hash()
+        caps = json.dumps({"max_train": p.search_max_train, "max_eval": p.search_max_eval}, sort_keys=True)
+        fn = functools.partial(run_trial, dataset=dataset, max_train=p.search_max_train, max_eval=p.search_max_eval)
+        logged = [0]
+
+        def run_trials(requests) -> list:
+            requests = list(requests)
+            out: list = [None] * len(requests)
+            misses = []
+            for i, r in enumerate(requests):
+                hit = self.workspace.cached_trial(h, r.spec.key(), r.resource, r.seed, caps)
+                if hit is None:
+                    misses.append(i)
+                else:
+                    out[i] = Trial.from_dict({**hit, "cached": True})
+            if misses:
+                results = self.executor.map(fn, [requests[i] for i in misses], on_error=lost_trial)
+                for i, t in zip(misses, results):
+                    out[i] = t
+                self.workspace.store_trials(h, caps, [
+                    {"spec_key": t.spec.key(), "resource": t.resource, "seed": t.seed, "trial": t.to_dict()}
+                    for t in (out[i] for i in misses) if t.status == "ok"])
+            if run_id is not None:
+                self.tracker.log_trials(run_id, out, first_index=logged[0])
+            logged[0] += len(out)
+            return out
+
+        return run_trials
+
+    def _train(self, spec, dataset, epochs: float):
+        """The final training of the dataset's model: weights trained afresh on its full train split."""
+        from trautoml.models.train import train_and_evaluate
+
+        self.progress.message(f"  train: {spec.space} {spec.key()} for {epochs:g} epochs")
+        t0 = time.perf_counter()
+        res = train_and_evaluate(spec, dataset, epochs, self.seed, max_train=self.preset.final_max_train,
+                                 keep_module=True)
+        return res, time.perf_counter() - t0
+
+    # ---- the decision record
+    def _decision(self, dataset, features: Features, assignment, plan: decide.Plan, out: Outcome,
+                  run_id: str) -> Decision:
+        test = assignment.test
+        trials = out.trials
+        extra = {"uri": dataset.uri, "family": dataset.family, "preset": self.preset.name,
+                 "grouper": self.grouper_name, "final_epochs": out.final_epochs,
+                 "profile_cached": features.cached, "trials": len(trials),
+                 "cached_trials": sum(1 for t in trials if t.cached),
+                 "failed_trials": sum(1 for t in trials if t.status != "ok"),
+                 "trial_seconds": float(sum(t.wall_seconds for t in trials)),
+                 "founded": plan.founds_group, "search": out.search_info}
+        if out.check is not None:
+            extra["reuse_check"] = out.check.to_dict()
+        if out.escalated:
+            extra["escalated"] = {"kept": out.outcome, "group_model": plan.spec.to_dict()}
+        how = plan.describe()
+        if out.escalated:
+            how += ("; " + decide.escalation(plan).describe() +
+                    (" — kept the searched model" if out.outcome == "searched" else " — the search did not beat "
+                     "the reused model, kept it"))
+        return Decision(
+            dataset=dataset.name, content_hash=dataset.content_hash(), group=plan.group, outcome=out.outcome,
+            reason=assignment.reason, spec=out.spec, backend=self.backend_name,
+            val_accuracy=float(out.final.val_accuracy), test_accuracy=float(out.final.test_accuracy),
+            profile_seconds=float(features.total_seconds), search_seconds=float(out.search_seconds),
+            train_seconds=float(out.train_seconds), explanation=f"{assignment.explain()}\n→ {how}",
+            F=getattr(test, "F", None), p_value=getattr(test, "p_value", None),
+            log_posterior=assignment.log_posterior, runner_up_log_posterior=assignment.runner_up_log_posterior,
+            run_id=run_id, extra=extra)
+
+    # ---- track
+    def track(self, run_id: str, decision: Decision, outcome: Outcome, dataset) -> None:
+        self.tracker.log_decision(run_id, decision, module=outcome.final.module,
+                                  input_example=np.ascontiguousarray(dataset.x_val[:2]))
+
+    def _finish_run(self, run_id: str, decision: Decision) -> None:
+        """After the commit: the group's registered model gets this member's version, the groups picture, and the
+        run is finished. A failure here loses nothing: `recover` completes it next time."""
+        try:
+            self._register(decision.group, run_id)
+            rows = self.workspace.datasets()
+            self.tracker.log_groups_figure(run_id, [r["name"] for r in rows],
+                                           np.array([r["profile"]["mean"] for r in rows], dtype=float),
+                                           [r["group_id"] for r in rows], highlight=decision.dataset)
+            self.tracker.end_run(run_id, "FINISHED")
+        except Exception as exc:  # noqa: BLE001 - the ingest is committed; recovery finishes the run later
+            self.progress.message(f"warning: finishing MLflow run {run_id} failed ({exc}); the next ingest "
+                                  "finishes it")
+
+    def _register(self, group: str, run_id: str) -> None:
+        client = self.tracker.client
+        if not client.search_model_versions(f"run_id = '{run_id}'"):
+            self.tracker.register_group_model(group, run_id)
+
+    def _abort_run(self, run_id: str, exc: BaseException) -> None:
+        status = "KILLED" if isinstance(exc, (KeyboardInterrupt, SystemExit)) else "FAILED"
+        try:
+            self.tracker.end_run(run_id, status)
+        except Exception:  # noqa: BLE001 - the original error matters more; recovery closes the run later
+            pass
+
+    def recover(self) -> list[str]:
+        """Bring MLflow in line with the workspace after a crash (once per instance, under the lock): runs of
+        committed datasets are finished (their model registered if it was not), RUNNING runs of dead processes
+        that never committed are marked KILLED, and so are their RUNNING trial runs. Returns the runs touched."""
+        if self._recovered:
+            return []
+        tracker, ws = self.tracker, self.workspace
+        committed = {r["run_id"]: r for r in ws.datasets() if r["run_id"]}
+        touched = []
+        unfinished = tracker.client.search_runs([tracker.experiment_id], "attributes.status != 'FINISHED'",
+                                                max_results=10_000)
+        for run in unfinished:
+            rid = run.info.run_id
+            if rid in committed:
+                self._register(committed[rid]["group_id"], rid)
+                tracker.end_run(rid, "FINISHED")
+                touched.append(rid)
+        touched += tracker.close_stale_runs()
+        for run in tracker.client.search_runs([tracker.experiment_id], "attributes.status = 'RUNNING'",
+                                              max_results=10_000):
+            parent = run.data.tags.get("mlflow.parentRunId")
+            if parent and tracker.client.get_run(parent).info.status != "RUNNING":
+                tracker.end_run(run.info.run_id, "KILLED")
+                touched.append(run.info.run_id)
+        self._recovered = True
+        return touched
+
+    # ------------------------------------------------------------------ reading the workspace
+    def groups(self) -> list[dict]:
+        """Groups in founding order: ``{"id", "members": [dataset names in arrival order], "model": spec dict}``."""
+        ws = self._existing_workspace()
+        return [] if ws is None else ws.groups()
+
+    def decision_for(self, name: str) -> Decision:
+        """The Decision of the latest dataset of that name (or content hash / unique hash prefix)."""
+        ws = self._existing_workspace()
+        row = None if ws is None else ws.dataset_row(name)
+        if row is None:
+            raise WorkspaceError(f"no dataset {name!r} in workspace {self.root}")
+        return Decision.from_dict(row["decision"])
+
+    def decisions(self) -> list[Decision]:
+        ws = self._existing_workspace()
+        return [] if ws is None else [Decision.from_dict(r["decision"]) for r in ws.datasets()]

@@ -1,0 +1,421 @@
+"""The ``trautoml`` command.
+
+::
+
+    trautoml demo                       # stream:demo end to end (preset small), then a table and how to open the UI
+    trautoml ingest URI [URI ...]       # datasets or streams (stream:NAME, manifest:PATH, folder-stream:DIR)
+    trautoml watch DIR                  # ingest every dataset that lands in DIR, in arrival order, until Ctrl-C
+    trautoml groups [--json]            # the groups: id, members (arrival order), model spec
+    trautoml show NAME [--json]         # one dataset's decision, why, accuracies and times
+    trautoml ui [--port 5000]           # the MLflow UI on the workspace's store, on 127.0.0.1
+
+Common options (before or after the subcommand): ``--workspace`` (default ``.``), ``--backend``, ``--grouper``,
+``--preset``, ``--tracking-uri``, ``--executor``, ``--seed``, ``--quiet``, ``--set KEY=VALUE`` (a preset field,
+repeatable; see ``trautoml.presets``).
+
+Exit status: 0 done; 2 bad input — a dataset or option the data layer or trautoml refuses, an unknown backend,
+grouper, preset or setting, a workspace set up with other settings — with a one-line message on stderr and nothing
+changed in the workspace or the MLflow store (every dataset named on the command line is loaded and checked before
+the first is ingested); 1 an unexpected failure (one line; ``TRAUTOML_DEBUG=1`` shows the traceback);
+130 interrupted during an ingest (``watch`` exits 0 on Ctrl-C or SIGTERM: that is how it is meant to stop).
+
+``watch DIR``: polls DIR every ``--poll`` seconds (default 2). Candidates are ``*.npz`` files and image-folder
+datasets (a folder holding class sub-folders) directly in DIR; names starting with ``.`` or ending in ``.tmp``,
+``.part`` or ``.ready`` are ignored. A candidate is *ready* when its size and modification time (for a folder:
+file count, total size and newest time of everything inside) are the same at two consecutive polls, or at once
+when a marker ``NAME.ready`` (e.g. ``x.npz.ready``) exists beside it — writers that can, should write the marker
+last (or write ``x.npz.part`` and rename it). Ready candidates are ingested one at a time in arrival order
+(modification time, then name); files that land while an ingest runs are picked up by the next polls. Each is
+ingested once per content: a file that changes afterwards is a new dataset and is ingested again; identical content
+returns the earlier decision at once. A candidate the data layer refuses is reported on stderr and skipped until
+it changes. ``--max-items N`` stops after N candidates (for tests and scripts).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class BadInput(Exception):
+    """Raised for input the command refuses (exit status 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2 (argparse's default prints the usage too)
+        raise BadInput(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+COMMON_DEFAULTS = {"workspace": ".", "backend": "hyperband", "grouper": "mh", "preset": None, "tracking_uri": None,
+                   "executor": "local", "seed": 0, "quiet": False, "set": []}
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("common options")
+    S = argparse.SUPPRESS
+    g.add_argument("--workspace", "-w", default=S, help="workspace folder (default: .)")
+    g.add_argument("--backend", default=S, help="search backend (default: hyperband)")
+    g.add_argument("--grouper", default=S, help="grouper: mh, random, kmeans, seq-kmeans, metafeatures (default: mh)")
+    g.add_argument("--preset", default=S, help="tiny, small or paper (default: small)")
+    g.add_argument("--tracking-uri", default=S, help="MLflow tracking URI (default: the workspace's mlflow.db)")
+    g.add_argument("--executor", default=S, help="local, serial or ray (default: local)")
+    g.add_argument("--seed", type=int, default=S, help="seed of profiles, searches and trainings (default: 0)")
+    g.add_argument("--quiet", "-q", action="store_true", default=S, help="no progress on stderr")
+    g.add_argument("--set", action="append", default=S, metavar="KEY=VALUE",
+                   help="override a preset field, e.g. --set search_trials=6 (repeatable)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="trautoml", description="Transferable AutoML over a stream of image datasets.")
+    _add_common(parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    p = sub.add_parser("demo", help="ingest stream:demo (preset small) and print the result")
+    _add_common(p)
+    p = sub.add_parser("ingest", help="ingest datasets or streams")
+    p.add_argument("uris", nargs="+", metavar="URI")
+    _add_common(p)
+    p = sub.add_parser("watch", help="ingest every dataset that lands in DIR, until interrupted")
+    p.add_argument("dir", metavar="DIR")
+    p.add_argument("--poll", type=float, default=2.0, metavar="SECONDS", help="seconds between polls (default 2)")
+    p.add_argument("--max-items", type=int, default=None, metavar="N", help="stop after N datasets")
+    _add_common(p)
+    p = sub.add_parser("groups", help="list the groups")
+    p.add_argument("--json", action="store_true", help="JSON: [{id, members, model}]")
+    _add_common(p)
+    p = sub.add_parser("show", help="one dataset's decision")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--json", action="store_true", help="the Decision as JSON")
+    _add_common(p)
+    p = sub.add_parser("ui", help="start the MLflow UI on the workspace's store (127.0.0.1)")
+    p.add_argument("--port", type=int, default=5000)
+    _add_common(p)
+    return parser
+
+
+def _overrides(pairs: list[str]) -> dict:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise BadInput(f"--set expects KEY=VALUE, got {pair!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _automl(args, preset_default: str = "small"):
+    import mlflow  # noqa: F401 - imported first so that its logging setup is in place before we quieten it
+
+    from trautoml.api import TrAutoML
+
+    # MLflow's INFO lines ("Creating initial MLflow database tables...") are noise beside the progress output
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+
+    try:
+        return TrAutoML(workspace=args.workspace, backend=args.backend, grouper=args.grouper,
+                        preset=args.preset or preset_default, tracking_uri=args.tracking_uri,
+                        executor=args.executor, seed=args.seed, quiet=args.quiet, **_overrides(args.set))
+    except ValueError as exc:  # unknown backend / grouper / preset / setting / executor
+        raise BadInput(str(exc)) from None
+
+
+# ------------------------------------------------------------------------------------------ output
+def _fmt_seconds(s: float) -> str:
+    return f"{s:.1f}s" if s < 120 else f"{s / 60:.1f}m"
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
+    line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
+
+
+def decisions_table(decisions) -> str:
+    rows = [[d.dataset, d.group, d.outcome, d.reason, f"{d.val_accuracy:.3f}", f"{d.test_accuracy:.3f}",
+             _fmt_seconds(d.total_seconds)] for d in decisions]
+    return _table(rows, ["dataset", "group", "decision", "reason", "val acc", "test acc", "time"])
+
+
+def _ui_hint(args) -> str:
+    ws = "" if args.workspace == "." else f" --workspace {args.workspace}"
+    if args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"):
+        return f"MLflow store: {args.tracking_uri or os.environ['MLFLOW_TRACKING_URI']}"
+    return f"Open the MLflow UI: trautoml ui{ws}   (then http://127.0.0.1:5000)"
+
+
+def _spec_summary(spec: dict) -> str:
+    arch = spec.get("arch", {})
+    layers = arch.get("layers")
+    if isinstance(layers, list):
+        parts = []
+        for layer in layers:
+            t = layer.get("type")
+            parts.append(f"conv{layer.get('filters')}k{layer.get('kernel')}" if t == "conv" else
+                         f"{layer.get('op', '')}pool" if t == "pool" else f"fc{layer.get('units')}" if t == "fc"
+                         else str(t))
+        return f"{spec.get('space')}: " + "-".join(parts)
+    return str(spec.get("space"))
+
+
+# ------------------------------------------------------------------------------------------ commands
+def cmd_ingest(args, stream=None) -> int:
+    from trautoml.data import DatasetError
+    from trautoml.workspace import WorkspaceError
+
+    t = _automl(args)
+    with t:
+        try:
+            if stream is not None:
+                items = t.expand(stream)  # a named stream: loaded one at a time, as they go
+            else:  # every dataset on the command line is loaded (validated) before the first is ingested
+                items = [t.load(x) for uri in args.uris for x in t.expand(uri)]
+            t.check_workspace()
+            decisions = [t.ingest(x) for x in _announce(t, items)]
+        except (DatasetError, WorkspaceError) as exc:
+            raise BadInput(str(exc)) from None
+    print(decisions_table(decisions))
+    if stream is not None or len(decisions) > 1:
+        total = sum(d.total_seconds for d in decisions)
+        searched = sum(d.outcome == "searched" for d in decisions)
+        print(f"\n{len(decisions)} datasets, {len({d.group for d in decisions})} groups, {searched} searched, "
+              f"{len(decisions) - searched} reused; {_fmt_seconds(total)} of profiling, search and training")
+    print(_ui_hint(args))
+    return EXIT_OK
+
+
+def _announce(t, items):
+    for i, item in enumerate(items, 1):
+        name = getattr(item, "name", None) or str(item)
+        t.progress.message(f"[{i}/{len(items)}] {name}")
+        yield item
+
+
+def cmd_demo(args) -> int:
+    started = time.perf_counter()
+    code = cmd_ingest(args, stream="stream:demo")
+    if not args.quiet:
+        print(f"demo finished in {_fmt_seconds(time.perf_counter() - started)} (wall clock)", file=sys.stderr)
+    return code
+
+
+def _read_workspace(args):
+    from trautoml.workspace import Workspace, WorkspaceError
+
+    try:
+        return Workspace(Path(args.workspace).expanduser().resolve(), create=False)
+    except WorkspaceError:
+        return None
+
+
+def cmd_groups(args) -> int:
+    ws = _read_workspace(args)
+    groups = [] if ws is None else ws.groups()
+    if args.json:
+        print(json.dumps(groups, indent=2, sort_keys=False))
+    elif not groups:
+        print(f"no groups yet in {Path(args.workspace).resolve()}")
+    else:
+        print(_table([[g["id"], len(g["members"]), _spec_summary(g["model"]), ", ".join(g["members"])]
+                      for g in groups], ["group", "size", "model", "members (arrival order)"]))
+    return EXIT_OK
+
+
+def cmd_show(args) -> int:
+    from trautoml.decision import Decision
+
+    ws = _read_workspace(args)
+    row = None if ws is None else ws.dataset_row(args.name)
+    if row is None:
+        raise BadInput(f"no dataset {args.name!r} in workspace {Path(args.workspace).resolve()} "
+                       "(trautoml groups lists them)")
+    d = Decision.from_dict(row["decision"])
+    if args.json:
+        print(json.dumps(d.to_dict(), indent=2, sort_keys=True))
+        return EXIT_OK
+    founded = "founded" if d.extra.get("founded") else "joined"
+    lines = [
+        ("dataset", f"{d.dataset}   (#{row['seq']}, family {row.get('family') or '-'})"),
+        ("uri", row.get("uri") or "-"),
+        ("content", d.content_hash),
+        ("group", f"{d.group} ({founded})"),
+        ("decision", f"{d.outcome} ({d.reason})"),
+        ("backend", d.backend),
+        ("model", f"{_spec_summary(d.spec.to_dict())}   [{d.spec.key()}]"),
+        ("spec", d.spec.to_json()),
+        ("accuracy", f"validation {d.val_accuracy:.4f}   test {d.test_accuracy:.4f}"),
+        ("time", f"profile {_fmt_seconds(d.profile_seconds)}   search {_fmt_seconds(d.search_seconds)}   "
+                 f"train {_fmt_seconds(d.train_seconds)}   total {_fmt_seconds(d.total_seconds)}"),
+    ]
+    if d.F is not None:
+        lines.append(("test", f"Behrens–Fisher F = {d.F:.3f}, p = {d.p_value:.3g}"))
+    if d.extra.get("trials"):
+        lines.append(("trials", f"{d.extra['trials']} ({d.extra.get('cached_trials', 0)} from the cache, "
+                                f"{d.extra.get('failed_trials', 0)} failed), "
+                                f"{_fmt_seconds(d.extra.get('trial_seconds', 0.0))} measured"))
+    lines.append(("MLflow run", d.run_id or "-"))
+    width = max(len(k) for k, _ in lines)
+    print("\n".join(f"{k.ljust(width)}  {v}" for k, v in lines))
+    print("why\n  " + d.explanation.replace("\n", "\n  "))
+    return EXIT_OK
+
+
+def _watch_signature(p: Path):
+    """(count, total size, newest mtime) of a file or of everything inside a folder."""
+    if p.is_file():
+        st = p.stat()
+        return (1, st.st_size, st.st_mtime_ns)
+    count = size = newest = 0
+    for dirpath, _, files in os.walk(p):
+        for f in files:
+            try:
+                st = os.stat(os.path.join(dirpath, f))
+            except FileNotFoundError:
+                continue
+            count, size, newest = count + 1, size + st.st_size, max(newest, st.st_mtime_ns)
+    return (count, size, max(newest, p.stat().st_mtime_ns))
+
+
+_IGNORED_SUFFIXES = (".tmp", ".part", ".ready")
+
+
+def _watch_candidates(d: Path) -> list[Path]:
+    out = []
+    for p in d.iterdir():
+        if p.name.startswith(".") or p.name.endswith(_IGNORED_SUFFIXES):
+            continue
+        if p.is_file() and p.suffix.lower() == ".npz":
+            out.append(p)
+        elif p.is_dir() and any(c.is_dir() and not c.name.startswith(".") for c in p.iterdir()):
+            out.append(p)
+    return out
+
+
+def cmd_watch(args) -> int:
+    from trautoml.data import DatasetError
+    from trautoml.workspace import WorkspaceError
+
+    d = Path(args.dir).expanduser()
+    if not d.is_dir():
+        raise BadInput(f"watch: folder not found: {d}")
+    if args.poll <= 0:
+        raise BadInput(f"--poll must be positive, got {args.poll}")
+    t = _automl(args)
+    try:
+        t.check_workspace()
+    except WorkspaceError as exc:
+        raise BadInput(str(exc)) from None
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    old_term = signal.signal(signal.SIGTERM, stop)
+    previous: dict[Path, tuple] = {}
+    done: dict[Path, tuple] = {}
+    handled = 0
+    t.progress.message(f"watching {d.resolve()} (every {args.poll:g}s; Ctrl-C stops)")
+    try:
+        with t:
+            while True:
+                now: dict[Path, tuple] = {}
+                ready = []
+                for p in _watch_candidates(d):
+                    try:
+                        sig = _watch_signature(p)
+                    except FileNotFoundError:
+                        continue
+                    now[p] = sig
+                    if done.get(p) == sig:
+                        continue
+                    if previous.get(p) == sig or p.with_name(p.name + ".ready").exists():
+                        ready.append((sig[2], p.name, p, sig))
+                previous = now
+                for _, _, p, sig in sorted(ready):
+                    uri = f"npz:{p}" if p.is_file() else f"folder:{p}"
+                    try:
+                        decision = t.ingest(uri)
+                        print(f"{p.name}\t{decision.dataset}\t{decision.group}\t{decision.outcome}\t"
+                              f"{decision.reason}\tval {decision.val_accuracy:.3f}\t"
+                              f"{_fmt_seconds(decision.total_seconds)}", flush=True)
+                    except (DatasetError, WorkspaceError) as exc:
+                        print(f"trautoml: watch: skipping {p.name}: {_one_line(exc)}", file=sys.stderr, flush=True)
+                    done[p] = sig
+                    handled += 1
+                    if args.max_items is not None and handled >= args.max_items:
+                        return EXIT_OK
+                time.sleep(args.poll)
+    except KeyboardInterrupt:
+        t.progress.message(f"watch: stopped after {handled} dataset(s)")
+        return EXIT_OK
+    finally:
+        signal.signal(signal.SIGTERM, old_term)
+
+
+def cmd_ui(args) -> int:
+    from trautoml.tracking import workspace_tracking_uri
+
+    root = Path(args.workspace).expanduser().resolve()
+    uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    if uri and uri.startswith(("http://", "https://")):
+        print(f"the MLflow store is a server already: open {uri}")
+        return EXIT_OK
+    if not uri:
+        if not (root / "mlflow.db").exists():
+            raise BadInput(f"no MLflow store in {root} (mlflow.db): ingest a dataset first, or pass --workspace")
+        uri = workspace_tracking_uri(root)
+    mlflow_bin = Path(sys.executable).with_name("mlflow")
+    cmd = [str(mlflow_bin)] if mlflow_bin.exists() else [sys.executable, "-m", "mlflow"]
+    cmd += ["server", "--backend-store-uri", uri, "--default-artifact-root", (root / "mlruns").as_uri(),
+            "--host", "127.0.0.1", "--port", str(args.port)]
+    print(f"MLflow UI on http://127.0.0.1:{args.port} (store {uri}); Ctrl-C stops it", file=sys.stderr, flush=True)
+    proc = subprocess.Popen(cmd)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        return EXIT_OK
+
+
+COMMANDS = {"demo": cmd_demo, "ingest": cmd_ingest, "watch": cmd_watch, "groups": cmd_groups, "show": cmd_show,
+            "ui": cmd_ui}
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        for k, v in COMMON_DEFAULTS.items():
+            if not hasattr(args, k):
+                setattr(args, k, list(v) if isinstance(v, list) else v)
+        return COMMANDS[args.command](args)
+    except BadInput as exc:
+        print(f"trautoml: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("trautoml: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # noqa: BLE001 - one line for people; the traceback on request
+        if os.environ.get("TRAUTOML_DEBUG"):
+            raise
+        print(f"trautoml: failed: {type(exc).__name__}: {_one_line(exc)} (TRAUTOML_DEBUG=1 shows the traceback)",
+              file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,143 @@
+"""Budgets in one place: ``tiny`` (tests), ``small`` (the CPU demo), ``paper`` (the paper's budgets, for a GPU).
+
+A preset fixes the profile (B landmarkers × T trials, each a small fixed training), the grouping parameters, the
+search budget and the final training. Any field can be overridden by name::
+
+    TrAutoML(preset="small", n_trials=10, search_trials=6)      # Python
+    trautoml ingest X --preset small --set n_trials=10          # CLI
+
+Fields:
+
+=====================  ==============================================================================================
+``n_models``           B, the number of landmarkers (DESIGN §1; the paper found 4–6 enough)
+``n_trials``           T, trials per landmarker; the Behrens–Fisher test needs T > B
+``profile_epochs``     epochs of one landmarker trial, over at most ``profile_max_train`` training images and
+``profile_max_*``      ``profile_max_eval`` validation images (see landmarkers.profile for why images, not epochs)
+``alpha``              significance level of the Behrens–Fisher test (DESIGN §3)
+``gamma``, ``K``,      the Markov grouping's prior (w = 1 − exp(−γ|I|)), surplus clusters and empty-cluster variance
+``sigma0_sq``          (DESIGN §2); used by the ``mh`` grouper, ``K`` also by the others that take it
+``search_trials``      the search budget in full-budget-equivalent trainings (SearchBudget.max_trials)
+``search_epochs``      epochs of a full-budget trial (SearchBudget.max_epochs; Hyperband's R in epochs)
+``search_min_epochs``  Hyperband's smallest resource (R = search_epochs / search_min_epochs)
+``search_seconds``     optional wall-clock cap of one search
+``search_max_train``   training images a search trial uses (None: all), validation images ``search_max_eval``
+``eta``                Hyperband's halving rate
+``space``              the model space searched (``cnn``)
+``final_epochs``       epochs of the final training of the chosen (searched or reused) model, on the full train split
+                       (None: the search's ``best_resource``); ``final_max_train`` caps its images
+``reuse_tolerance``    the feedback check after a reuse (trautoml.decide): None = off (the paper's behaviour);
+                       a number = escalate to a warm-started search when the reused model's validation accuracy
+                       falls short of the group's by more than this
+=====================  ==============================================================================================
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, fields
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    description: str
+    # profile (DESIGN §1)
+    n_models: int = 6
+    n_trials: int = 8
+    profile_epochs: float = 1.0
+    profile_max_train: int | None = 1024
+    profile_max_eval: int | None = 1000
+    # grouping (DESIGN §2–3)
+    alpha: float = 0.005
+    gamma: float = 0.2
+    K: int = 1000
+    sigma0_sq: float = 3e-4
+    # search (DESIGN §5)
+    search_trials: int = 20
+    search_epochs: float = 3.0
+    search_min_epochs: float = 1 / 9
+    search_seconds: float | None = None
+    search_max_train: int | None = None
+    search_max_eval: int | None = None
+    eta: int = 3
+    space: str = "cnn"
+    # final training
+    final_epochs: float | None = None
+    final_max_train: int | None = None
+    # feedback after a reuse (off by default: the paper has none)
+    reuse_tolerance: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.n_trials <= self.n_models:
+            raise ValueError(f"preset {self.name}: the Behrens–Fisher test needs n_trials (T={self.n_trials}) > "
+                             f"n_models (B={self.n_models})")
+        for f in ("n_models", "n_trials", "search_trials", "K", "eta"):
+            if int(getattr(self, f)) < 1:
+                raise ValueError(f"preset {self.name}: {f} must be a positive integer, got {getattr(self, f)!r}")
+        for f in ("profile_epochs", "search_epochs", "search_min_epochs"):
+            if not float(getattr(self, f)) > 0:
+                raise ValueError(f"preset {self.name}: {f} must be positive, got {getattr(self, f)!r}")
+        if not 0 < self.alpha < 1:
+            raise ValueError(f"preset {self.name}: alpha must lie in (0, 1), got {self.alpha!r}")
+        if self.final_epochs is not None and not self.final_epochs > 0:
+            raise ValueError(f"preset {self.name}: final_epochs must be positive or None, got {self.final_epochs!r}")
+
+    def with_overrides(self, **overrides) -> "Preset":
+        """A copy with some fields replaced; values given as strings (the CLI's ``--set``) are converted."""
+        if not overrides:
+            return self
+        types = {f.name: f.type for f in fields(self)}
+        unknown = sorted(set(overrides) - set(types) - {"name", "description"})
+        if unknown:
+            raise ValueError(f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(types))}")
+        return dataclasses.replace(self, **{k: _convert(k, v, types[k]) for k, v in overrides.items()})
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _convert(name: str, value, type_name: str):
+    if not isinstance(value, str) or type_name == "str":
+        return value
+    if value.lower() in ("none", "null", "") and "None" in type_name:
+        return None
+    try:
+        return int(value) if type_name.startswith("int") else float(value)
+    except ValueError:
+        raise ValueError(f"setting {name}: cannot read {value!r} as {type_name}") from None
+
+
+PRESETS: dict[str, Preset] = {
+    # A digits-sized dataset in well under a minute on 2 cores: 3 landmarkers x 5 trials on 256 images, a search
+    # of 2 full-budget equivalents (Hyperband: 3 configs at 1/3 epoch, the best at 1 epoch) on 512 images.
+    "tiny": Preset(
+        "tiny", "tests: a digits-sized dataset ingested in well under a minute on 2 CPU cores",
+        n_models=3, n_trials=5, profile_epochs=1.0, profile_max_train=256, profile_max_eval=200,
+        search_trials=2, search_epochs=1.0, search_min_epochs=1 / 3, search_max_train=512, search_max_eval=500,
+        final_epochs=4.0, final_max_train=2000),
+    # The CPU demo: stream:demo (12 datasets, <= 2,000 training images each) end to end in <= 15 minutes on 2
+    # cores. B = 4 landmarkers x T = 10 trials: the Behrens–Fisher test has T - B = 6 degrees of freedom, enough
+    # power to tell the demo's families apart (with T - B = 2, as at B = 4, T = 6, it accepted almost every merge
+    # and the stream collapsed into one group); measured on the demo's profiles, B = 4, T = 10 pairs each dataset
+    # with its 50 % subset and keeps the rotated / background variants apart. A search is 3 full-budget
+    # equivalents (Hyperband R = 9: 9 configs at 2/9 epoch → 3 at 2/3 → 1 at 2 epochs) on <= 1,000 images.
+    "small": Preset(
+        "small", "CPU demo: stream:demo end to end in <= 15 minutes on 2 cores",
+        n_models=4, n_trials=10, profile_epochs=1.0, profile_max_train=512, profile_max_eval=500,
+        search_trials=3, search_epochs=2.0, search_min_epochs=2 / 9, search_max_train=1000, search_max_eval=500,
+        final_epochs=3.0, final_max_train=None),
+    # The paper's budgets (for a GPU): B = 6, T = 8, Hyperband R = 81 (27 epochs / (1/3)), eta = 3: one full round
+    # of its 5 brackets costs 23.5 full-budget equivalents (81@1 ... 5@81), on the whole dataset.
+    "paper": Preset(
+        "paper", "the paper's budgets (B=6, T=8, Hyperband R=81, eta=3); meant for a GPU",
+        n_models=6, n_trials=8, profile_epochs=1.0, profile_max_train=1024, profile_max_eval=1000,
+        search_trials=24, search_epochs=27.0, search_min_epochs=1 / 3, search_max_train=None,
+        search_max_eval=None, final_epochs=27.0),
+}
+
+
+def get_preset(name: str | Preset, **overrides) -> Preset:
+    if isinstance(name, Preset):
+        return name.with_overrides(**overrides)
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; available: {', '.join(PRESETS)}")
+    return PRESETS[name].with_overrides(**overrides)

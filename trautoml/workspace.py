@@ -1,0 +1,317 @@
+"""The durable workspace: everything trautoml must remember between runs, in one SQLite file.
+
+Layout of a workspace folder ``W``::
+
+    W/.trautoml/state.db    this module's database (SQLite, WAL journal)
+    W/.trautoml/lock        the lock file ingests serialise on (fcntl.flock)
+    W/mlflow.db, W/mlruns/  the MLflow store (trautoml.tracking), unless a tracking URI points elsewhere
+
+Tables (values that are structures are JSON text; nothing is pickled, so loading state never executes code):
+
+``meta``      key → JSON value: the schema version and the *settings* that fix how datasets are profiled and
+              grouped (grouper, landmarkers, profile budget). Profiles are comparable only under the same settings,
+              so a workspace refuses an ingest with different ones (`check_settings`).
+``grouper``   the one row of grouper state (``to_dict()`` of the grouper) and a version counter.
+``datasets``  one row per ingested content hash, in arrival order (``seq``): name, uri, family, profile, the
+              grouping assignment, the decision, its group and its MLflow run id.
+``groups``    one row per group: its model spec, the dataset that founded it and when.
+``profiles``  measured landmarker profiles by (content hash, profile settings), so an ingest that was killed
+              does not profile again when it is rerun.
+``trials``    measured search trials by (content hash, spec key, resource, seed, data caps) with their wall
+              seconds; a search that meets a trial it has already measured reuses it (marked cached).
+
+Crash safety. The cache tables are written as results arrive (each row is a finished measurement). The state that
+must never be half-written — the grouper, the dataset row and the group row — changes in ONE transaction at the
+end of an ingest (`commit_ingest`). SQLite's journal makes that transaction all-or-nothing under SIGKILL, so a
+killed ingest leaves the workspace exactly as before it started (plus cache rows), and rerunning the same command
+completes it. Two processes serialise on ``lock`` (`Workspace.lock`), held for a whole ingest, so the grouper
+state an ingest starts from is the one it commits over; `commit_ingest` checks that anyway (the version counter).
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+from trautoml.decision import Decision
+
+SCHEMA_VERSION = 1
+STATE_DIR = ".trautoml"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS grouper (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    name TEXT NOT NULL,
+    state TEXT NOT NULL,
+    version INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS datasets (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    content_hash TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    uri TEXT,
+    family TEXT,
+    group_id TEXT NOT NULL,
+    profile TEXT NOT NULL,
+    assignment TEXT NOT NULL,
+    decision TEXT NOT NULL,
+    run_id TEXT,
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS datasets_name ON datasets (name);
+CREATE INDEX IF NOT EXISTS datasets_group ON datasets (group_id, seq);
+CREATE TABLE IF NOT EXISTS groups (
+    id TEXT PRIMARY KEY,
+    spec TEXT NOT NULL,
+    founder TEXT NOT NULL,
+    founded_seq INTEGER NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS profiles (
+    content_hash TEXT NOT NULL,
+    settings TEXT NOT NULL,
+    profile TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (content_hash, settings)
+);
+CREATE TABLE IF NOT EXISTS trials (
+    content_hash TEXT NOT NULL,
+    spec_key TEXT NOT NULL,
+    resource REAL NOT NULL,
+    seed INTEGER NOT NULL,
+    caps TEXT NOT NULL,
+    trial TEXT NOT NULL,
+    wall_seconds REAL NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (content_hash, spec_key, resource, seed, caps)
+);
+"""
+
+
+class WorkspaceError(ValueError):
+    """The workspace cannot serve the request as asked (different settings, unknown dataset, ...)."""
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, allow_nan=True)
+
+
+def state_dir(root: Path) -> Path:
+    return Path(root) / STATE_DIR
+
+
+def state_path(root: Path) -> Path:
+    return state_dir(root) / "state.db"
+
+
+class Workspace:
+    """The state of one workspace folder. Opening it creates ``.trautoml/state.db`` (call only once the input
+    has been validated: a refused command must leave the folder as it was)."""
+
+    def __init__(self, root: Path | str, *, create: bool = True):
+        self.root = Path(root).resolve()
+        path = state_path(self.root)
+        if not path.exists() and not create:
+            raise WorkspaceError(f"no trautoml workspace at {self.root} (nothing ingested there yet)")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves. timeout: wait on another process's write.
+        self._db = sqlite3.connect(path, timeout=60.0, isolation_level=None, check_same_thread=False)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA synchronous=FULL")  # a committed ingest survives a power cut, not only a kill
+        if create:
+            with self.lock():  # two processes creating one workspace at once: one sets it up, the other waits
+                self._setup(path)
+
+    def _setup(self, path: Path) -> None:
+        self._db.execute("PRAGMA journal_mode=WAL")
+        with self.transaction():
+            for stmt in _SCHEMA.strip().split(";"):
+                if stmt.strip():
+                    self._db.execute(stmt)
+            row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            if row is None:
+                self._db.execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?)",
+                                 (_dumps(SCHEMA_VERSION),))
+            elif json.loads(row["value"]) != SCHEMA_VERSION:
+                raise WorkspaceError(f"{path}: schema version {row['value']} is not {SCHEMA_VERSION}; "
+                                     "this trautoml cannot read it")
+
+    @classmethod
+    def exists(cls, root: Path | str) -> bool:
+        return state_path(Path(root)).exists()
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> "Workspace":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ primitives
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE … COMMIT (ROLLBACK on any exception): all of it or nothing."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    @contextlib.contextmanager
+    def lock(self, timeout: float | None = None) -> Iterator[None]:
+        """An exclusive lock on ``.trautoml/lock`` (fcntl.flock): one ingest at a time per workspace, across
+        processes. The kernel releases it when the holder dies, so a killed process never leaves it stuck."""
+        path = state_dir(self.root) / "lock"
+        with open(path, "a+") as fh:
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(fh.fileno(), fcntl.LOCK_EX | (fcntl.LOCK_NB if deadline is not None else 0))
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise TimeoutError(f"workspace {self.root} is busy (another ingest holds {path})")
+                    time.sleep(0.2)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+    # ------------------------------------------------------------------ settings
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return default if row is None else json.loads(row["value"])
+
+    def check_settings(self, settings: dict) -> None:
+        """Refuse settings that differ from those the workspace's datasets were profiled and grouped with."""
+        stored = self.get_meta("settings")
+        if stored is None or not self.count_datasets():
+            return
+        diff = sorted(k for k in set(stored) | set(settings) if stored.get(k) != settings.get(k))
+        if diff:
+            shown = ", ".join(f"{k}={stored.get(k)!r} (asked {settings.get(k)!r})" for k in diff)
+            raise WorkspaceError(f"workspace {self.root} was set up with other profiling/grouping settings: "
+                                 f"{shown}; use the same preset/grouper or another --workspace")
+
+    # ------------------------------------------------------------------ reads
+    def count_datasets(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM datasets").fetchone()[0])
+
+    def grouper_state(self) -> tuple[str, dict, int] | None:
+        row = self._db.execute("SELECT name, state, version FROM grouper WHERE id = 1").fetchone()
+        return None if row is None else (row["name"], json.loads(row["state"]), int(row["version"]))
+
+    def decision_by_hash(self, content_hash: str) -> Decision | None:
+        row = self._db.execute("SELECT decision FROM datasets WHERE content_hash = ?", (content_hash,)).fetchone()
+        return None if row is None else Decision.from_dict(json.loads(row["decision"]))
+
+    def dataset_row(self, name_or_hash: str) -> dict | None:
+        """The latest dataset of that name (or with that content hash, or a unique hash prefix)."""
+        row = self._db.execute("SELECT * FROM datasets WHERE name = ? ORDER BY seq DESC LIMIT 1",
+                               (name_or_hash,)).fetchone()
+        if row is None and len(name_or_hash) >= 6:
+            rows = self._db.execute("SELECT * FROM datasets WHERE content_hash LIKE ? ORDER BY seq DESC",
+                                    (name_or_hash + "%",)).fetchall()
+            row = rows[0] if len(rows) == 1 else None
+        return None if row is None else self._row(row)
+
+    def datasets(self) -> list[dict]:
+        return [self._row(r) for r in self._db.execute("SELECT * FROM datasets ORDER BY seq")]
+
+    @staticmethod
+    def _row(row: sqlite3.Row) -> dict:
+        d = dict(row)
+        for k in ("profile", "assignment", "decision"):
+            d[k] = json.loads(d[k])
+        return d
+
+    def groups(self) -> list[dict]:
+        """Groups in founding order: ``id``, ``members`` (dataset names in arrival order), ``model`` (spec)."""
+        members: dict[str, list[str]] = {}
+        for r in self._db.execute("SELECT group_id, name FROM datasets ORDER BY seq"):
+            members.setdefault(r["group_id"], []).append(r["name"])
+        return [{"id": r["id"], "members": members.get(r["id"], []), "model": json.loads(r["spec"])}
+                for r in self._db.execute("SELECT id, spec FROM groups ORDER BY founded_seq, id")]
+
+    def group_spec(self, group_id: str) -> dict | None:
+        row = self._db.execute("SELECT spec FROM groups WHERE id = ?", (group_id,)).fetchone()
+        return None if row is None else json.loads(row["spec"])
+
+    def group_member_decisions(self, group_id: str) -> list[Decision]:
+        return [Decision.from_dict(json.loads(r["decision"])) for r in
+                self._db.execute("SELECT decision FROM datasets WHERE group_id = ? ORDER BY seq", (group_id,))]
+
+    # ------------------------------------------------------------------ caches (written as results arrive)
+    def cached_profile(self, content_hash: str, settings_key: str) -> dict | None:
+        row = self._db.execute("SELECT profile FROM profiles WHERE content_hash = ? AND settings = ?",
+                               (content_hash, settings_key)).fetchone()
+        return None if row is None else json.loads(row["profile"])
+
+    def store_profile(self, content_hash: str, settings_key: str, profile: dict) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO profiles VALUES (?, ?, ?, ?)",
+                       (content_hash, settings_key, _dumps(profile), time.time()))
+
+    def cached_trial(self, content_hash: str, spec_key: str, resource: float, seed: int, caps: str) -> dict | None:
+        row = self._db.execute("SELECT trial FROM trials WHERE content_hash = ? AND spec_key = ? AND resource = ? "
+                               "AND seed = ? AND caps = ?",
+                               (content_hash, spec_key, float(resource), int(seed), caps)).fetchone()
+        return None if row is None else json.loads(row["trial"])
+
+    def store_trials(self, content_hash: str, caps: str, trials: list[dict]) -> None:
+        if not trials:
+            return
+        now = time.time()
+        with self.transaction() as db:
+            db.executemany("INSERT OR REPLACE INTO trials VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                           [(content_hash, t["spec_key"], float(t["resource"]), int(t["seed"]), caps,
+                             _dumps(t["trial"]), float(t["trial"]["wall_seconds"]), now) for t in trials])
+
+    def count_trials(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM trials").fetchone()[0])
+
+    # ------------------------------------------------------------------ the one commit of an ingest
+    def commit_ingest(self, *, grouper_name: str, grouper_state: dict, expected_version: int | None,
+                      settings: dict, decision: Decision, name: str, uri: str | None, family: str | None,
+                      profile: dict, assignment: dict, founds_group: bool, group_spec: dict | None) -> int:
+        """Grouper state + dataset row + (new) group row in ONE transaction. Returns the dataset's ``seq``.
+
+        ``expected_version``: the grouper version the ingest started from (None: no state yet); if another
+        process committed in between (it cannot while we hold `lock`), the transaction is refused.
+        """
+        with self.transaction() as db:
+            row = db.execute("SELECT version FROM grouper WHERE id = 1").fetchone()
+            current = None if row is None else int(row["version"])
+            if current != expected_version:
+                raise WorkspaceError("the workspace changed during this ingest (grouper state version "
+                                     f"{current}, expected {expected_version}); rerun the command")
+            if db.execute("SELECT 1 FROM datasets WHERE content_hash = ?", (decision.content_hash,)).fetchone():
+                raise WorkspaceError(f"{name} ({decision.content_hash[:12]}) is already in the workspace")
+            now = time.time()
+            db.execute("INSERT OR REPLACE INTO grouper (id, name, state, version) VALUES (1, ?, ?, ?)",
+                       (grouper_name, _dumps(grouper_state), (current or 0) + 1))
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('settings', ?)", (_dumps(settings),))
+            cur = db.execute(
+                "INSERT INTO datasets (content_hash, name, uri, family, group_id, profile, assignment, decision, "
+                "run_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (decision.content_hash, name, uri, family, decision.group, _dumps(profile), _dumps(assignment),
+                 _dumps(decision.to_dict()), decision.run_id, now))
+            seq = int(cur.lastrowid)
+            exists = db.execute("SELECT 1 FROM groups WHERE id = ?", (decision.group,)).fetchone()
+            if founds_group:
+                if exists:
+                    raise WorkspaceError(f"group {decision.group} already exists; cannot found it again")
+                db.execute("INSERT INTO groups (id, spec, founder, founded_seq, created_at) VALUES (?, ?, ?, ?, ?)",
+                           (decision.group, _dumps(group_spec), decision.content_hash, seq, now))
+            elif not exists:
+                raise WorkspaceError(f"group {decision.group} does not exist; cannot join it")
+            return seq
