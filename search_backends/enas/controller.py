@@ -32,17 +32,19 @@ from .ops import CELL_OPS, MACRO_OPS
 
 @dataclass
 class Sample:
-    """One sampled child: its arch (the arch fields of the space), the decisions as integers, and the
-    differentiable log-probability, entropy and skip penalty of those decisions."""
+    """One sampled child: its arch (the arch fields of the space) and the differentiable log-probability, entropy
+    and skip penalty of the decisions that produced it."""
 
     arch: dict
-    decisions: list[int]
     log_prob: torch.Tensor
     entropy: torch.Tensor
     penalty: torch.Tensor
 
 
 class _LSTMController(nn.Module):
+    """Shared parts; subclasses implement ``sample(generator) -> Sample`` (gradients flow into its log-probability,
+    entropy and penalty)."""
+
     def __init__(self, hidden: int = 64, lstm_layers: int = 1, tanh_constant: float | None = 2.5,
                  temperature: float | None = 5.0):
         super().__init__()
@@ -79,31 +81,14 @@ class _LSTMController(nn.Module):
         return logits
 
     @staticmethod
-    def _choose(logits: torch.Tensor, gen: torch.Generator | None, forced: list[int] | None, out: list[int]):
-        """Sample (or replay) one choice per row of ``logits``; append to ``out``; return choices, log p, entropy."""
+    def _choose(logits: torch.Tensor, gen: torch.Generator | None):
+        """Sample one choice per row of ``logits``; return the choices, their summed log p and entropy."""
         logp = F.log_softmax(logits, dim=-1)
-        if forced is not None:
-            idx = torch.tensor(forced[len(out):len(out) + logits.shape[0]], dtype=torch.long)
-        else:
-            idx = torch.multinomial(logp.detach().exp(), 1, generator=gen).squeeze(1)
-        out.extend(int(i) for i in idx)
-        lp = logp.gather(1, idx.view(-1, 1).to(logits.device)).sum()
-        ent = -(logp.exp() * logp).sum()
-        return idx.tolist(), lp, ent
+        idx = torch.multinomial(logp.detach().exp(), 1, generator=gen)
+        return idx.view(-1).tolist(), logp.gather(1, idx).sum(), -(logp.exp() * logp).sum()
 
     def _attention(self, anchors_w1: list[torch.Tensor], h: torch.Tensor) -> torch.Tensor:
         return self.attn_v(torch.tanh(torch.cat(anchors_w1, 0) + self.attn2(h)))  # (n, 1)
-
-    def sample(self, generator: torch.Generator | None = None) -> Sample:
-        """Sample one child (gradients flow into ``log_prob`` / ``entropy`` / ``penalty``)."""
-        return self._run(generator, None)
-
-    def replay(self, decisions: list[int]) -> Sample:
-        """Score given decisions (teacher forcing): the same computation as `sample`."""
-        return self._run(None, list(decisions))
-
-    def _run(self, gen, forced) -> Sample:  # pragma: no cover - abstract
-        raise NotImplementedError
 
 
 class MacroController(_LSTMController):
@@ -117,22 +102,21 @@ class MacroController(_LSTMController):
         self.op_soft = nn.Linear(self.hidden, len(self.op_names), bias=False)
         self._init_uniform()
 
-    def _run(self, gen, forced) -> Sample:
+    def sample(self, generator: torch.Generator | None = None) -> Sample:
         state, inp = self._zero_state(), self.g_emb
-        decisions: list[int] = []
         anchors, anchors_w1, layers = [], [], []
         log_prob = entropy = penalty = self.g_emb.new_zeros(())
         t = self.skip_target
         for j in range(self.num_layers):
             h, state = self._step(inp, state)
-            (op,), lp, ent = self._choose(self._shape(self.op_soft(h)), gen, forced, decisions)
+            (op,), lp, ent = self._choose(self._shape(self.op_soft(h)), generator)
             log_prob, entropy = log_prob + lp, entropy + ent
             h, state = self._step(self.op_emb.weight[op].unsqueeze(0), state)
             skips: list[int] = []
             if j > 0:
                 q = self._attention(anchors_w1, h)
                 logits = self._shape(torch.cat([-q, q], 1))
-                bits, lp, ent = self._choose(logits, gen, forced, decisions)
+                bits, lp, ent = self._choose(logits, generator)
                 log_prob, entropy = log_prob + lp, entropy + ent
                 p = F.softmax(logits, 1)[:, 1].clamp(1e-6, 1 - 1e-6)
                 kl = p * torch.log(p / t) + (1 - p) * torch.log((1 - p) / (1 - t))
@@ -146,7 +130,7 @@ class MacroController(_LSTMController):
             anchors_w1.append(self.attn1(h))
             layers.append({"op": self.op_names[op], "skips": skips})
         penalty = penalty / max(1, self.num_layers - 1)
-        return Sample({"layers": layers}, decisions, log_prob, entropy, penalty)
+        return Sample({"layers": layers}, log_prob, entropy, penalty)
 
 
 class MicroController(_LSTMController):
@@ -159,7 +143,7 @@ class MicroController(_LSTMController):
         self.op_soft = nn.Linear(self.hidden, len(self.op_names))
         self._init_uniform()
 
-    def _cell(self, gen, forced, decisions, state):
+    def _cell(self, gen, state):
         inp = self.g_emb
         zero = self.g_emb.new_zeros(1, self.hidden)
         anchors, anchors_w1 = [], []
@@ -173,14 +157,13 @@ class MicroController(_LSTMController):
             inputs, ops = [], []
             for _ in range(2):
                 h, state = self._step(inp, state)
-                (i,), lp, ent = self._choose(self._shape(self._attention(anchors_w1, h).view(1, -1)), gen, forced,
-                                             decisions)
+                (i,), lp, ent = self._choose(self._shape(self._attention(anchors_w1, h).view(1, -1)), gen)
                 log_prob, entropy = log_prob + lp, entropy + ent
                 inputs.append(i)
                 inp = anchors[i]
             for _ in range(2):
                 h, state = self._step(inp, state)
-                (op,), lp, ent = self._choose(self._shape(self.op_soft(h)), gen, forced, decisions)
+                (op,), lp, ent = self._choose(self._shape(self.op_soft(h)), gen)
                 log_prob, entropy = log_prob + lp, entropy + ent
                 ops.append(self.op_names[op])
                 inp = self.op_emb.weight[op].unsqueeze(0)
@@ -191,11 +174,10 @@ class MicroController(_LSTMController):
             cell.append({"inputs": inputs, "ops": ops})
         return cell, log_prob, entropy, state
 
-    def _run(self, gen, forced) -> Sample:
-        decisions: list[int] = []
-        normal, lp1, ent1, state = self._cell(gen, forced, decisions, self._zero_state())
-        reduction, lp2, ent2, _ = self._cell(gen, forced, decisions, state)
-        return Sample({"normal": normal, "reduction": reduction}, decisions, lp1 + lp2, ent1 + ent2,
+    def sample(self, generator: torch.Generator | None = None) -> Sample:
+        normal, lp1, ent1, state = self._cell(generator, self._zero_state())
+        reduction, lp2, ent2, _ = self._cell(generator, state)
+        return Sample({"normal": normal, "reduction": reduction}, lp1 + lp2, ent1 + ent2,
                       self.g_emb.new_zeros(()))
 
 

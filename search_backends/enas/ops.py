@@ -66,16 +66,9 @@ class FactorizedReduce(nn.Module):
         return self.bn(torch.cat([self.conv1(x), self.conv2(shifted)], dim=1))
 
 
-class Pool(nn.Module):
+def pool(kind: str, stride: int) -> nn.Module:
     """3x3 max or average pool, padding 1 (average over the real pixels only), stride 1 or 2."""
-
-    def __init__(self, kind: str, stride: int):
-        super().__init__()
-        self.pool = (nn.MaxPool2d(3, stride, 1) if kind == "max"
-                     else nn.AvgPool2d(3, stride, 1, count_include_pad=False))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.pool(x)
+    return nn.MaxPool2d(3, stride, 1) if kind == "max" else nn.AvgPool2d(3, stride, 1, count_include_pad=False)
 
 
 class MacroBranch(nn.Sequential):
@@ -93,7 +86,7 @@ class MacroBranch(nn.Sequential):
             mods += [nn.Conv2d(c, c, k, 1, k // 2, groups=c, bias=False), nn.Conv2d(c, c, 1, bias=False),
                      bn(c, shared), nn.ReLU()]
         else:
-            mods.append(Pool(op[:3], 1))
+            mods.append(pool(op[:3], 1))
         super().__init__(*mods)
 
 
@@ -102,7 +95,7 @@ def cell_op(op: str, c: int, stride: int, shared: bool) -> nn.Module:
     if op in ("sep3", "sep5"):
         return SepConv(c, c, int(op[-1]), stride, shared)
     if op in ("avg3", "max3"):
-        return Pool(op[:3], stride)
+        return pool(op[:3], stride)
     if op == "identity":
         return nn.Identity() if stride == 1 else FactorizedReduce(c, c, shared)
     raise ValueError(f"unknown cell op {op!r}; expected one of {CELL_OPS}")
