@@ -202,3 +202,15 @@ def test_escalation_and_recovery_of_an_unfinished_run(tmp_path, template, monkey
         assert second.spec != first.spec
     assert t2.groups() == [{"id": "g1", "members": ["digits", "digits?subsample=0.5"], "model": first.spec.to_dict()}]
     assert not [r for r in all_runs(ws) if r.info.status == "RUNNING"]
+
+
+def test_streams_expand_to_items_loaded_one_at_a_time(tmp_path):
+    from trautoml.data import StreamItem
+
+    (tmp_path / "list.txt").write_text("# two datasets\nbuiltin:digits\nbuiltin:digits?subsample=0.5 digits\n")
+    items = TrAutoML.expand(f"manifest:{tmp_path / 'list.txt'}")
+    assert [i.name for i in items] == ["digits", "digits?subsample=0.5"] and all(isinstance(i, StreamItem)
+                                                                                 for i in items)
+    mixed = TrAutoML.expand(["stream:demo", "builtin:digits", items[0]])
+    assert len(mixed) == 14 and mixed[12] == "builtin:digits" and mixed[13] is items[0]
+    assert TrAutoML.expand("builtin:digits") == ["builtin:digits"]

@@ -248,3 +248,87 @@ def test_watch_stops_cleanly_on_sigint(tmp_path, template):
     assert proc.returncode == 0, err
     assert "Traceback" not in "".join(seen) + err and "stopped" in err
     assert state_counts(ws).get("datasets", 0) == 0
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_ui_starts_mlflow_server_on_loopback_over_the_workspace_store(populated, monkeypatch, capsys):
+    root, ws, _ = populated
+    assert main(["ui", "--workspace", str(root / "nowhere")]) == 2  # no store there: refused, nothing started
+    started = []
+
+    class FakeServer:
+        def __init__(self, cmd):
+            started.append(cmd)
+
+        def wait(self):
+            return 0
+
+    monkeypatch.setattr(subprocess, "Popen", FakeServer)
+    assert main(["ui", "--port", "5123", "--workspace", str(ws)]) == 0
+    (cmd,) = started
+    args = dict(zip(cmd[cmd.index("server") + 1::2], cmd[cmd.index("server") + 2::2]))
+    assert args == {"--backend-store-uri": f"sqlite:///{ws.resolve() / 'mlflow.db'}",
+                    "--default-artifact-root": (ws.resolve() / "mlruns").as_uri(),
+                    "--host": "127.0.0.1", "--port": "5123"}
+    assert "http://127.0.0.1:5123" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_ui_serves_the_workspace_store_and_stops_on_sigint(populated):
+    import urllib.request
+
+    root, ws, _ = populated
+    port = _free_port()
+    proc = subprocess.Popen(cli_cmd("ui", "--port", port, "--workspace", ws), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=clean_env())
+    try:
+        deadline, body = time.time() + 120, None
+        while time.time() < deadline and body is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search?"
+                                            "max_results=10", timeout=2) as r:
+                    body = json.loads(r.read())
+            except OSError:
+                time.sleep(0.5)
+        assert body is not None, "the MLflow server did not answer"
+        assert "trautoml" in [e["name"] for e in body["experiments"]]
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("delay", [1.0, 4.0, 7.0, 10.0, 14.0])
+def test_sigkill_at_any_moment_then_rerun_completes_consistently(tmp_path, template, delay):
+    """Kill -9 after ``delay`` seconds (loading, profiling, grouping, searching, training or logging), twice in
+    a row for good measure, then let the same command finish: one dataset, one group, no RUNNING run."""
+    ws = new_workspace(tmp_path / "ws", template)
+    digits_npz(tmp_path / "old.npz", seed=31)
+    assert run_cli("ingest", tmp_path / "old.npz", *TINY, "--quiet", "--workspace", ws).returncode == 0
+    argv = ["ingest", "builtin:digits?subsample=0.7", *TINY, "--quiet", "--workspace", str(ws)]
+    for _ in range(2):
+        proc = subprocess.Popen(cli_cmd(*argv), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                env=clean_env())
+        time.sleep(delay)
+        proc.kill()
+        proc.wait()
+        counts = state_counts(ws)
+        assert counts["datasets"] in (1, 2) and counts["grouper"] == 1
+        groups = json.loads(run_cli("groups", "--json", "--workspace", ws).stdout)
+        assert sorted(m for g in groups for m in g["members"]) in (["old"], ["digits?subsample=0.7", "old"])
+    out = run_cli(*argv)
+    assert out.returncode == 0, out.stderr
+    assert state_counts(ws)["datasets"] == 2
+    groups = json.loads(run_cli("groups", "--json", "--workspace", ws).stdout)
+    assert sorted(m for g in groups for m in g["members"]) == ["digits?subsample=0.7", "old"]
+    assert sorted(r.data.tags["trautoml.dataset"] for r in dataset_runs(ws)) == ["digits?subsample=0.7", "old"]
+    assert not [r for r in all_runs(ws) if r.info.status == "RUNNING"]

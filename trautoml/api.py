@@ -29,6 +29,7 @@ measured seconds).
 from __future__ import annotations
 
 import functools
+import hashlib
 import inspect
 import json
 import os
@@ -272,6 +273,7 @@ class TrAutoML:
         dataset = self.load(dataset_or_uri)
         earlier = self._earlier(dataset)
         if earlier is not None:
+            self._ensure_finished(earlier)
             return earlier
         self.workspace.check_settings(self.settings())
         with self.workspace.lock():
@@ -327,6 +329,20 @@ class TrAutoML:
         for x in stream:
             items.extend(load_stream(x) if _is_stream_uri(x) else [x])
         return items
+
+    def _ensure_finished(self, decision: Decision) -> None:
+        """A committed ingest whose MLflow run a crash left open (killed after the commit): finish it now, so
+        rerunning the same command leaves no run RUNNING."""
+        if decision.run_id is None:
+            return
+        try:
+            status = self.tracker.client.get_run(decision.run_id).info.status
+        except Exception:  # noqa: BLE001 - store unreachable or run gone: nothing of ours to finish
+            return
+        if status != "FINISHED":
+            with self.workspace.lock():
+                self._recovered = False
+                self.recover()
 
     # ---- load → (already there?)
     def _earlier(self, dataset) -> Decision | None:
@@ -440,22 +456,31 @@ class TrAutoML:
         folder = state_dir(self.root) / "backends" / self.backend_name
         folder.mkdir(parents=True, exist_ok=True)
         task = SearchTask(dataset=dataset, budget=budget, run_trials=self._trial_runner(dataset, run_id),
-                          seed=self.seed, warm_start=list(plan.warm_start), task_id=plan.group, state_dir=folder,
+                          seed=self.search_seed(dataset), warm_start=list(plan.warm_start), task_id=plan.group,
+                          state_dir=folder,
                           progress=lambda msg: self.progress.message("  search: " + msg))
         t0 = time.perf_counter()
         result = self.backend.search(task)
         return result, time.perf_counter() - t0
 
-    def _trial_runner(self, dataset, run_id: str | None):
+    def search_seed(self, dataset) -> int:
+        """The seed of a search on ``dataset``: fixed by the workspace seed and the dataset's content, so each
+        dataset explores its own candidates, and a rerun (or the benchmark's standalone search) repeats it."""
+        digest = hashlib.sha256(f"{self.seed}:{dataset.content_hash()}".encode()).hexdigest()
+        return int(digest[:8], 16)
+
+    def _trial_runner(self, dataset, run_id: str | None, limits: tuple[int | None, int | None] | None = None):
         """``task.run_trials``: the workspace's trial cache first, the rest through the executor with a picklable
-        top-level trial function; measured results go into the cache and, as child runs, into MLflow."""
+        top-level trial function; measured results go into the cache and, as child runs, into MLflow.
+        ``limits``: (max_train, max_eval) images a trial uses; default: the preset's search caps."""
         from search_backends.base import Trial
         from trautoml.models.trials import run_trial
 
         p = self.preset
+        max_train, max_eval = limits if limits is not None else (p.search_max_train, p.search_max_eval)
         h = dataset.content_hash()
-        caps = json.dumps({"max_train": p.search_max_train, "max_eval": p.search_max_eval}, sort_keys=True)
-        fn = functools.partial(run_trial, dataset=dataset, max_train=p.search_max_train, max_eval=p.search_max_eval)
+        caps = json.dumps({"max_train": max_train, "max_eval": max_eval}, sort_keys=True)
+        fn = functools.partial(run_trial, dataset=dataset, max_train=max_train, max_eval=max_eval)
         logged = [0]
 
         def run_trials(requests) -> list:

@@ -120,6 +120,8 @@ PRESETS: dict[str, Preset] = {
     # and the stream collapsed into one group); measured on the demo's profiles, B = 4, T = 10 pairs each dataset
     # with its 50 % subset and keeps the rotated / background variants apart. A search is 3 full-budget
     # equivalents (Hyperband R = 9: 9 configs at 2/9 epoch → 3 at 2/3 → 1 at 2 epochs) on <= 1,000 images.
+    # Measured on 2 cores shared with other work: the whole demo in 6.5 minutes (load ~5); at 4 equivalents it
+    # took 11.4 minutes (load ~9), too close to the 15-minute bound.
     "small": Preset(
         "small", "CPU demo: stream:demo end to end in <= 15 minutes on 2 cores",
         n_models=4, n_trials=10, profile_epochs=1.0, profile_max_train=512, profile_max_eval=500,
