@@ -74,6 +74,34 @@ def accuracy(module: nn.Module, x: np.ndarray, y: np.ndarray, device: torch.devi
     return correct / max(1, len(y))
 
 
+BN_CALIBRATION_IMAGES = 2048
+
+
+@torch.no_grad()
+def _recalibrate_batchnorm(module: nn.Module, x_all: torch.Tensor, batch: int, rng: np.random.Generator,
+                           dev: torch.device) -> None:
+    """Re-estimate batch-norm running statistics as exact averages over (up to) 2,048 training images.
+
+    With the budgets of a search (a fraction of an epoch to a few epochs) the running averages (momentum 0.1) still
+    carry the statistics of the untrained network: a model that trains well can evaluate near chance (seen: 0.28
+    validation accuracy after 2 epochs, 0.98 after 5). A pass in train mode with cumulative averaging fixes this
+    at the cost of a forward pass over a few batches, and leaves networks without batch norm untouched.
+    """
+    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    if not norms:
+        return
+    saved = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average: every batch weighs the same
+    module.train()
+    idx = rng.permutation(len(x_all))[:BN_CALIBRATION_IMAGES]
+    for i in range(0, len(idx), batch):
+        module(x_all[torch.from_numpy(idx[i:i + batch])].to(dev))
+    for m, momentum in zip(norms, saved):
+        m.momentum = momentum
+
+
 def train_and_evaluate(spec: ModelSpec, dataset: Dataset, epochs: float, seed: int = 0, *,
                        max_train: int | None = None, max_eval: int | None = None,
                        device: str | torch.device | None = None, keep_module: bool = False,
@@ -127,6 +155,7 @@ def train_and_evaluate(spec: ModelSpec, dataset: Dataset, epochs: float, seed: i
         sched.step()
         loss_value = float(loss.detach())
 
+    _recalibrate_batchnorm(module, x_all, batch, rng, dev)
     val_acc = accuracy(module, x_va, y_va, dev)
     test_acc = accuracy(module, x_te, y_te, dev)
     return TrainResult(val_accuracy=val_acc, test_accuracy=test_acc, wall_seconds=time.perf_counter() - t0,
