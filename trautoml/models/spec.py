@@ -82,6 +82,25 @@ def space_builder(name: str) -> Builder:
     return builder
 
 
+@lru_cache(maxsize=None)
+def _entry_point_adapter(name: str):
+    for ep in entry_points(group="trautoml.spec_adapters"):
+        if ep.name == name:
+            return ep.load()
+    return None
+
+
+def adapt_spec(spec: ModelSpec, input_shape: tuple[int, int, int], num_classes: int) -> ModelSpec:
+    """A group's spec fitted to a dataset that joins the group (paper 002 §1 ii, "transfer of basic cells").
+
+    A space may register an adapter in the entry-point group ``trautoml.spec_adapters`` (``enas-cells`` stacks
+    the group's normal and reduction cells to the new dataset's depth and width). Spaces without one are reused
+    verbatim: a chain CNN already fits any input shape and class count.
+    """
+    adapter = _entry_point_adapter(spec.space)
+    return spec if adapter is None else adapter(spec, tuple(input_shape), int(num_classes))
+
+
 def build_module(spec: ModelSpec, input_shape: tuple[int, int, int], num_classes: int):
     """The one place a torch module is built from (spec, input shape, class count)."""
     return space_builder(spec.space)(spec.arch, tuple(input_shape), int(num_classes))
