@@ -87,7 +87,8 @@ def _recalibrate_batchnorm(module: nn.Module, x_all: torch.Tensor, batch: int, r
     validation accuracy after 2 epochs, 0.98 after 5). A pass in train mode with cumulative averaging fixes this
     at the cost of a forward pass over a few batches, and leaves networks without batch norm untouched.
     """
-    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
+             and (m.weight is None or m.weight.requires_grad)]  # a frozen (reused) layer keeps its statistics
     if not norms:
         return
     saved = [m.momentum for m in norms]
