@@ -288,14 +288,18 @@ _IGNORED_SUFFIXES = (".tmp", ".part", ".ready")
 
 
 def _watch_candidates(d: Path) -> list[Path]:
+    """The .npz files and image-folder datasets directly in ``d`` (what ``folder-stream:`` reads, too)."""
+    from trautoml.data.streams import _is_folder_dataset
+
     out = []
     for p in d.iterdir():
         if p.name.startswith(".") or p.name.endswith(_IGNORED_SUFFIXES):
             continue
-        if p.is_file() and p.suffix.lower() == ".npz":
-            out.append(p)
-        elif p.is_dir() and any(c.is_dir() and not c.name.startswith(".") for c in p.iterdir()):
-            out.append(p)
+        try:
+            if (p.is_file() and p.suffix.lower() == ".npz") or (p.is_dir() and _is_folder_dataset(p)):
+                out.append(p)
+        except FileNotFoundError:  # removed between the listing and the check
+            continue
     return out
 
 

@@ -179,7 +179,7 @@ class Workspace:
                     break
                 except BlockingIOError:
                     if time.monotonic() >= deadline:
-                        raise TimeoutError(f"workspace {self.root} is busy (another ingest holds {path})")
+                        raise TimeoutError(f"workspace {self.root} is busy (another ingest holds {path})") from None
                     time.sleep(0.2)
             try:
                 yield
