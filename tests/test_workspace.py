@@ -115,14 +115,20 @@ def test_state_is_json_not_pickle(tmp_path):
                 json.loads(value)
 
 
-def test_the_lock_serialises_processes(tmp_path):
-    ws = Workspace(tmp_path)
+def _lock_holder(root, seconds: float) -> subprocess.Popen:
+    """Another process that takes the workspace lock and holds it for ``seconds``."""
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time; from trautoml.workspace import Workspace\n"
-         "with Workspace(sys.argv[1]).lock():\n    print('held', flush=True); time.sleep(4)", str(tmp_path)],
-        stdout=subprocess.PIPE, text=True)
+         "with Workspace(sys.argv[1]).lock():\n    print('held', flush=True); time.sleep(float(sys.argv[2]))",
+         str(root), str(seconds)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_the_lock_serialises_processes(tmp_path):
+    ws = Workspace(tmp_path)
+    holder = _lock_holder(tmp_path, 4)
     try:
-        assert holder.stdout.readline().strip() == "held"
         with pytest.raises(TimeoutError, match="busy"):
             with ws.lock(timeout=0.5):
                 pass
@@ -136,11 +142,7 @@ def test_the_lock_serialises_processes(tmp_path):
 
 def test_a_killed_holder_releases_the_lock(tmp_path):
     ws = Workspace(tmp_path)
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from trautoml.workspace import Workspace\n"
-         "with Workspace(sys.argv[1]).lock():\n    print('held', flush=True); time.sleep(60)", str(tmp_path)],
-        stdout=subprocess.PIPE, text=True)
-    assert holder.stdout.readline().strip() == "held"
+    holder = _lock_holder(tmp_path, 60)
     holder.kill()
     holder.wait()
     with ws.lock(timeout=10):
