@@ -50,8 +50,8 @@ def _init_worker() -> None:
 class LocalExecutor:
     """A process pool over the machine's cores (``workers`` defaults to ``os.cpu_count()``).
 
-    A worker that dies (SIGKILL, OOM) breaks a ``ProcessPoolExecutor`` for every pending item; we rebuild the pool
-    and resubmit the items that had not finished, counting one attempt against each of them.
+    A worker that dies (SIGKILL, OOM) breaks a ``ProcessPoolExecutor`` for every pending item; those items are
+    retried each in a process of its own, so only the item whose worker keeps dying uses up its ``max_retries``.
     """
 
     name = "local"
@@ -76,33 +76,43 @@ class LocalExecutor:
         if self.workers == 1 or len(items) <= 1:
             return [fn(item) for item in items]
         results: list[Any] = [None] * len(items)
-        attempts = [0] * len(items)
-        pending = list(range(len(items)))
+        futures = {i: self._ensure_pool().submit(fn, item) for i, item in enumerate(items)}
+        lost = []
+        for i, fut in futures.items():
+            try:
+                results[i] = fut.result()
+            except BrokenProcessPool:
+                lost.append(i)
+        if lost:
+            self.close()  # the shared pool is broken; the next map starts a fresh one
+            log.warning("a worker died; retrying %d unfinished item(s) in isolation", len(lost))
+            self._retry_isolated(fn, items, lost, results, on_error)
+        return results
+
+    def _retry_isolated(self, fn, items, lost: list[int], results: list, on_error) -> None:
+        """A broken pool fails every unfinished item, not only the one whose worker died. Each is retried in a
+        process of its own (``workers`` at a time), so a death is charged to the item that caused it: an item that
+        merely ran beside a dying one costs one rerun, never its retry budget."""
+        attempts = dict.fromkeys(lost, 0)
+        pending = list(lost)
         while pending:
-            pool = self._ensure_pool()
-            futures = {i: pool.submit(fn, items[i]) for i in pending}
-            lost = []
+            batch, pending = pending[:self.workers], pending[self.workers:]
+            pools = {i: ProcessPoolExecutor(1, mp_context=mp.get_context("spawn"), initializer=_init_worker)
+                     for i in batch}
+            futures = {i: pools[i].submit(fn, items[i]) for i in batch}
             for i, fut in futures.items():
                 try:
                     results[i] = fut.result()
-                except BrokenProcessPool:
-                    lost.append(i)
-            if not lost:
-                break
-            # A broken pool fails every unfinished item; only the first `workers` of them were running (the pool
-            # dispatches in submission order), so only those are charged an attempt.
-            self.close()
-            pending = []
-            for rank, i in enumerate(lost):
-                attempts[i] += rank < self.workers
-                if attempts[i] <= self.max_retries:
-                    pending.append(i)
-                elif on_error is not None:
-                    results[i] = on_error(items[i], BrokenProcessPool(f"worker lost {attempts[i]} times"))
-                else:
-                    raise BrokenProcessPool(f"item {i}: worker lost {attempts[i]} times, giving up")
-            log.warning("a worker died; retrying %d unfinished item(s)", len(pending))
-        return results
+                except BrokenProcessPool as exc:
+                    attempts[i] += 1
+                    if attempts[i] < self.max_retries:
+                        pending.append(i)
+                    elif on_error is not None:
+                        results[i] = on_error(items[i], exc)
+                    else:
+                        raise BrokenProcessPool(f"item {i}: its worker died {attempts[i] + 1} times; giving up")
+                finally:
+                    pools[i].shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
         if self._pool is not None:
