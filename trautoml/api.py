@@ -28,9 +28,9 @@ measured seconds).
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
-import inspect
 import json
 import os
 import time
@@ -42,6 +42,8 @@ import numpy as np
 
 from trautoml import decide
 from trautoml.decision import Decision
+from trautoml.mechanisms import accepted_kwargs
+from trautoml.models.spec import adapt_spec
 from trautoml.presets import Preset, get_preset
 from trautoml.progress import Progress
 from trautoml.workspace import Workspace, WorkspaceError, state_dir
@@ -112,15 +114,6 @@ def _is_stream_uri(x: Any) -> bool:
     return isinstance(x, str) and split_scheme(x.strip())[0] in STREAM_SCHEMES
 
 
-def _accepted_kwargs(cls, offered: dict) -> dict:
-    """The entries of ``offered`` that ``cls(...)`` names as parameters (third-party classes take what they know)."""
-    try:
-        params = inspect.signature(cls).parameters
-    except (TypeError, ValueError):
-        return {}
-    return {k: v for k, v in offered.items() if k in params}
-
-
 # ---------------------------------------------------------------------------------------------- the API
 class TrAutoML:
     """Ingest datasets one at a time; each either reuses its group's model (trained afresh) or gets a searched one.
@@ -130,7 +123,9 @@ class TrAutoML:
     ``grouper``: ``mh`` (the paper's), ``random``, ``kmeans``, ``seq-kmeans``, ``metafeatures``. ``preset``: ``tiny``,
     ``small``, ``paper`` or a `Preset`; keyword ``overrides`` replace its fields (see ``trautoml.presets``).
     ``executor``: ``local`` (process pool), ``serial``, ``ray``, or an executor object. ``backend_options``: extra
-    keyword arguments for the backend's constructor.
+    keyword arguments for the backend's constructor. ``mechanism``: ``scratch``, ``cells`` (ENAS cells, restacked
+    for joining datasets) or ``predefined`` (a ``backbone`` reused, ``freeze``-d or fine-tuned, a head searched);
+    see ``trautoml.mechanisms``.
 
     Nothing is written until the first ingest has loaded and validated its dataset; a bad name or option raises
     ``ValueError`` here.
@@ -138,7 +133,8 @@ class TrAutoML:
 
     def __init__(self, workspace: str | os.PathLike = ".", backend: str = "hyperband", grouper: str = "mh",
                  preset: str | Preset = "small", tracking_uri: str | None = None, executor: Any = "local",
-                 seed: int = 0, quiet: bool = False, backend_options: dict | None = None, **overrides):
+                 seed: int = 0, quiet: bool = False, backend_options: dict | None = None,
+                 mechanism: str = "scratch", backbone: dict | None = None, freeze: bool = True, **overrides):
         self.preset = get_preset(preset, **overrides)
         if isinstance(seed, bool) or int(seed) != seed or seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
@@ -150,12 +146,12 @@ class TrAutoML:
         self.progress = Progress(quiet=quiet)
         self.quiet = quiet
 
-        from search_backends.registry import backend_class
+        from trautoml.mechanisms import make_search_backend
 
         self.backend_name = backend
-        cls = backend_class(backend)  # ValueError naming the known backends
-        offered = {"eta": self.preset.eta, "space": self.preset.space}
-        self.backend = cls(**{**_accepted_kwargs(cls, offered), **(backend_options or {})})
+        self.mechanism = mechanism
+        self.backend = make_search_backend(backend, mechanism, backend_options, defaults={"eta": self.preset.eta},
+                                           backbone=backbone, freeze=freeze)
 
         self.grouper_name = grouper
         self._fresh_grouper()  # validates the name and the grouping parameters
@@ -247,7 +243,7 @@ class TrAutoML:
 
     def _fresh_grouper(self):
         cls = _grouper_class(self.grouper_name)  # ValueError naming the known groupers
-        return cls(**_accepted_kwargs(cls, self._grouper_kwargs()))
+        return cls(**accepted_kwargs(cls, self._grouper_kwargs()))
 
     # ------------------------------------------------------------------ the pipeline
     def load(self, dataset_or_uri):
@@ -431,6 +427,7 @@ class TrAutoML:
             return Outcome("searched", result.best, final, search_s, train_s, epochs, result.trials, result.info)
 
         epochs = p.final_epochs or p.search_epochs
+        plan = dataclasses.replace(plan, spec=adapt_spec(plan.spec, dataset.input_shape, dataset.num_classes))
         final, train_s = self._train(plan.spec, dataset, epochs)
         members = [d.val_accuracy for d in self.workspace.group_member_decisions(plan.group) if d.spec == plan.spec]
         check = decide.check_reuse(final.val_accuracy, members, p.reuse_tolerance)
@@ -461,7 +458,10 @@ class TrAutoML:
                           progress=lambda msg: self.progress.message("  search: " + msg))
         t0 = time.perf_counter()
         result = self.backend.search(task)
-        return result, time.perf_counter() - t0
+        seconds = time.perf_counter() - t0
+        if run_id is not None:  # what the backend learnt (Q-table, controller weights), as the run's artifacts
+            self.tracker.log_artifacts_dir(run_id, folder, "backend_state")
+        return result, seconds
 
     def search_seed(self, dataset) -> int:
         """The seed of a search on ``dataset``: fixed by the workspace seed and the dataset's content, so each

@@ -55,7 +55,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 COMMON_DEFAULTS = {"workspace": ".", "backend": "hyperband", "grouper": "mh", "preset": None, "tracking_uri": None,
-                   "executor": "local", "seed": 0, "quiet": False, "set": []}
+                   "executor": "local", "seed": 0, "quiet": False, "set": [], "backend_option": [],
+                   "agent": None, "mechanism": "scratch", "backbone": None, "weights": None, "cut": None,
+                   "finetune": False}
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -71,6 +73,17 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     g.add_argument("--quiet", "-q", action="store_true", default=S, help="no progress on stderr")
     g.add_argument("--set", action="append", default=S, metavar="KEY=VALUE",
                    help="override a preset field, e.g. --set search_trials=6 (repeatable)")
+    b = p.add_argument_group("search options")
+    b.add_argument("--backend-option", action="append", default=S, metavar="KEY=VALUE",
+                   help="a keyword for the backend's constructor, JSON values, e.g. space=mlp (repeatable)")
+    b.add_argument("--agent", default=S, help="transfer backend: lstm or transformer (default: transformer)")
+    b.add_argument("--mechanism", default=S, help="scratch, cells (ENAS cells) or predefined (default: scratch)")
+    b.add_argument("--backbone", default=S, metavar="KIND:REF|JSON",
+                   help="predefined: torchvision:NAME, mlflow:MODEL_URI or the backbone as JSON")
+    b.add_argument("--weights", default=S, metavar="PATH", help="predefined: local weights of a torchvision backbone")
+    b.add_argument("--cut", default=S, metavar="LAYER", help="predefined: reuse the backbone up to this layer")
+    b.add_argument("--finetune", action="store_true", default=S,
+                   help="predefined: train the reused layers too (default: frozen)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -99,16 +112,38 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ui", help="start the MLflow UI on the workspace's store (127.0.0.1)")
     p.add_argument("--port", type=int, default=5000)
     _add_common(p)
+    p = sub.add_parser("bench", help="the paper's Table 2 protocol: every method on one stream, a report")
+    p.add_argument("--preset", dest="bench_preset", default="ci", help="ci, small or paper (default: ci)")
+    p.add_argument("--backends", default="hyperband", help="comma-separated backends (default: hyperband)")
+    p.add_argument("--orders", type=int, default=None, help="random stream orders (default: the preset's)")
+    p.add_argument("--out", default="bench-report", help="report folder (default: bench-report)")
+    p.add_argument("--json", action="store_true", help="print the table as JSON keyed by method")
+    p.add_argument("--workspace", "-w", default=".", help="its cache lives in WORKSPACE/bench-cache (default: .)")
+    p.add_argument("--executor", default="local", help="local, serial or ray (default: local)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the orders, profiles and searches (default: 0)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     return parser
 
 
-def _overrides(pairs: list[str]) -> dict:
+def _overrides(pairs: list[str], option: str = "--set") -> dict:
     out = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise BadInput(f"--set expects KEY=VALUE, got {pair!r}")
+            raise BadInput(f"{option} expects KEY=VALUE, got {pair!r}")
         out[key.strip()] = value.strip()
+    return out
+
+
+def _backend_options(args) -> dict:
+    out = {}
+    for key, value in _overrides(args.backend_option, "--backend-option").items():
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value  # a bare word: a string
+    if args.agent is not None:
+        out["agent"] = args.agent
     return out
 
 
@@ -120,10 +155,15 @@ def _automl(args, preset_default: str = "small"):
     # MLflow's INFO lines ("Creating initial MLflow database tables...") are noise beside the progress output
     logging.getLogger("mlflow").setLevel(logging.WARNING)
 
+    from trautoml.mechanisms import parse_backbone
+
     try:
+        backbone = None if args.backbone is None else parse_backbone(args.backbone, args.weights, args.cut)
         return TrAutoML(workspace=args.workspace, backend=args.backend, grouper=args.grouper,
                         preset=args.preset or preset_default, tracking_uri=args.tracking_uri,
-                        executor=args.executor, seed=args.seed, quiet=args.quiet, **_overrides(args.set))
+                        executor=args.executor, seed=args.seed, quiet=args.quiet,
+                        backend_options=_backend_options(args), mechanism=args.mechanism, backbone=backbone,
+                        freeze=not args.finetune, **_overrides(args.set))
     except ValueError as exc:  # unknown backend / grouper / preset / setting / executor
         raise BadInput(str(exc)) from None
 
@@ -392,8 +432,35 @@ def cmd_ui(args) -> int:
         return EXIT_OK
 
 
+def cmd_bench(args) -> int:
+    from trautoml.bench.runner import BENCH_PRESETS, run_bench
+    from trautoml.bench.report import markdown_table
+
+    if args.bench_preset not in BENCH_PRESETS:
+        raise BadInput(f"unknown bench preset {args.bench_preset!r}; available: {', '.join(BENCH_PRESETS)}")
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    from search_backends.registry import available_backends
+
+    unknown = [b for b in backends if b not in available_backends()]
+    if not backends or unknown:
+        raise BadInput(f"unknown backend(s) {', '.join(unknown) or '(none given)'}; available: "
+                       f"{', '.join(available_backends())}")
+    if args.orders is not None and args.orders < 1:
+        raise BadInput(f"--orders must be at least 1, got {args.orders}")
+    log = None if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+    out = Path(args.out)
+    results = run_bench(args.bench_preset, backends, args.orders, out, Path(args.workspace) / "bench-cache",
+                        seed=args.seed, executor=args.executor, log=log)
+    if args.json:
+        print(json.dumps(results["table"], indent=2, sort_keys=True))
+    else:
+        print(markdown_table(results["table"]))
+        print(f"\nreport: {out / 'report.md'}")
+    return EXIT_OK
+
+
 COMMANDS = {"demo": cmd_demo, "ingest": cmd_ingest, "watch": cmd_watch, "groups": cmd_groups, "show": cmd_show,
-            "ui": cmd_ui}
+            "ui": cmd_ui, "bench": cmd_bench}
 
 
 def _one_line(exc: BaseException) -> str:

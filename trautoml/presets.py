@@ -22,7 +22,6 @@ Fields:
 ``search_seconds``     optional wall-clock cap of one search
 ``search_max_train``   training images a search trial uses (None: all), validation images ``search_max_eval``
 ``eta``                Hyperband's halving rate
-``space``              the model space searched (``cnn``)
 ``final_epochs``       epochs of the final training of the chosen (searched or reused) model, on the full train split
                        (None: the search's ``best_resource``); ``final_max_train`` caps its images
 ``reuse_tolerance``    the feedback check after a reuse (trautoml.decide): None = off (the paper's behaviour);
@@ -59,7 +58,6 @@ class Preset:
     search_max_train: int | None = None
     search_max_eval: int | None = None
     eta: int = 3
-    space: str = "cnn"
     # final training
     final_epochs: float | None = None
     final_max_train: int | None = None
