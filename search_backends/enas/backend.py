@@ -33,12 +33,11 @@ judged child separately at ``max_epochs`` would have cost. ``cost_ratio_budget``
 retrainings instead (the search-from-scratch budget). Both use the retraining's own wall time, which ran wherever
 the core's executor put it (a worker process may use fewer threads than this process).
 
-Threads: the controller's tiny LSTM steps run with one torch thread (`_one_thread`); on a busy 2-core machine two
+Threads: the controller's tiny LSTM steps run with one torch thread (`single_thread`); on a busy 2-core machine two
 threads made them 15x slower. The super-network uses the process's setting.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import time
@@ -49,7 +48,7 @@ import torch
 from torch import nn
 
 from trautoml.models.spec import DEFAULT_TRAIN, ModelSpec
-from trautoml.models.train import default_device
+from trautoml.models.train import default_device, single_thread
 
 from ..base import SearchBackend, SearchResult, SearchTask, TrialRequest, best_of
 from .controller import MacroController, MicroController, Reinforce
@@ -65,16 +64,6 @@ TRAIN_DEFAULTS = {"macro": {"optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "we
 #: Default widths, sized for CPU: one shared step of the mean child costs about what a ``cnn``-space trial step
 #: does (~3-4 M multiply-accumulates per 28x28 grey image; `bench/bench_enas_memory.py` measures it).
 CHANNELS = {"macro": 12, "cells": 8}
-
-
-@contextlib.contextmanager
-def _one_thread():
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(prev)
 
 
 class ENAS(SearchBackend):
@@ -204,7 +193,7 @@ class ENAS(SearchBackend):
         loss_fn = nn.CrossEntropyLoss()
 
         def sample(with_grad: bool):
-            with _one_thread(), torch.set_grad_enabled(with_grad):
+            with single_thread(), torch.set_grad_enabled(with_grad):
                 return ctl.sample(gen)
 
         @torch.no_grad()
@@ -257,7 +246,7 @@ class ENAS(SearchBackend):
             for _ in range(controller_steps):
                 samples = [sample(True) for _ in range(self.controller_samples)]
                 rewards = [accuracy(s.arch, *val_batch(self.val_batch)) for s in samples]
-                with _one_thread():
+                with single_thread():
                     stats = reinforce.update(samples, rewards)
                 sampled += len(samples)
                 evaluated += len(samples)

@@ -22,11 +22,12 @@ every child completes"). Multitask training draws a pair per walk (`train_multit
 """
 from __future__ import annotations
 
-import contextlib
 import random
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Sequence
 
 import torch
+
+from trautoml.models.train import single_thread
 
 from .agent import Agent, Episode
 from .lstm_agent import LSTMAgent
@@ -45,18 +46,6 @@ AGENT_DEFAULTS: dict[str, dict] = {
                     "entropy_weight": ENTROPY_WEIGHT, "pqt_weight": PQT_WEIGHT, "pqt_top_k": PQT_TOP_K,
                     "mix_start": MIX_START, "mix_samples": MIX_SAMPLES},
 }
-
-
-@contextlib.contextmanager
-def single_thread() -> Iterator[None]:
-    """Run torch on one thread: the agents' tensors are tiny, and on a busy machine a thread pool spinning over
-    them costs ten times the work (measured). The previous setting is restored on exit."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n)
 
 
 def pair_key(space: str, task: str) -> str:
