@@ -70,6 +70,11 @@ def descendants(pid: int) -> list[int]:
     return out
 
 
+def _point(sample: dict | None) -> dict | None:
+    return None if sample is None else {"datasets": sample["done"], "rss_mib": round(sample["rss_mib"], 1),
+                                        "children_rss_mib": round(sample["children_rss_mib"], 1)}
+
+
 def dataset_bytes(i: int) -> bytes:
     """Dataset i: 150 digits images of its own draw; inverted when i % 3 == 1, random labels when i % 7 == 6."""
     import io
@@ -179,9 +184,7 @@ class Soak:
 
     def at(self, done: int) -> dict | None:
         """The first sample taken once ``done`` datasets were ingested."""
-        s = next((s for s in self.samples if s["done"] >= done), None)
-        return None if s is None else {"datasets": s["done"], "rss_mib": round(s["rss_mib"], 1),
-                                       "children_rss_mib": round(s["children_rss_mib"], 1)}
+        return _point(next((s for s in self.samples if s["done"] >= done), None))
 
     def report(self, code: int, t0: float, t_ready: float, t_end: float) -> dict:
         names = [n for _, n in self.rows]
@@ -199,13 +202,7 @@ class Soak:
             "ingest_seconds_per_dataset": {"mean": round(float(gaps.mean()), 2),
                                            "first_50": round(float(gaps[:49].mean()), 2),
                                            "last_50": round(float(gaps[-49:].mean()), 2)},
-            "rss": {"start": None if first is None else {"datasets": first["done"], "rss_mib": round(first["rss_mib"], 1),
-                                                         "children_rss_mib": round(first["children_rss_mib"], 1)},
-                    **marks,
-                    "end": end,
-                    "last_sample": None if last is None else {
-                        "datasets": last["done"], "rss_mib": round(last["rss_mib"], 1),
-                        "children_rss_mib": round(last["children_rss_mib"], 1)},
+            "rss": {"start": _point(first), **marks, "end": end, "last_sample": _point(last),
                     "peak_mib": round(max((s["rss_mib"] for s in self.samples), default=0.0), 1),
                     "peak_children_mib": round(max((s["children_rss_mib"] for s in self.samples), default=0.0), 1)},
             "settings": {"n": self.args.n, "batch": self.args.batch, "poll": self.args.poll,

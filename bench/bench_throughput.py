@@ -1,17 +1,18 @@
 """Throughput benchmark (issue 8, item 4): landmarker profiles per minute, local process pool vs Ray, same cores.
 
-    .venv/bin/python bench/bench_throughput.py [--uri builtin:fashion-mnist] [--preset small] [--repeats 3] [--out t.json]
+    .venv/bin/python bench/bench_throughput.py [--uri builtin:fashion-mnist] [--preset small] [--repeats 3]
+        [--executors local:1,local:2,ray:1,ray:2] [--out t.json]
 
 For each executor — ``LocalExecutor(workers=1)``, ``LocalExecutor(workers=2)``, ``RayExecutor(local_cpus=1)``,
 ``RayExecutor(local_cpus=2)`` (a Ray of its own on this machine, started and stopped here) — one cold profile (pool
 start-up or Ray start-up and its first workers included) and ``--repeats`` warm profiles of the same dataset with
 seeds 1..repeats, each ``landmarkers.profile(dataset, n_models=B, n_trials=T, executor=..., budget=...)`` with the
 preset's profile budget (``small``: B = 4 × T = 10 = 40 trials of one epoch over 512 images). Reported per executor:
-warm profiles per minute, seconds per profile, the mean wall and CPU seconds of one trial as measured inside the worker, and
-the *dispatch overhead per trial*, ``(profile wall × workers − Σ trial seconds) / trials``: the time a worker slot
-was not training (shipping the task and its data, scheduling, gathering the result, idle tail). Also the plain
-round trip of ``executor.map(abs, range(200))`` per item, and whether every executor gave the identical T×B matrix
-for the same seed (it must: each trial derives everything from its seed and trains on one thread).
+warm profiles per minute, seconds per profile, the mean wall and CPU seconds of one trial as measured inside the
+worker, and the *dispatch overhead per trial*, ``(profile wall × workers − Σ trial seconds) / trials``: the time a
+worker slot was not training (shipping the task and its data, scheduling, gathering the result, idle tail). Also
+the plain round trip of ``executor.map(abs, range(200))`` per item, and whether every executor gave the identical
+T×B matrix for the same seed (it must: each trial derives everything from its seed and trains on one thread).
 
 Prints one JSON object (``--out`` also writes it). The machine's load average is recorded before and after each
 executor: other work on the machine slows every trial and blurs the comparison.
