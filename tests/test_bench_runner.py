@@ -1,5 +1,6 @@
 """The stream benchmark end to end on the `ci` preset (slow): every method runs, and the same seed over the same
-cache gives the same table, because every cost is charged its measured seconds from the cache."""
+cache gives the same decisions and errors, and the same charges (every trial and profile is charged its measured
+seconds from the cache; only the backend's own milliseconds outside its trials are measured again)."""
 from __future__ import annotations
 
 import pytest
@@ -20,4 +21,9 @@ def test_ci_preset_end_to_end_and_identical_results_for_identical_seeds(tmp_path
     assert table["standalone+random"]["time_ratio_vs_standalone"] == pytest.approx(1.0)
     assert (tmp_path / "report1" / "report.md").exists()
     again = run_bench("ci", ["random"], 1, tmp_path / "report2", tmp_path / "cache", executor="serial")
-    assert again["table"] == table
+    for name, row in table.items():
+        rerun = again["table"][name]
+        # decisions and errors repeat exactly; times repeat up to the backend's own (uncached) milliseconds
+        assert {k: rerun[k] for k in ("tre", "groups", "ari", "reused", "overhead_s")} == \
+               {k: row[k] for k in ("tre", "groups", "ari", "reused", "overhead_s")}
+        assert rerun["total_search_s"] == pytest.approx(row["total_search_s"], rel=1e-3)

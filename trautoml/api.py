@@ -358,11 +358,18 @@ class TrAutoML:
         if self.grouper_name == "metafeatures":
             from trautoml.data import METAFEATURE_NAMES, statistical_metafeatures
 
-            t0 = time.perf_counter()
-            mf = statistical_metafeatures(dataset)
-            names = [n for n in METAFEATURE_NAMES if n in mf]
-            features = Features("metafeatures", np.array([[float(mf[n]) for n in names]]),
-                                time.perf_counter() - t0, names=names)
+            h, key = dataset.content_hash(), json.dumps({"kind": "metafeatures"})
+            cached = self.workspace.cached_profile(h, key)
+            hit = cached is not None
+            if not hit:
+                t0 = time.perf_counter()
+                mf = statistical_metafeatures(dataset)
+                names = [n for n in METAFEATURE_NAMES if n in mf]
+                cached = {"names": names, "trials": [[float(mf[n]) for n in names]],
+                          "total_seconds": time.perf_counter() - t0}
+                self.workspace.store_profile(h, key, cached)
+            features = Features("metafeatures", np.array(cached["trials"]), cached["total_seconds"],
+                                names=cached["names"], cached=hit)
         else:
             from landmarkers import LANDMARKER_SEED, Profile, ProfileBudget
             from landmarkers import profile as landmarker_profile
