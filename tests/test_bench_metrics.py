@@ -64,3 +64,19 @@ def test_report_builder_writes_table_and_pictures(tmp_path):
     assert "| mh+hyperband | 30.0 ± 2.0 | 0.300 | 3.0 | 0.040 ± 0.010 | 2.0 | 0.800 | 2.0 |" in md
     assert "- a note" in md
     assert markdown_table(table).count("\n") == 3
+
+
+def test_report_is_logged_to_mlflow_as_a_parent_run_with_a_child_per_method(tmp_path):
+    from trautoml.bench.runner import log_to_mlflow
+    from trautoml.tracking import Tracker, workspace_tracking_uri
+
+    table = {"standalone+random": {"total_search_s": 10.0, "tre": 0.0, "groups": 3.0},
+             "mh+random": {"total_search_s": 4.0, "tre": 0.02, "groups": 2.0}}
+    write_report(tmp_path / "rep", table, {"preset": "ci"}, curves={}, sweep={})
+    pid = log_to_mlflow({"table": table, "context": {"preset": "ci", "orders": 1}}, tmp_path / "rep", tmp_path)
+    t = Tracker(workspace_tracking_uri(tmp_path), experiment="trautoml-bench")
+    children = t.client.search_runs([t.experiment_id], f"tags.mlflow.parentRunId = '{pid}'")
+    assert {c.info.run_name: c.data.metrics["total_search_s"] for c in children} == {"standalone+random": 10.0,
+                                                                                     "mh+random": 4.0}
+    assert t.client.get_run(pid).info.status == "FINISHED"
+    assert "report" in {a.path for a in t.client.list_artifacts(pid)}

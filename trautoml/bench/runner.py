@@ -285,5 +285,33 @@ def run_bench(preset: str, backends: Sequence[str], orders: int | None, out: Pat
     bench = StreamBench(preset, backends, orders, workspace, seed, executor, log=log)
     results = bench.run(load_stream(bench.preset.stream))
     write_report(out, results["table"], results["context"], results["curves"], results["sweep"])
+    results["run_id"] = log_to_mlflow(results, out, workspace)
     return results
+
+
+def log_to_mlflow(results: dict, report_folder: Path, workspace: Path, tracking_uri: str | None = None) -> str:
+    """One parent run (the report as artifacts, the context as params) with a child run per method (its metrics),
+    in the experiment ``trautoml-bench`` of the workspace's store (or ``tracking_uri``)."""
+    import os
+
+    from trautoml.tracking import Tracker, workspace_tracking_uri
+
+    workspace = Path(workspace).resolve()
+    workspace.mkdir(parents=True, exist_ok=True)
+    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or workspace_tracking_uri(workspace)
+    tracker = Tracker(uri, artifact_location=None if tracking_uri else (workspace / "mlruns").as_uri(),
+                      experiment="trautoml-bench")
+    ctx = results["context"]
+    parent = tracker.client.create_run(tracker.experiment_id, run_name=f"bench-{ctx['preset']}",
+                                       tags={"trautoml.bench.preset": str(ctx["preset"])})
+    pid = parent.info.run_id
+    tracker._log_params(pid, ctx)
+    for method, row in results["table"].items():
+        child = tracker.client.create_run(tracker.experiment_id, run_name=method,
+                                          tags={"mlflow.parentRunId": pid, "trautoml.bench.method": method})
+        tracker._log_metrics(child.info.run_id, row)
+        tracker.end_run(child.info.run_id)
+    tracker.log_artifacts_dir(pid, Path(report_folder), "report")
+    tracker.end_run(pid)
+    return pid
 
