@@ -36,6 +36,7 @@ def test_serial_and_local_agree_in_order():
         local.close()
 
 
+@pytest.mark.slow  # ~20-40 s of process spawns; tests/test_faults.py covers the same through an ingest
 def test_worker_killed_mid_trial_is_retried(tmp_path):
     ex = LocalExecutor(workers=2, max_retries=3)
     try:
@@ -46,6 +47,7 @@ def test_worker_killed_mid_trial_is_retried(tmp_path):
         ex.close()
 
 
+@pytest.mark.slow  # as above: tests/test_faults.py covers it through an ingest
 def test_item_that_keeps_killing_its_worker_goes_to_on_error(tmp_path):
     ex = LocalExecutor(workers=2, max_retries=1)
     try:
