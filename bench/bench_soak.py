@@ -17,6 +17,17 @@ Memory: VmRSS of the watch process from /proc/PID/status, and the sum over its d
 executor's workers), sampled every second; reported when the watcher is ready (``start``, the "watching" line), after
 every 50 datasets, and at the end, plus the peak. Prints (and with ``--out`` writes) one JSON object. Exit status 0
 when every file was ingested exactly once and none was refused (a half-read file would be refused), else 1.
+
+Measured (``--n 200``, defaults otherwise; 2 cores shared with other work, load average 5–7): 200 of 200 files
+ingested once each, 40 of them written slowly, none refused, 199 landed while earlier files still waited or were
+being ingested; 661 s wall, 3.2 s per dataset (2.8 s over the first 50, 2.4 s over the last 50: no slowdown).
+VmRSS of the watch process: 856 MiB when ready, 1243 after 50 datasets, 1283 after 100, 1296 after 150, 1319 at
+200 (the executor's two workers together 1817 MiB from dataset 50 on, flat). The first 50 datasets are warm-up
+(MLflow's model logging and torch.export load and cache their machinery); from 50 to 200 the watcher still grew by
+77 MiB, about 0.5 MiB per dataset. In process, 40 ingests (serial executor) grew the Python heap by ~68,000 objects,
+nearly all torch symbolic-shape / fake-tensor objects of torch.export, which MLflow's ``pt2`` model logging runs
+once per dataset: two ``ShapeEnv`` objects stay alive per ingest (held in part by ``lru_cache``s on ShapeEnv
+methods). At that rate, a watcher that ingests 10,000 datasets would carry ~5 GB extra.
 """
 from __future__ import annotations
 
