@@ -143,7 +143,7 @@ def test_a_trial_that_keeps_killing_its_worker_is_recorded_failed_and_the_search
     runs = ex.executions()
     assert runs.count(ex.doomed) == 2  # the first try and its one retry (max_retries=1)
     # recorded as failed in the workspace decision ...
-    assert d.outcome == "searched" and d.extra["failed_trials"] >= 1
+    assert d.outcome == "searched" and d.extra["failed_trials"] == 1  # the trials beside it were only rerun
     # ... and in MLflow, as a FAILED child run of the dataset's run that names the lost worker
     children = [r for r in all_runs(ws) if r.data.tags.get("mlflow.parentRunId") == d.run_id]
     assert len(children) == d.extra["trials"]
