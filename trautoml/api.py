@@ -452,14 +452,11 @@ class TrAutoML:
                        result.info, check, escalated=True)
 
     def _search(self, dataset, plan: decide.Plan, run_id: str | None):
-        from search_backends.base import SearchBudget, SearchTask
+        from search_backends.base import SearchTask
 
-        p = self.preset
-        budget = SearchBudget(max_trials=p.search_trials, max_epochs=p.search_epochs,
-                              min_epochs=p.search_min_epochs, max_seconds=p.search_seconds)
         folder = state_dir(self.root) / "backends" / self.backend_name
         folder.mkdir(parents=True, exist_ok=True)
-        task = SearchTask(dataset=dataset, budget=budget, run_trials=self._trial_runner(dataset, run_id),
+        task = SearchTask(dataset=dataset, budget=self.search_budget(), run_trials=self._trial_runner(dataset, run_id),
                           seed=self.search_seed(dataset), warm_start=list(plan.warm_start), task_id=plan.group,
                           state_dir=folder,
                           progress=lambda msg: self.progress.message("  search: " + msg))
@@ -469,6 +466,14 @@ class TrAutoML:
         if run_id is not None:  # what the backend learnt (Q-table, controller weights), as the run's artifacts
             self.tracker.log_artifacts_dir(run_id, folder, "backend_state")
         return result, seconds
+
+    def search_budget(self, scale: float = 1.0):
+        """The preset's search budget; ``scale`` multiplies its trials (the benchmark's warm-start runs on half)."""
+        from search_backends.base import SearchBudget
+
+        p = self.preset
+        return SearchBudget(max_trials=max(1, round(p.search_trials * scale)), max_epochs=p.search_epochs,
+                            min_epochs=p.search_min_epochs, max_seconds=p.search_seconds)
 
     def search_seed(self, dataset) -> int:
         """The seed of a search on ``dataset``: fixed by the workspace seed and the dataset's content, so each

@@ -101,7 +101,7 @@ class StreamBench:
 
     def search(self, backend: str, dataset, warm_start=(), budget_scale: float = 1.0) -> Charged:
         """A search (cached trials, charged their measured seconds) and the final training of its best model."""
-        from search_backends.base import SearchBudget, SearchTask
+        from search_backends.base import SearchTask
 
         eng = self.engine(backend)
         runner = eng._trial_runner(dataset, None)
@@ -113,11 +113,8 @@ class StreamBench:
             in_trials[0] += time.perf_counter() - t0
             return out
 
-        p = eng.preset
-        budget = SearchBudget(max_trials=max(1, round(p.search_trials * budget_scale)), max_epochs=p.search_epochs,
-                              min_epochs=p.search_min_epochs, max_seconds=p.search_seconds)
-        task = SearchTask(dataset=dataset, budget=budget, run_trials=timed, seed=eng.search_seed(dataset),
-                          warm_start=list(warm_start), task_id="bench")
+        task = SearchTask(dataset=dataset, budget=eng.search_budget(budget_scale), run_trials=timed,
+                          seed=eng.search_seed(dataset), warm_start=list(warm_start), task_id="bench")
         t0 = time.perf_counter()
         result = eng.backend.search(task)
         own = max(0.0, time.perf_counter() - t0 - in_trials[0])
