@@ -45,6 +45,9 @@ def test_paper_small_stream():
     # every raw dataset is followed by its 50 % subsample, and there are rotated and background variants
     raw = [n for n in names if "subsample" not in n]
     assert len(raw) * 2 == len(names)
+    # the ground truth is the raw dataset: each family is one raw dataset and its subsample (7 families)
+    assert all(items[k].family == items[k + 1].family for k in range(0, len(items), 2))
+    assert len({i.family for i in items}) == len(raw) == 7
     assert any("rotate=1" in n for n in raw) and any("background=" in n for n in raw)
     half = items[1].load()
     whole = items[0].load()
