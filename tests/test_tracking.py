@@ -150,3 +150,49 @@ def test_env_tracking_uri_wins_over_workspace(tmp_path, monkeypatch):
     t = Tracker.for_workspace(tmp_path / "ws")
     assert t.tracking_uri == f"sqlite:///{other}"
     assert other.exists() and not (tmp_path / "ws" / "mlflow.db").exists()
+
+
+def _small_module():
+    return torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(),
+                               torch.nn.Linear(4 * 6 * 6, 10))
+
+
+def test_models_are_exported_outside_the_driver_and_load_back(tmp_path):
+    """torch.export (MLflow's pt2 format) leaves symbolic-shape state behind in the process that runs it; the
+    driver logs its models through the model-logging process, so none of it accumulates in the driver."""
+    import gc
+
+    tracker = Tracker.for_workspace(tmp_path / "ws")
+    runs = []
+    for _ in range(3):
+        run_id = tracker.client.create_run(tracker.experiment_id).info.run_id
+        runs.append((run_id, tracker.log_model(run_id, _small_module(), np.zeros((2, 1, 8, 8), np.float32))))
+    gc.collect()
+    assert not [o for o in gc.get_objects() if type(o).__name__ == "ShapeEnv"]
+    for run_id, uri in runs:
+        run = tracker.client.get_run(run_id)
+        assert run.info.status == "RUNNING" and run.data.tags["trautoml.model_uri"] == uri
+    import mlflow
+
+    mlflow.set_tracking_uri(tracker.tracking_uri)
+    try:
+        out = mlflow.pytorch.load_model(runs[-1][1])(torch.zeros(5, 1, 8, 8))
+    finally:
+        mlflow.set_tracking_uri(None)
+    assert tuple(out.shape) == (5, 10)
+
+
+def test_a_killed_model_logging_process_is_replaced(tmp_path):
+    import os
+    import signal
+
+    from trautoml import tracking
+
+    tracker = Tracker.for_workspace(tmp_path / "ws")
+    first = tracker.client.create_run(tracker.experiment_id).info.run_id
+    tracker.log_model(first, _small_module(), np.zeros((2, 1, 8, 8), np.float32))
+    for pid in list(tracking._model_logger()._processes):
+        os.kill(pid, signal.SIGKILL)
+    second = tracker.client.create_run(tracker.experiment_id).info.run_id
+    uri = tracker.log_model(second, _small_module(), np.zeros((2, 1, 8, 8), np.float32))
+    assert tracker.client.get_run(second).data.tags["trautoml.model_uri"] == uri

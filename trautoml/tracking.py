@@ -39,6 +39,42 @@ def _finite(x: Any) -> bool:
     return x is not None and isinstance(x, (int, float, np.floating, np.integer)) and math.isfinite(float(x))
 
 
+#: Models one logging process exports before a fresh one replaces it: torch.export's leftovers are freed with the
+#: process, so its memory stays bounded, and the ~3 s start of a process with torch and MLflow is paid rarely.
+MODELS_PER_LOGGING_PROCESS = 25
+_logger_pool = None
+
+
+def _model_logger():
+    """The process, shared by every Tracker of this one, that exports and logs models (spawned on first use)."""
+    global _logger_pool
+    if _logger_pool is None:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        _logger_pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                           max_tasks_per_child=MODELS_PER_LOGGING_PROCESS)
+    return _logger_pool
+
+
+def _reset_model_logger() -> None:
+    global _logger_pool
+    if _logger_pool is not None:
+        _logger_pool.shutdown(wait=False, cancel_futures=True)
+    _logger_pool = None
+
+
+_trackers: dict[tuple[str, str], "Tracker"] = {}
+
+
+def _log_model_in_this_process(tracking_uri: str, experiment: str, run_id: str, module, input_example) -> str:
+    """Runs in the model-logging process: Tracker.log_model's export and upload."""
+    key = (tracking_uri, experiment)
+    if key not in _trackers:
+        _trackers[key] = Tracker(tracking_uri, experiment=experiment)
+    return _trackers[key]._log_model_here(run_id, module, input_example)
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -209,15 +245,35 @@ class Tracker:
 
     def log_model(self, run_id: str, module, input_example: np.ndarray | None) -> str:
         """Log a torch module in MLflow's safe ``pt2`` format (it needs an input example) with fixed pip
-        requirements (inferring them costs seconds per call). Returns the model URI."""
+        requirements (inferring them costs seconds per call). Returns the model URI.
+
+        The export runs in the model-logging process (see ``_model_logger``), not here: ``pt2`` goes through
+        torch.export, whose symbolic-shape state (ShapeEnv, fake tensors) stays reachable from process-global
+        caches after every export, about 0.5 MiB per model, so a watcher that logged in process grew without end
+        (bench/bench_soak.py measured it)."""
+        from concurrent.futures.process import BrokenProcessPool
+
+        module = module.cpu().eval()
+        for attempt in range(2):
+            try:
+                uri = _model_logger().submit(_log_model_in_this_process, self.tracking_uri, self.experiment,
+                                             run_id, module, input_example).result()
+                break
+            except BrokenProcessPool:  # the logging process died (killed, out of memory): a new one, once
+                _reset_model_logger()
+                if attempt:
+                    raise RuntimeError(f"the model-logging process died twice while logging the model of run "
+                                       f"{run_id}; the run keeps everything else") from None
+        self.client.set_tag(run_id, f"{TAG}model_uri", uri)
+        return uri
+
+    def _log_model_here(self, run_id: str, module, input_example: np.ndarray | None) -> str:
         import torch
 
         reqs = [f"torch=={torch.__version__.split('+')[0]}"]
-        module = module.cpu().eval()
         with self._active(run_id):
             info = self._mlflow.pytorch.log_model(module, name="model", input_example=input_example,
                                                   pip_requirements=reqs)
-        self.client.set_tag(run_id, f"{TAG}model_uri", info.model_uri)
         return info.model_uri
 
     @contextlib.contextmanager
