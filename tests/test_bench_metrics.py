@@ -6,7 +6,7 @@ import json
 import pytest
 
 from trautoml.bench.metrics import ERROR_FLOOR, Outcome, aggregate, summarise_order, total_relative_error
-from trautoml.bench.report import markdown_table, write_report
+from trautoml.bench.report import markdown_table, target_checks, write_report
 
 
 def test_tre_by_hand():
@@ -64,6 +64,25 @@ def test_report_builder_writes_table_and_pictures(tmp_path):
     assert "| mh+hyperband | 30.0 ± 2.0 | 0.300 | 3.0 | 0.040 ± 0.010 | 2.0 | 0.800 | 2.0 |" in md
     assert "- a note" in md
     assert markdown_table(table).count("\n") == 3
+    assert "mh+hyperband: time 0.300 of standalone (target ≤ 0.3): met" in md
+
+
+def test_target_checks_by_hand():
+    """MH at 0.40 of standalone, TRE 0.06, overhead 8 of 40 s; k-means slower and more accurate, random slower and
+    less accurate; 3 families in 6 datasets."""
+    row = {"total_search_s": 40.0, "overhead_s": 8.0}
+    table = {"mh+hyperband": {**row, "time_ratio_vs_standalone": 0.40, "tre": 0.06},
+             "kmeans+hyperband": {**row, "time_ratio_vs_standalone": 0.50, "tre": 0.01},
+             "random+hyperband": {**row, "time_ratio_vs_standalone": 0.45, "tre": 0.30}}
+    lines = target_checks(table, {"datasets": 6, "families": 3})
+    assert lines == [
+        "mh+hyperband: time 0.400 of standalone (target ≤ 0.3): NOT met",
+        "mh+hyperband: TRE 0.060 (target ≤ 0.05): NOT met",
+        "mh+hyperband: landmarker overhead 20.0% of its total (target < 10%): NOT met",
+        "mh+hyperband vs kmeans+hyperband: a trade-off: faster (time 0.400 vs 0.500) with TRE 0.060 vs 0.010",
+        "mh+hyperband vs random+hyperband: better on both (time 0.400 vs 0.450, TRE 0.060 vs 0.300)",
+        "floor: a grouping that keeps the stream's 3 families apart searches at least 3 times, 0.50 of standalone "
+        "before overhead and reuse"]
 
 
 def test_report_is_logged_to_mlflow_as_a_parent_run_with_a_child_per_method(tmp_path):

@@ -60,10 +60,57 @@ def write_report(folder: Path, table: dict[str, dict], context: dict, curves: di
         *[f"![groups vs {k}](groups_vs_{k}.png)" for k in sweep],
         "",
     ]
+    checks = target_checks(table, context)
+    if checks:
+        lines += ["## Against the targets", "", *[f"- {c}" for c in checks], ""]
     if context.get("notes"):
         lines += ["## Notes", "", *[f"- {n}" for n in context["notes"]], ""]
     (folder / "report.md").write_text("\n".join(lines))
     return [folder / "report.md", folder / "table.json", *files]
+
+
+#: The issue's targets for MH + a backend (paper Table 2: Hyperband 0.30 of standalone at TRE 0.062).
+TARGET_TIME_RATIO, TARGET_TRE, TARGET_OVERHEAD_SHARE = 0.30, 0.05, 0.10
+
+
+def target_checks(table: dict[str, dict], context: dict) -> list[str]:
+    """One line per target and backend, saying whether the measured means meet it (no tolerance added)."""
+    lines = []
+    for name, mh in table.items():
+        if not name.startswith("mh+"):
+            continue
+        backend = name[3:]
+        ratio, tre = mh.get("time_ratio_vs_standalone"), mh.get("tre")
+        if ratio is not None:
+            lines.append(f"{name}: time {ratio:.3f} of standalone (target ≤ {TARGET_TIME_RATIO}): "
+                         f"{'met' if ratio <= TARGET_TIME_RATIO else 'NOT met'}")
+        if tre is not None:
+            lines.append(f"{name}: TRE {tre:.3f} (target ≤ {TARGET_TRE}): "
+                         f"{'met' if tre <= TARGET_TRE else 'NOT met'}")
+        if mh.get("total_search_s") and mh.get("overhead_s") is not None:
+            share = mh["overhead_s"] / mh["total_search_s"]
+            lines.append(f"{name}: landmarker overhead {share:.1%} of its total (target < {TARGET_OVERHEAD_SHARE:.0%}): "
+                         f"{'met' if share < TARGET_OVERHEAD_SHARE else 'NOT met'}")
+        for other in ("kmeans", "random"):
+            o = table.get(f"{other}+{backend}")
+            if o is not None and ratio is not None and tre is not None:
+                lines.append(f"{name} vs {other}+{backend}: {_trade_off(mh, o)}")
+        families, datasets = context.get("families"), context.get("datasets")
+        if families and datasets and ratio is not None:
+            lines.append(f"floor: a grouping that keeps the stream's {families} families apart searches at least "
+                         f"{families} times, {families / datasets:.2f} of standalone before overhead and reuse")
+    return lines
+
+
+def _trade_off(a: dict, b: dict) -> str:
+    ta, tb = a["time_ratio_vs_standalone"], b["time_ratio_vs_standalone"]
+    ea, eb = a["tre"], b["tre"]
+    if ta <= tb and ea <= eb:
+        return f"better on both (time {ta:.3f} vs {tb:.3f}, TRE {ea:.3f} vs {eb:.3f})"
+    if ta >= tb and ea >= eb:
+        return f"worse on both (time {ta:.3f} vs {tb:.3f}, TRE {ea:.3f} vs {eb:.3f})"
+    faster = "faster" if ta < tb else "slower"
+    return f"a trade-off: {faster} (time {ta:.3f} vs {tb:.3f}) with TRE {ea:.3f} vs {eb:.3f}"
 
 
 def _plt():

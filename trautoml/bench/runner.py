@@ -184,7 +184,8 @@ class StreamBench:
                               f"{platform.python_version()}",
                    "date": _dt.date.today().isoformat(), "preset": self.preset.name,
                    "stream": self.preset.stream,
-                   "datasets": len(datasets), "orders": self.orders, "seed": self.seed,
+                   "datasets": len(datasets), "families": len(set(families)), "orders": self.orders,
+                   "seed": self.seed,
                    "wall_seconds": time.perf_counter() - t_start}
         return {"table": table, "curves": curves, "sweep": sweep, "context": context}
 
