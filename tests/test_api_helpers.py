@@ -64,7 +64,8 @@ def run_cli(*args, timeout: float = 300, **kw) -> subprocess.CompletedProcess:
 def client(workspace: Path):
     from mlflow import MlflowClient
 
-    return MlflowClient(tracking_uri=f"sqlite:///{Path(workspace) / 'mlflow.db'}")
+    uri = f"sqlite:///{Path(workspace) / 'mlflow.db'}"
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
 def all_runs(workspace: Path, deleted: bool = True) -> list:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -110,7 +111,11 @@ def test_dataset_run_contents(tmp_path, tracker):
     assert all(json.loads(c.data.params["spec"]) == SPEC.to_dict() for c in children)
 
 
-def test_group_registry_has_a_version_per_member(tracker):
+def test_group_registry_has_a_version_per_member(tracker, monkeypatch):
+    import mlflow
+
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    registry_before = mlflow.get_registry_uri()
     module = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2))
     example = np.zeros((1, 1, 2, 2), np.float32)
     versions = []
@@ -122,6 +127,8 @@ def test_group_registry_has_a_version_per_member(tracker):
     assert versions == [1, 2]
     mv = tracker.client.search_model_versions(f"name = '{group_model_name('g7')}'")
     assert sorted(v.tags["trautoml.dataset"] for v in mv) == ["a", "b"]
+    # the registry is reached through MLflow's global URIs for a moment; they, and the environment, are restored
+    assert mlflow.get_registry_uri() == registry_before and "MLFLOW_REGISTRY_URI" not in os.environ
 
 
 def test_stale_run_of_a_dead_process_is_closed_and_replaced(tmp_path, tracker):
