@@ -18,16 +18,19 @@ executor's workers), sampled every second; reported when the watcher is ready (`
 every 50 datasets, and at the end, plus the peak. Prints (and with ``--out`` writes) one JSON object. Exit status 0
 when every file was ingested exactly once and none was refused (a half-read file would be refused), else 1.
 
-Measured (``--n 200``, defaults otherwise; 2 cores shared with other work, load average 5–7): 200 of 200 files
-ingested once each, 40 of them written slowly, none refused, 199 landed while earlier files still waited or were
-being ingested; 661 s wall, 3.2 s per dataset (2.8 s over the first 50, 2.4 s over the last 50: no slowdown).
-VmRSS of the watch process: 856 MiB when ready, 1243 after 50 datasets, 1283 after 100, 1296 after 150, 1319 at
-200 (the executor's two workers together 1817 MiB from dataset 50 on, flat). The first 50 datasets are warm-up
-(MLflow's model logging and torch.export load and cache their machinery); from 50 to 200 the watcher still grew by
-77 MiB, about 0.5 MiB per dataset. In process, 40 ingests (serial executor) grew the Python heap by ~68,000 objects,
-nearly all torch symbolic-shape / fake-tensor objects of torch.export, which MLflow's ``pt2`` model logging runs
-once per dataset: two ``ShapeEnv`` objects stay alive per ingest (held in part by ``lru_cache``s on ShapeEnv
-methods). At that rate, a watcher that ingests 10,000 datasets would carry ~5 GB extra.
+Measured on the 2-core box, 2026-11-24. Before the fix (``--n 200``, load average 5–7): 200 of 200 ingested
+once each; VmRSS of the watch process 856 MiB when ready, 1243 after 50, 1283 after 100, 1296 after 150, 1319 at
+200: +77 MiB from 50 to 200, about 0.5 MiB per dataset. In process, 40 ingests grew the Python heap by ~68,000
+objects, nearly all torch symbolic-shape / fake-tensor state of torch.export, which MLflow's ``pt2`` model logging
+runs once per dataset (two ``ShapeEnv`` objects per export stay reachable from process-global caches).
+
+The fix: models are exported and logged by a separate model-logging process that is replaced every 25 models
+(``trautoml.tracking.MODELS_PER_LOGGING_PROCESS``). After it (``--n 400``, one other job beside it): 400 of 400
+ingested once each, 80 written slowly, none refused, 801 s wall. Watcher VmRSS: 640 MiB when ready, 976 after 50,
+992 after 100, 1000 after 200, 1017 after 250, 1019 after 300, 1020 at 400 (+44 MiB from 50 to 400, +0.4 MiB from
+300 to 400); descendants (two pool workers and the logging process) at most 2,324 MiB, flat. Mean ingest time per
+dataset rose from 1.46 s over the first 50 to 2.48 s over the last 50: some per-ingest work still grows with the
+number of datasets in the workspace.
 """
 from __future__ import annotations
 
