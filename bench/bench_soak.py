@@ -25,7 +25,7 @@ objects, nearly all torch symbolic-shape / fake-tensor state of torch.export, wh
 runs once per dataset (two ``ShapeEnv`` objects per export stay reachable from process-global caches).
 
 The fix: models are exported and logged by a separate model-logging process that is replaced every 25 models
-(``trautoml.tracking.MODELS_PER_LOGGING_PROCESS``). After it (``--n 400``, one other job beside it): 400 of 400
+(``trautoml.tracking.MODELS_PER_LOGGING_PROCESS``). After it (``--n 400``, short jobs beside it at times): 400 of 400
 ingested once each, 80 written slowly, none refused, 801 s wall. Watcher VmRSS: 640 MiB when ready, 976 after 50,
 992 after 100, 1000 after 200, 1017 after 250, 1019 after 300, 1020 at 400 (+44 MiB from 50 to 400, +0.4 MiB from
 300 to 400); descendants (two pool workers and the logging process) at most 2,324 MiB, flat. Mean ingest time per
