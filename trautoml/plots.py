@@ -18,29 +18,53 @@ def project_2d(points: np.ndarray) -> np.ndarray:
     return np.pad(proj, ((0, 0), (0, 2 - proj.shape[1])))
 
 
+#: Beyond these, the picture names only the new dataset and its group, and has no legend: a figure with hundreds
+#: of labels is unreadable, and laying them out (legend placement, tight layout) grew to seconds per ingest in a
+#: 400-dataset soak (bench/bench_soak.py), work repeated for every dataset of a long stream.
+MAX_NAMED_DATASETS, MAX_LEGEND_GROUPS = 30, 10
+
+
 def groups_figure(names: Sequence[str], means: np.ndarray, groups: Sequence[str], highlight: str | None,
                   path: Path) -> Path:
+    """Every dataset in profile space (PCA of the mean landmarker accuracies), coloured by group, the new one
+    (``highlight``) starred, written to ``path`` (PNG)."""
+    import matplotlib.pyplot as plt
+
+    fig = draw_groups(names, means, groups, highlight)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def draw_groups(names: Sequence[str], means: np.ndarray, groups: Sequence[str], highlight: str | None):
+    """The figure of ``groups_figure``: names and a legend while the stream is small, then only the new dataset's
+    group named."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     xy = project_2d(means)
-    fig, ax = plt.subplots(figsize=(6.4, 4.8), dpi=100)
+    order = list(dict.fromkeys(groups))
     palette = plt.get_cmap("tab10")
-    for k, group in enumerate(dict.fromkeys(groups)):
-        idx = [i for i, g in enumerate(groups) if g == group]
-        ax.scatter(xy[idx, 0], xy[idx, 1], s=50, color=palette(k % 10), label=f"group {group}", alpha=0.85)
+    fig, ax = plt.subplots(figsize=(6.4, 4.8), dpi=100)
+    colours = [palette(order.index(g) % 10) for g in groups]
+    ax.scatter(xy[:, 0], xy[:, 1], s=50, c=colours, alpha=0.85)
+    new_group = groups[list(names).index(highlight)] if highlight in names else None
     for i, name in enumerate(names):
         if name == highlight:
-            ax.scatter(xy[i, 0], xy[i, 1], s=260, marker="*", facecolor="none", edgecolor="black", linewidth=1.5,
-                       label=f"new: {name}")
-        ax.annotate(name, xy[i], fontsize=6, xytext=(3, 3), textcoords="offset points")
+            ax.scatter(xy[i, 0], xy[i, 1], s=260, marker="*", facecolor="none", edgecolor="black", linewidth=1.5)
+        if len(names) <= MAX_NAMED_DATASETS or groups[i] == new_group:
+            ax.annotate(name, xy[i], fontsize=6, xytext=(3, 3), textcoords="offset points")
+    if len(order) <= MAX_LEGEND_GROUPS:
+        from matplotlib.lines import Line2D
+
+        handles = [Line2D([], [], marker="o", linestyle="", color=palette(k % 10), label=f"group {g}")
+                   for k, g in enumerate(order)]
+        ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.set_xlabel("PC 1 of landmarker accuracies")
     ax.set_ylabel("PC 2")
-    ax.set_title("Datasets in profile space, coloured by group")
-    ax.legend(fontsize=7, loc="best")
+    title = f"{len(names)} datasets in {len(order)} groups"
+    ax.set_title(title + (f"; new: {highlight} → group {new_group}" if new_group else ""), fontsize=9)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return fig
