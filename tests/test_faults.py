@@ -241,3 +241,42 @@ def test_driver_killed_mid_stream_resumes_without_redoing_finished_work(tmp_path
     runs = dataset_runs(ws)
     assert sorted(r.data.tags["trautoml.dataset"] for r in runs) == sorted([a_name, "b"])
     assert not [r for r in all_runs(ws) if r.info.status == "RUNNING"]
+
+
+ORPHAN_DRIVER = """
+import os, sys, time
+from trautoml.executor import LocalExecutor
+from trautoml.tracking import _model_logger
+
+executor = LocalExecutor(1)
+pool_worker = executor._ensure_pool().submit(os.getpid).result()
+model_logger = _model_logger().submit(os.getpid).result()
+print(pool_worker, model_logger, flush=True)
+time.sleep(600)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as f:  # a zombie waiting for its (new) parent to reap it counts as gone
+        return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_workers_of_a_killed_driver_exit_instead_of_lingering():
+    """A driver killed with SIGKILL leaves its pool worker and its model-logging process behind; both notice that
+    their parent is gone and exit (they used to wait on their task queue forever, holding ~1 GB each)."""
+    proc = subprocess.Popen([os.sys.executable, "-c", ORPHAN_DRIVER], stdout=subprocess.PIPE, text=True,
+                            env=clean_env())
+    try:
+        pids = [int(p) for p in proc.stdout.readline().split()]
+        assert len(pids) == 2 and all(_alive(p) for p in pids)
+    finally:
+        proc.kill()
+        proc.wait()
+    deadline = time.monotonic() + 30
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [p for p in pids if _alive(p)]

@@ -14,6 +14,8 @@ from __future__ import annotations
 import logging
 import multiprocessing as mp
 import os
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Iterable, Protocol, Sequence
@@ -40,7 +42,20 @@ class SerialExecutor:
         pass
 
 
-def _init_worker() -> None:
+def exit_with_parent(parent_pid: int, poll_seconds: float = 1.0) -> None:
+    """Called in a pool worker: end it once the process that started it is gone. The worker of a killed driver
+    (SIGKILL, out of memory) would otherwise wait on its task queue forever, since it holds that queue's pipe open
+    itself and never sees end-of-file."""
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(poll_seconds)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+def _init_worker(parent_pid: int) -> None:
+    exit_with_parent(parent_pid)
     # Each worker trains on one core: n workers x 1 thread beats n workers x n threads fighting over the cores.
     import torch
 
@@ -65,7 +80,8 @@ class LocalExecutor:
         if self._pool is None:
             # spawn: safe with torch and threads; fork after torch initialised its thread pools can deadlock.
             self._pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"),
-                                             initializer=_init_worker)
+                                             initializer=_init_worker,
+                                             initargs=(os.getpid(),))
         return self._pool
 
     def worker_pids(self) -> list[int]:
@@ -97,7 +113,8 @@ class LocalExecutor:
         pending = list(lost)
         while pending:
             batch, pending = pending[:self.workers], pending[self.workers:]
-            pools = {i: ProcessPoolExecutor(1, mp_context=mp.get_context("spawn"), initializer=_init_worker)
+            pools = {i: ProcessPoolExecutor(1, mp_context=mp.get_context("spawn"), initializer=_init_worker,
+                                            initargs=(os.getpid(),))
                      for i in batch}
             futures = {i: pools[i].submit(fn, items[i]) for i in batch}
             for i, fut in futures.items():

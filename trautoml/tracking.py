@@ -52,8 +52,11 @@ def _model_logger():
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
+        from trautoml.executor import exit_with_parent
+
         _logger_pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
-                                           max_tasks_per_child=MODELS_PER_LOGGING_PROCESS)
+                                           max_tasks_per_child=MODELS_PER_LOGGING_PROCESS,
+                                           initializer=exit_with_parent, initargs=(os.getpid(),))
     return _logger_pool
 
 
