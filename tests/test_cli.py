@@ -241,7 +241,14 @@ def test_watch_stops_cleanly_on_sigint(tmp_path, template):
     try:
         seen = _wait_for_line(proc.stderr, "skipping broken.npz", timeout=120)
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
+        try:
+            out, err = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:  # say where it is stuck: the watcher prints its stacks on SIGUSR1
+            proc.send_signal(signal.SIGUSR1)
+            time.sleep(3)
+            proc.kill()
+            out, err = proc.communicate()
+            pytest.fail(f"watch did not stop within 60 s of SIGINT; its stacks:\n{err}")
     finally:
         proc.kill()
     assert proc.returncode == 0, err

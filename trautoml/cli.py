@@ -33,6 +33,7 @@ it changes. ``--max-items N`` stops after N candidates (for tests and scripts).
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import logging
 import os
@@ -362,6 +363,11 @@ def cmd_watch(args) -> int:
         raise KeyboardInterrupt
 
     old_term = signal.signal(signal.SIGTERM, stop)
+    # Ctrl-C stops the watcher even where it started with SIGINT ignored (a parent's disposition is inherited) or a
+    # library replaced Python's handler; `kill -USR1 PID` prints every thread's stack, for a watcher that seems stuck.
+    old_int = signal.signal(signal.SIGINT, stop)
+    if hasattr(signal, "SIGUSR1"):
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
     previous: dict[Path, tuple] = {}
     done: dict[Path, tuple] = {}
     handled = 0
@@ -401,6 +407,7 @@ def cmd_watch(args) -> int:
         return EXIT_OK
     finally:
         signal.signal(signal.SIGTERM, old_term)
+        signal.signal(signal.SIGINT, old_int)
 
 
 def cmd_ui(args) -> int:
