@@ -25,12 +25,12 @@ objects, nearly all torch symbolic-shape / fake-tensor state of torch.export, wh
 runs once per dataset (two ``ShapeEnv`` objects per export stay reachable from process-global caches).
 
 The fix: models are exported and logged by a separate model-logging process that is replaced every 25 models
-(``trautoml.tracking.MODELS_PER_LOGGING_PROCESS``). After it (``--n 400``, short jobs beside it at times): 400 of 400
-ingested once each, 80 written slowly, none refused, 801 s wall. Watcher VmRSS: 640 MiB when ready, 976 after 50,
-992 after 100, 1000 after 200, 1017 after 250, 1019 after 300, 1020 at 400 (+44 MiB from 50 to 400, +0.4 MiB from
-300 to 400); descendants (two pool workers and the logging process) at most 2,324 MiB, flat. Mean ingest time per
-dataset rose from 1.46 s over the first 50 to 2.48 s over the last 50: some per-ingest work still grows with the
-number of datasets in the workspace.
+(``trautoml.tracking.MODELS_PER_LOGGING_PROCESS``). After it, and after the groups picture stopped naming every
+dataset (``--n 400``): 400 of 400 ingested once each, 80 written slowly, none refused, 570 s wall. Watcher VmRSS:
+638 MiB when ready, 973 after 50, 986 after 200, 1001 after 300, 1019 at 400: +45 MiB from 50 to 400, about
+0.13 MiB per dataset, still growing; descendants (two pool workers and the logging process) at most 2.4 GiB, flat.
+In process, 60 ingests now add ~2,600 Python objects (MLflow's per-run artifact-repository cache, bounded at
+1,024), too few to explain the rest. Mean ingest time 0.98 s over the first 50 datasets, 1.54 s over the last 50.
 """
 from __future__ import annotations
 
