@@ -45,26 +45,24 @@ def draw_groups(names: Sequence[str], means: np.ndarray, groups: Sequence[str], 
     import matplotlib.pyplot as plt
 
     xy = project_2d(means)
-    order = list(dict.fromkeys(groups))
     palette = plt.get_cmap("tab10")
+    colour = {g: palette(k % 10) for k, g in enumerate(dict.fromkeys(groups))}  # in order of first appearance
     fig, ax = plt.subplots(figsize=(6.4, 4.8), dpi=100)
-    colours = [palette(order.index(g) % 10) for g in groups]
-    ax.scatter(xy[:, 0], xy[:, 1], s=50, c=colours, alpha=0.85)
+    ax.scatter(xy[:, 0], xy[:, 1], s=50, c=[colour[g] for g in groups], alpha=0.85)
     new_group = groups[list(names).index(highlight)] if highlight in names else None
     for i, name in enumerate(names):
         if name == highlight:
             ax.scatter(xy[i, 0], xy[i, 1], s=260, marker="*", facecolor="none", edgecolor="black", linewidth=1.5)
         if len(names) <= MAX_NAMED_DATASETS or groups[i] == new_group:
             ax.annotate(name, xy[i], fontsize=6, xytext=(3, 3), textcoords="offset points")
-    if len(order) <= MAX_LEGEND_GROUPS:
+    if len(colour) <= MAX_LEGEND_GROUPS:
         from matplotlib.lines import Line2D
 
-        handles = [Line2D([], [], marker="o", linestyle="", color=palette(k % 10), label=f"group {g}")
-                   for k, g in enumerate(order)]
+        handles = [Line2D([], [], marker="o", linestyle="", color=c, label=f"group {g}") for g, c in colour.items()]
         ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.set_xlabel("PC 1 of landmarker accuracies")
     ax.set_ylabel("PC 2")
-    title = f"{len(names)} datasets in {len(order)} groups"
+    title = f"{len(names)} datasets in {len(colour)} groups"
     ax.set_title(title + (f"; new: {highlight} → group {new_group}" if new_group else ""), fontsize=9)
     fig.tight_layout()
     return fig

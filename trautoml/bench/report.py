@@ -89,8 +89,9 @@ def target_checks(table: dict[str, dict], context: dict) -> list[str]:
                          f"{'met' if tre <= TARGET_TRE else 'NOT met'}")
         if mh.get("total_search_s") and mh.get("overhead_s") is not None:
             share = mh["overhead_s"] / mh["total_search_s"]
-            lines.append(f"{name}: landmarker overhead {share:.1%} of its total (target < {TARGET_OVERHEAD_SHARE:.0%}): "
-                         f"{'met' if share < TARGET_OVERHEAD_SHARE else 'NOT met'}")
+            verdict = "met" if share < TARGET_OVERHEAD_SHARE else "NOT met"
+            lines.append(f"{name}: landmarker overhead {share:.1%} of its total "
+                         f"(target < {TARGET_OVERHEAD_SHARE:.0%}): {verdict}")
         for other in ("kmeans", "random"):
             o = table.get(f"{other}+{backend}")
             if o is not None and ratio is not None and tre is not None:
