@@ -210,3 +210,34 @@ def test_streams_expand_to_items_loaded_one_at_a_time(tmp_path):
     mixed = TrAutoML.expand(["stream:demo", "builtin:digits", items[0]])
     assert len(mixed) == 14 and mixed[12] == "builtin:digits" and mixed[13] is items[0]
     assert TrAutoML.expand("builtin:digits") == ["builtin:digits"]
+
+
+def test_the_grouper_is_kept_between_ingests_only_while_the_workspace_holds_its_state(tmp_path, template,
+                                                                                      monkeypatch):
+    from trautoml.grouping.markov import MarkovBFGrouper
+
+    ws = new_workspace(tmp_path / "ws", template)
+    replayed = []  # datasets replayed by each restore from the stored state
+    restore = MarkovBFGrouper.from_dict.__func__
+    monkeypatch.setattr(MarkovBFGrouper, "from_dict",
+                        classmethod(lambda cls, d: replayed.append(len(d["datasets"])) or restore(cls, d)))
+    uris = [f"builtin:digits?subsample={f}" for f in (0.3, 0.35, 0.4, 0.45, 0.5)]
+    with TrAutoML(ws, preset="tiny", executor="serial", quiet=True) as t1, \
+            TrAutoML(ws, preset="tiny", executor="serial", quiet=True) as t2:
+        t1.ingest(uris[0])
+        t1.ingest(uris[1])
+        assert replayed == []  # t1 goes on with the grouper it committed
+        t2.ingest(uris[2])
+        assert replayed == [2]  # t2 never saw that state: it restores it
+        real_search_and_train = TrAutoML.search_and_train
+        monkeypatch.setattr(TrAutoML, "search_and_train", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("x")))
+        with pytest.raises(RuntimeError):
+            t2.ingest(uris[3])  # observed with t2's grouper, then failed: that grouper must not be used again
+        monkeypatch.setattr(TrAutoML, "search_and_train", real_search_and_train)
+        t2.ingest(uris[3])
+        assert replayed == [2, 3]
+        t1.ingest(uris[4])  # t1's grouper is two commits behind the workspace
+        assert replayed == [2, 3, 4]
+        name, state, version = t1.workspace.grouper_state()
+    assert version == 5 and len(state["datasets"]) == 5
+    assert [g for g in MarkovBFGrouper.from_dict(state).to_dict()["labels"]] == state["labels"]

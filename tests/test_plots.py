@@ -23,13 +23,22 @@ def test_small_stream_names_every_dataset_and_has_a_legend():
     plt.close(fig)
 
 
-def test_long_stream_names_only_the_new_datasets_group_and_drops_the_legend():
-    n, n_groups = 4 * MAX_NAMED_DATASETS, 4 * MAX_LEGEND_GROUPS
+def test_long_stream_names_only_the_new_dataset_and_drops_the_legend():
+    # few groups, so the new dataset's group alone has far more members than a picture can name
+    n, n_groups = 4 * MAX_NAMED_DATASETS, 2
     names, means, groups = _stream(n, n_groups)
     fig = draw_groups(names, means, groups, names[-1])
     ax = fig.axes[0]
-    new_group = groups[-1]
-    assert {t.get_text() for t in ax.texts} == {nm for nm, g in zip(names, groups) if g == new_group}
+    assert [t.get_text() for t in ax.texts] == [names[-1]]
+    assert ax.get_title().endswith(f"new: {names[-1]} → group {groups[-1]}")
+    plt.close(fig)
+
+
+def test_many_groups_drop_the_legend():
+    names, means, groups = _stream(MAX_NAMED_DATASETS, 4 * MAX_LEGEND_GROUPS)
+    fig = draw_groups(names, means, groups, names[-1])
+    ax = fig.axes[0]
+    assert {t.get_text() for t in ax.texts} == set(names)
     assert ax.get_legend() is None
     plt.close(fig)
 

@@ -44,19 +44,23 @@ def _counts(path):
 def test_state_lives_under_dot_trautoml_and_survives_reopening(tmp_path):
     with Workspace(tmp_path) as ws:
         _commit(ws, "a", "g1", founds=True, version=None)
-        _commit(ws, "b", "g1", founds=False, version=1, outcome="reused")
+        _commit(ws, "b", "g1", founds=False, version=1, outcome="reused", val=0.6)
         _commit(ws, "c", "g2", founds=True, version=2, spec=OTHER)
+        _commit(ws, "d", "g1", founds=False, version=3, outcome="searched", spec=OTHER, val=0.9)
     assert state_path(tmp_path) == tmp_path / ".trautoml" / "state.db"
     with sqlite3.connect(state_path(tmp_path)) as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     with Workspace(tmp_path, create=False) as ws:
-        assert ws.groups() == [{"id": "g1", "members": ["a", "b"], "model": SPEC.to_dict()},
+        assert ws.groups() == [{"id": "g1", "members": ["a", "b", "d"], "model": SPEC.to_dict()},
                                {"id": "g2", "members": ["c"], "model": OTHER.to_dict()}]
-        assert ws.grouper_state() == ("mh", {"n": "c"}, 3)
+        assert ws.grouper_state() == ("mh", {"n": "d"}, 4)
         assert ws.decision_by_hash("hash-b").outcome == "reused"
         assert ws.dataset_row("c")["decision"]["group"] == "g2"
         assert ws.dataset_row("hash-c")["name"] == "c"  # a content hash works as a name
-        assert [d.dataset for d in ws.group_member_decisions("g1")] == ["a", "b"]
+        # the reuse check's reference: members of g1 that trained g1's model (d escalated to another one)
+        assert ws.member_val_accuracies("g1", SPEC.to_dict()) == [0.8, 0.6]
+        assert ws.member_val_accuracies("g1", OTHER.to_dict()) == [0.9]
+        assert ws.profile_points() == (["a", "b", "c", "d"], [[0.1, 0.2, 0.3]] * 4, ["g1", "g1", "g2", "g1"])
 
 
 def test_opening_a_missing_workspace_read_only_creates_nothing(tmp_path):

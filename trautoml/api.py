@@ -166,6 +166,7 @@ class TrAutoML:
         self._ws: Workspace | None = None
         self._tracker = None
         self._recovered = False
+        self._committed_grouper = None  # (state version, grouper): see `_grouper`
 
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:
@@ -292,6 +293,7 @@ class TrAutoML:
                     family=dataset.family, profile=features.to_dict(), assignment=assignment.to_dict(),
                     founds_group=plan.founds_group,
                     group_spec=outcome.spec.to_dict() if plan.founds_group else None)
+                self._committed_grouper = ((version or 0) + 1, grouper)
             except BaseException as exc:
                 self._abort_run(run_id, exc)
                 raise
@@ -397,14 +399,21 @@ class TrAutoML:
 
     # ---- group
     def _grouper(self):
-        """The workspace's grouper, restored from its state (a fresh one before the first dataset), and the
-        state version it was restored from."""
-        state = self.workspace.grouper_state()
-        if state is None:
+        """The workspace's grouper (a fresh one before the first dataset) and the state version it stands for.
+
+        Restoring replays every dataset grouped so far (``from_dict``), work that grows with the stream; so the
+        grouper this instance committed last is used as it is while the workspace still holds that very version
+        (nobody else committed since). It is handed out once: whoever observes with it must commit again."""
+        committed, self._committed_grouper = self._committed_grouper, None
+        head = self.workspace.grouper_version()
+        if head is None:
             return self._fresh_grouper(), None
-        name, d, version = state
+        name, version = head
         if name != self.grouper_name:
             raise WorkspaceError(f"workspace {self.root} groups with {name!r}, not {self.grouper_name!r}")
+        if committed is not None and committed[0] == version:
+            return committed[1], version
+        _, d, version = self.workspace.grouper_state()
         return _grouper_class(name).from_dict(d), version
 
     def group(self, features: Features, run_id: str | None = None):
@@ -436,7 +445,7 @@ class TrAutoML:
         epochs = p.final_epochs or p.search_epochs
         plan = dataclasses.replace(plan, spec=adapt_spec(plan.spec, dataset.input_shape, dataset.num_classes))
         final, train_s = self._train(plan.spec, dataset, epochs)
-        members = [d.val_accuracy for d in self.workspace.group_member_decisions(plan.group) if d.spec == plan.spec]
+        members = self.workspace.member_val_accuracies(plan.group, plan.spec.to_dict())
         check = decide.check_reuse(final.val_accuracy, members, p.reuse_tolerance)
         if not check.escalate:
             return Outcome("reused", plan.spec, final, 0.0, train_s, epochs, [], {}, check)
@@ -570,10 +579,9 @@ class TrAutoML:
         run is finished. A failure here loses nothing: `recover` completes it next time."""
         try:
             self._register(decision.group, run_id)
-            rows = self.workspace.datasets()
-            self.tracker.log_groups_figure(run_id, [r["name"] for r in rows],
-                                           np.array([r["profile"]["mean"] for r in rows], dtype=float),
-                                           [r["group_id"] for r in rows], highlight=decision.dataset)
+            names, means, groups = self.workspace.profile_points()
+            self.tracker.log_groups_figure(run_id, names, np.array(means, dtype=float), groups,
+                                           highlight=decision.dataset)
             self.tracker.end_run(run_id, "FINISHED")
         except Exception as exc:  # noqa: BLE001 - the ingest is committed; recovery finishes the run later
             self.progress.message(f"warning: finishing MLflow run {run_id} failed ({exc}); the next ingest "

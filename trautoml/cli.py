@@ -388,6 +388,7 @@ def cmd_watch(args) -> int:
                     if previous.get(p) == sig or p.with_name(p.name + ".ready").exists():
                         ready.append((sig[2], p.name, p, sig))
                 previous = now
+                done = {p: sig for p, sig in done.items() if p in now}  # forget removed files: bounded by the folder
                 for _, _, p, sig in sorted(ready):
                     uri = f"npz:{p}" if p.is_file() else f"folder:{p}"
                     try:

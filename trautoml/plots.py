@@ -18,9 +18,10 @@ def project_2d(points: np.ndarray) -> np.ndarray:
     return np.pad(proj, ((0, 0), (0, 2 - proj.shape[1])))
 
 
-#: Beyond these, the picture names only the new dataset and its group, and has no legend: a figure with hundreds
-#: of labels is unreadable, and laying them out (legend placement, tight layout) grew to seconds per ingest in a
-#: 400-dataset soak (bench/bench_soak.py), work repeated for every dataset of a long stream.
+#: Beyond these, the picture names only the new dataset (and its group in the title), and has no legend: a figure
+#: with hundreds of labels is unreadable, and laying them out (legend placement, tight layout) grew to seconds per
+#: ingest in a 400-dataset soak (bench/bench_soak.py), work repeated for every dataset of a long stream. Naming the
+#: new dataset's whole group was not enough: in a long stream one group can hold hundreds of members.
 MAX_NAMED_DATASETS, MAX_LEGEND_GROUPS = 30, 10
 
 
@@ -37,8 +38,8 @@ def groups_figure(names: Sequence[str], means: np.ndarray, groups: Sequence[str]
 
 
 def draw_groups(names: Sequence[str], means: np.ndarray, groups: Sequence[str], highlight: str | None):
-    """The figure of ``groups_figure``: names and a legend while the stream is small, then only the new dataset's
-    group named."""
+    """The figure of ``groups_figure``: names and a legend while the stream is small, then only the new dataset
+    named."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -53,7 +54,7 @@ def draw_groups(names: Sequence[str], means: np.ndarray, groups: Sequence[str], 
     for i, name in enumerate(names):
         if name == highlight:
             ax.scatter(xy[i, 0], xy[i, 1], s=260, marker="*", facecolor="none", edgecolor="black", linewidth=1.5)
-        if len(names) <= MAX_NAMED_DATASETS or groups[i] == new_group:
+        if len(names) <= MAX_NAMED_DATASETS or name == highlight:
             ax.annotate(name, xy[i], fontsize=6, xytext=(3, 3), textcoords="offset points")
     if len(colour) <= MAX_LEGEND_GROUPS:
         from matplotlib.lines import Line2D

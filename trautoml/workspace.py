@@ -206,6 +206,11 @@ class Workspace:
     def count_datasets(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM datasets").fetchone()[0])
 
+    def grouper_version(self) -> tuple[str, int] | None:
+        """(grouper name, state version) without reading the state itself."""
+        row = self._db.execute("SELECT name, version FROM grouper WHERE id = 1").fetchone()
+        return None if row is None else (row["name"], int(row["version"]))
+
     def grouper_state(self) -> tuple[str, dict, int] | None:
         row = self._db.execute("SELECT name, state, version FROM grouper WHERE id = 1").fetchone()
         return None if row is None else (row["name"], json.loads(row["state"]), int(row["version"]))
@@ -246,9 +251,19 @@ class Workspace:
         row = self._db.execute("SELECT spec FROM groups WHERE id = ?", (group_id,)).fetchone()
         return None if row is None else json.loads(row["spec"])
 
-    def group_member_decisions(self, group_id: str) -> list[Decision]:
-        return [Decision.from_dict(json.loads(r["decision"])) for r in
-                self._db.execute("SELECT decision FROM datasets WHERE group_id = ? ORDER BY seq", (group_id,))]
+    # The two reads below run once per ingest and cost O(datasets): they parse the stored JSON but build no objects
+    # (SQLite's json_extract would be leaner, but refuses the NaN / -Infinity that decisions may hold).
+    def member_val_accuracies(self, group_id: str, spec: dict) -> list[float]:
+        """Validation accuracies the group's members reached with model ``spec`` (the reuse check's reference)."""
+        spec = json.loads(json.dumps(spec))  # as stored: tuples become lists
+        decisions = (json.loads(r["decision"]) for r in
+                     self._db.execute("SELECT decision FROM datasets WHERE group_id = ? ORDER BY seq", (group_id,)))
+        return [float(d["val_accuracy"]) for d in decisions if d["spec"] == spec]
+
+    def profile_points(self) -> tuple[list[str], list[list[float]], list[str]]:
+        """Names, mean profiles and groups of every dataset in arrival order (what the groups picture shows)."""
+        rows = self._db.execute("SELECT name, profile, group_id FROM datasets ORDER BY seq").fetchall()
+        return [r["name"] for r in rows], [json.loads(r["profile"])["mean"] for r in rows], [r["group_id"] for r in rows]
 
     # ------------------------------------------------------------------ caches (written as results arrive)
     def cached_profile(self, content_hash: str, settings_key: str) -> dict | None:
