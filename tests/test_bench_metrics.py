@@ -5,18 +5,18 @@ import json
 
 import pytest
 
-from trautoml.bench.metrics import ERROR_FLOOR, Outcome, aggregate, summarise_order, total_relative_error
+from trautoml.bench.metrics import ERROR_FLOOR, Outcome, aggregate, relative_errors, summarise_order
 from trautoml.bench.report import markdown_table, target_checks, write_report
 
 
 def test_tre_by_hand():
     # (0.12 - 0.10)/0.10 = 0.2 ; (0.20 - 0.25)/0.25 = -0.2 ; (0.30 - 0.30)/0.30 = 0  -> mean 0
-    assert total_relative_error([0.12, 0.20, 0.30], [0.10, 0.25, 0.30]) == pytest.approx(0.0)
-    assert total_relative_error([0.11, 0.5], [0.10, 0.5]) == pytest.approx(0.05)
+    assert relative_errors([0.12, 0.20, 0.30], [0.10, 0.25, 0.30]) == pytest.approx([0.2, -0.2, 0.0])
+    assert relative_errors([0.11, 0.5], [0.10, 0.5]).mean() == pytest.approx(0.05)
     # a perfect reference is floored, not divided by zero
-    assert total_relative_error([0.01], [0.0]) == pytest.approx((0.01 - ERROR_FLOOR) / ERROR_FLOOR)
+    assert relative_errors([0.01], [0.0]) == pytest.approx([(0.01 - ERROR_FLOOR) / ERROR_FLOOR])
     with pytest.raises(ValueError, match="one reference error per dataset"):
-        total_relative_error([0.1, 0.2], [0.1])
+        relative_errors([0.1, 0.2], [0.1])
 
 
 def test_time_accounting_by_hand():
@@ -30,6 +30,7 @@ def test_time_accounting_by_hand():
     assert m["total_search_s"] == pytest.approx(100 + 5 + 2 + 6 + 2.5 + 80 + 4 + 1.5)
     assert m["overhead_s"] == pytest.approx(6.0)
     assert m["tre"] == pytest.approx((0 + 0.2 + 0) / 3)
+    assert m["tre_median"] == pytest.approx(0.0)  # relative errors 0, 0.2, 0
     assert m["groups"] == 2 and m["reused"] == 1
     assert m["ari"] == pytest.approx(1.0)  # groups match families exactly
 
@@ -50,7 +51,7 @@ def test_report_builder_writes_table_and_pictures(tmp_path):
         "standalone+hyperband": {"total_search_s": 100.0, "total_search_s_std": 0.0, "overhead_s": 0.0, "tre": 0.0,
                                  "groups": 4.0, "ari": 0.0, "reused": 0.0, "time_ratio_vs_standalone": 1.0},
         "mh+hyperband": {"total_search_s": 30.0, "total_search_s_std": 2.0, "overhead_s": 3.0, "tre": 0.04,
-                         "tre_std": 0.01, "groups": 2.0, "ari": 0.8, "reused": 2.0, "time_ratio_vs_standalone": 0.3},
+                         "tre_std": 0.01, "tre_median": 0.02, "groups": 2.0, "ari": 0.8, "reused": 2.0, "time_ratio_vs_standalone": 0.3},
     }
     files = write_report(tmp_path / "rep", table, {"preset": "ci", "orders": 2, "notes": ["a note"]},
                          curves={"mh+hyperband": [(10.0, 0.8), (30.0, 0.85)]},
@@ -61,7 +62,8 @@ def test_report_builder_writes_table_and_pictures(tmp_path):
     assert all(f.stat().st_size > 0 for f in files)
     assert json.loads((tmp_path / "rep" / "table.json").read_text()) == table
     md = (tmp_path / "rep" / "report.md").read_text()
-    assert "| mh+hyperband | 30.0 ± 2.0 | 0.300 | 3.0 | 0.040 ± 0.010 | 2.0 | 0.800 | 2.0 |" in md
+    assert "| mh+hyperband | 30.0 ± 2.0 | 0.300 | 3.0 | 0.040 ± 0.010 | 0.020 | 2.0 | 0.800 | 2.0 |" in md
+    assert "| standalone+hyperband | 100.0 | 1.000 | 0.0 | 0.000 | – | 4.0 |" in md  # older tables: no median
     assert "- a note" in md
     assert markdown_table(table).count("\n") == 3
     assert "mh+hyperband: time 0.300 of standalone (target ≤ 0.3): met" in md
