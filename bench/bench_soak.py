@@ -167,10 +167,16 @@ class Soak:
             self.stderr_tail = (self.stderr_tail + [line.rstrip()])[-20:]
 
     def sample(self) -> None:
+        next_mark = self.args.mark_every
         while self.proc.poll() is None:
             kids = descendants(self.proc.pid)
-            self.samples.append({"t": time.perf_counter(), "done": len(self.rows), "rss_mib": rss_mib(self.proc.pid),
-                                 "children": len(kids), "children_rss_mib": sum(rss_mib(k) for k in kids)})
+            s = {"t": time.perf_counter(), "done": len(self.rows), "rss_mib": rss_mib(self.proc.pid),
+                 "children": len(kids), "children_rss_mib": sum(rss_mib(k) for k in kids)}
+            self.samples.append(s)
+            if s["done"] >= next_mark:  # progress on stderr: a long soak runs for an hour or more
+                print(f"soak: {s['done']}/{self.args.n} ingested, watcher RSS {s['rss_mib']:.1f} MiB, "
+                      f"descendants {s['children_rss_mib']:.0f} MiB", file=sys.stderr, flush=True)
+                next_mark = (s["done"] // self.args.mark_every + 1) * self.args.mark_every
             time.sleep(1.0)
 
     def run(self) -> dict:
@@ -204,8 +210,10 @@ class Soak:
         names = [n for _, n in self.rows]
         first = next((s for s in self.samples if s["t"] >= t_ready), self.samples[0] if self.samples else None)
         last = self.samples[-1] if self.samples else None
-        marks = {f"after_{k}": self.at(k) for k in range(50, self.args.n, 50)}
-        end = self.at(self.args.n)  # when the last dataset was ingested (before the watcher shuts its pool down)
+        every, n = self.args.mark_every, self.args.n
+        marks = {f"after_{k}": self.at(k) for k in range(every, n, every)}
+        end = self.at(n)  # when the last dataset was ingested (before the watcher shuts its pool down)
+        half = self.at(n // 2)
         gaps = np.diff([t for t, _ in self.rows]) if len(self.rows) > 1 else np.array([0.0])
         out = {
             "datasets_written": len(self.written), "datasets_ingested": len(names),
@@ -218,7 +226,10 @@ class Soak:
                                            "last_50": round(float(gaps[-49:].mean()), 2)},
             "rss": {"start": _point(first), **marks, "end": end, "last_sample": _point(last),
                     "peak_mib": round(max((s["rss_mib"] for s in self.samples), default=0.0), 1),
-                    "peak_children_mib": round(max((s["children_rss_mib"] for s in self.samples), default=0.0), 1)},
+                    "peak_children_mib": round(max((s["children_rss_mib"] for s in self.samples), default=0.0), 1),
+                    # the headline: growth per dataset over the second half of the stream, past the warm-up
+                    "second_half_mib_per_dataset": (round((end["rss_mib"] - half["rss_mib"]) / (n - n // 2), 4)
+                                                    if end and half else None)},
             "settings": {"n": self.args.n, "batch": self.args.batch, "poll": self.args.poll,
                          "executor": self.args.executor, "preset": "tiny", "overrides": SETTINGS},
             "machine": {"cpus": os.cpu_count(), "loadavg_end": [round(x, 2) for x in os.getloadavg()]},
@@ -239,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=3 * 3600, help="stop the watcher after this many seconds")
     ap.add_argument("--workdir", default=None, help="kept afterwards (default: a temporary folder, removed)")
     ap.add_argument("--out", default=None, help="also write the JSON here")
+    ap.add_argument("--mark-every", type=int, default=50, help="report RSS after every k datasets (default 50)")
     args = ap.parse_args(argv)
 
     work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="trautoml-soak-"))
