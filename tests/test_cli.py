@@ -231,6 +231,27 @@ def test_watch_ingests_arrivals_in_order_and_waits_for_partial_files(tmp_path, t
     assert state_counts(ws)["datasets"] == 3
 
 
+def test_folder_watch_hands_out_stable_files_once_and_forgets_removed_ones(tmp_path):
+    from trautoml.cli import FolderWatch
+
+    for i in range(3):
+        (tmp_path / f"d{i}.npz").write_bytes(b"x" * (10 + i))
+    (tmp_path / "notes.txt").write_text("not a dataset")
+    w = FolderWatch(tmp_path)
+    assert w.ready() == []  # first sight: not yet known to be stable
+    ready = w.ready()
+    assert sorted(p.name for p, _ in ready) == ["d0.npz", "d1.npz", "d2.npz"]
+    for p, sig in ready:
+        w.done(p, sig)
+    assert w.ready() == [] and len(w) == 3  # handled: not again
+    (tmp_path / "d1.npz").write_bytes(b"y" * 50)  # rewritten: new signature, handed out once stable again
+    assert w.ready() == []
+    assert [p.name for p, _ in w.ready()] == ["d1.npz"]
+    for i in range(3):
+        (tmp_path / f"d{i}.npz").unlink()
+    assert w.ready() == [] and len(w) == 0  # a folder emptied as it goes leaves nothing behind
+
+
 def test_watch_stops_cleanly_on_sigint(tmp_path, template):
     ws = new_workspace(tmp_path / "ws", template)
     (tmp_path / "inbox").mkdir()

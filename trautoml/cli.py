@@ -344,6 +344,42 @@ def _watch_candidates(d: Path) -> list[Path]:
     return out
 
 
+class FolderWatch:
+    """What ``watch`` ingests next in a folder: datasets that stopped changing (the same size and mtime over two
+    polls) or that have a ``NAME.ready`` marker, oldest first, each content signature once. It remembers only the
+    files still in the folder, so a watcher over a folder that is emptied as it goes does not grow."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self._previous: dict[Path, tuple] = {}  # signatures seen at the last poll
+        self._done: dict[Path, tuple] = {}  # signatures handed out and handled
+
+    def ready(self) -> list[tuple[Path, tuple]]:
+        """Poll once: the (path, signature) pairs to ingest now, oldest first."""
+        now: dict[Path, tuple] = {}
+        ready = []
+        for p in _watch_candidates(self.folder):
+            try:
+                sig = _watch_signature(p)
+            except FileNotFoundError:
+                continue
+            now[p] = sig
+            if self._done.get(p) == sig:
+                continue
+            if self._previous.get(p) == sig or p.with_name(p.name + ".ready").exists():
+                ready.append((sig[2], p.name, p, sig))
+        self._previous = now
+        self._done = {p: sig for p, sig in self._done.items() if p in now}
+        return [(p, sig) for _, _, p, sig in sorted(ready)]
+
+    def done(self, path: Path, signature: tuple) -> None:
+        self._done[path] = signature
+
+    def __len__(self) -> int:
+        """Files remembered (seen at the last poll or handled and still there)."""
+        return len(self._previous.keys() | self._done.keys())
+
+
 def cmd_watch(args) -> int:
     from trautoml.data import DatasetError
     from trautoml.workspace import WorkspaceError
@@ -368,28 +404,13 @@ def cmd_watch(args) -> int:
     old_int = signal.signal(signal.SIGINT, stop)
     if hasattr(signal, "SIGUSR1"):
         faulthandler.register(signal.SIGUSR1, all_threads=True)
-    previous: dict[Path, tuple] = {}
-    done: dict[Path, tuple] = {}
+    folder = FolderWatch(d)
     handled = 0
     t.progress.message(f"watching {d.resolve()} (every {args.poll:g}s; Ctrl-C stops)")
     try:
         with t:
             while True:
-                now: dict[Path, tuple] = {}
-                ready = []
-                for p in _watch_candidates(d):
-                    try:
-                        sig = _watch_signature(p)
-                    except FileNotFoundError:
-                        continue
-                    now[p] = sig
-                    if done.get(p) == sig:
-                        continue
-                    if previous.get(p) == sig or p.with_name(p.name + ".ready").exists():
-                        ready.append((sig[2], p.name, p, sig))
-                previous = now
-                done = {p: sig for p, sig in done.items() if p in now}  # forget removed files: bounded by the folder
-                for _, _, p, sig in sorted(ready):
+                for p, sig in folder.ready():
                     uri = f"npz:{p}" if p.is_file() else f"folder:{p}"
                     try:
                         decision = t.ingest(uri)
@@ -398,7 +419,7 @@ def cmd_watch(args) -> int:
                               f"{_fmt_seconds(decision.total_seconds)}", flush=True)
                     except (DatasetError, WorkspaceError) as exc:
                         print(f"trautoml: watch: skipping {p.name}: {_one_line(exc)}", file=sys.stderr, flush=True)
-                    done[p] = sig
+                    folder.done(p, sig)
                     handled += 1
                     if args.max_items is not None and handled >= args.max_items:
                         return EXIT_OK
