@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from trautoml.grouping import BFTestResult, behrens_fisher_test
+from trautoml.grouping import BFTestResult, behrens_fisher_test, power, trials_for_power
 
 pytestmark = pytest.mark.filterwarnings("error")
 
@@ -156,3 +156,38 @@ def test_seed_fixes_the_random_order_and_a_generator_is_advanced():
     res = behrens_fisher_test(x, y, 0.05, seed=3)
     assert BFTestResult.from_dict(res.to_dict()) == res
     assert "F(6,2)" in res.explain() and "α = 0.05" in res.explain()
+
+
+@pytest.mark.parametrize("b,n1,n2,distance", [(4, 10, 10, 1.5), (6, 8, 8, 3.0), (3, 6, 30, 1.0)])
+def test_power_formula_matches_simulated_rejection_rates(b, n1, n2, distance):
+    """Means Δ Mahalanobis units apart under one random covariance: the rejection rate of the test itself agrees
+    with the noncentral-F power within 4 binomial standard deviations."""
+    rng = np.random.default_rng(b * 100 + n1)
+    a = rng.normal(size=(b, b))
+    cov = (a @ a.T / b + 0.1 * np.eye(b)) * 0.01 ** 2
+    chol = np.linalg.cholesky(cov)
+    direction = rng.normal(size=b)
+    shift = direction * distance / np.sqrt(direction @ np.linalg.solve(cov, direction))  # δᵀΣ⁻¹δ = Δ²
+    mu = rng.uniform(0.3, 0.8, size=b)
+    draws, alpha = 3000, 0.05
+    rejected = sum(behrens_fisher_test(mu + shift + rng.normal(size=(n1, b)) @ chol.T,
+                                       mu + rng.normal(size=(n2, b)) @ chol.T, alpha, seed=i).reject
+                   for i in range(draws))
+    expected = power(b, n1, n2, distance, alpha)
+    assert abs(rejected / draws - expected) < 4 * np.sqrt(expected * (1 - expected) / draws), (rejected, expected)
+
+
+def test_power_is_the_size_at_no_difference_and_grows_with_trials_and_distance():
+    assert power(6, 8, 8, 0.0, 0.05) == 0.05
+    assert power(4, 10, 10, 2.0, 0.05) < power(4, 16, 16, 2.0, 0.05) < power(4, 16, 16, 3.0, 0.05)
+    assert power(4, 10, 10, 2.0, 0.05) < power(4, 10, 100, 2.0, 0.05)  # a larger group is known better
+    with pytest.raises(ValueError, match="B < n1"):
+        power(6, 6, 8, 1.0, 0.05)
+
+
+def test_trials_for_power_is_the_smallest_sufficient_t():
+    t = trials_for_power(4, 2.0, 0.005)
+    assert power(4, t, t, 2.0, 0.005) >= 0.8 > power(4, t - 1, t - 1, 2.0, 0.005)
+    assert trials_for_power(4, 2.0, 0.005, group_trials=200) < t  # against a large group fewer trials suffice
+    with pytest.raises(ValueError, match="no T"):
+        trials_for_power(6, 0.01, 0.005, max_trials=50)

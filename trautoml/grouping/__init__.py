@@ -4,7 +4,8 @@
 * baselines with the same interface: :class:`RandomGrouper` (``"random"``), :class:`KMeansGrouper`
   (``"kmeans"``), :class:`SequentialKMeansGrouper` (``"seq-kmeans"``), :class:`MetaFeatureGrouper`
   (``"metafeatures"``);
-* :func:`behrens_fisher_test`: Scheffé's solution of the multivariate Behrens–Fisher problem.
+* :func:`behrens_fisher_test`: Scheffé's solution of the multivariate Behrens–Fisher problem; :func:`power` and
+  :func:`trials_for_power` say how many trials it needs to see a given difference.
 
 ``observe(trials)`` → :class:`Assignment`; ``to_dict()`` is plain JSON and :func:`grouper_from_dict` restores any
 grouper from it, to make the same future decisions.
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 from .base import Assignment, Grouper
 from .baselines import KMeansGrouper, MetaFeatureGrouper, RandomGrouper, SequentialKMeansGrouper
-from .bftest import BFTestResult, behrens_fisher_test
+from .bftest import BFTestResult, behrens_fisher_test, power, trials_for_power
 from .markov import MarkovBFGrouper
 
 GROUPERS: dict[str, type[Grouper]] = {
@@ -42,4 +43,4 @@ def grouper_from_dict(d: dict) -> Grouper:
 
 __all__ = ["Assignment", "BFTestResult", "GROUPERS", "Grouper", "KMeansGrouper", "MarkovBFGrouper",
            "MetaFeatureGrouper", "RandomGrouper", "SequentialKMeansGrouper", "behrens_fisher_test",
-           "grouper_from_dict", "make_grouper"]
+           "grouper_from_dict", "make_grouper", "power", "trials_for_power"]

@@ -27,6 +27,12 @@ Choices of ours, documented here because they change results:
   (rejected). For any non-degenerate A the ridge changes F by a relative 1e-9 or less, so the test stays exact.
   No NaN, no warning, for any finite input.
 * **Decision.** ``reject`` is ``p_value < alpha``, the same event as F > F_α(B, N1 − B).
+
+Power (`power`, `trials_for_power`). When the means differ by δ, the z_i are N(δ, Σ_X + (N1/N2)·Σ_Y) and F follows
+the noncentral F(B, N1 − B, λ) with λ = N1·δᵀ(Σ_X + (N1/N2)·Σ_Y)⁻¹δ (Anderson §5.4, Hotelling's T² under the
+alternative). With one covariance Σ for both samples and Δ² = δᵀΣ⁻¹δ (the mean difference in units of the
+trial-to-trial spread), λ = N1·Δ²/(1 + N1/N2). The paper's B = 6, T = 8 leaves N1 − B = 2 denominator degrees of
+freedom, which costs most of the power; `trials_for_power` gives the T that buys it back.
 """
 from __future__ import annotations
 
@@ -34,6 +40,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 from scipy.special import fdtrc
+from scipy.stats import f as f_dist
+from scipy.stats import ncf
 
 RESOLUTION = 1e-6
 _REL_RIDGE = 1e-9
@@ -127,3 +135,30 @@ def _result(F: float, b: int, n1: int, n2: int, alpha: float, swapped: bool) -> 
     p = float(fdtrc(b, n1 - b, F))
     return BFTestResult(F=float(F), df=(b, n1 - b), p_value=p, reject=bool(p < alpha), alpha=float(alpha),
                         n1=n1, n2=n2, swapped=swapped)
+
+
+def power(b: int, n1: int, n2: int, distance: float, alpha: float) -> float:
+    """Probability that the test rejects H0 for samples of n1 and n2 trials (n1 ≤ n2) of B features whose means
+    differ by ``distance`` = Δ Mahalanobis units of the covariance both share (see the module doc: F ~ noncentral
+    F(B, n1 − B, n1·Δ²/(1 + n1/n2))). ``distance = 0`` gives the size, ``alpha``."""
+    if not 0 < b < n1 <= n2:
+        raise ValueError(f"power needs B < n1 ≤ n2, got B = {b}, n1 = {n1}, n2 = {n2}")
+    if distance < 0 or not 0.0 < alpha < 1.0:
+        raise ValueError(f"need distance ≥ 0 and alpha in (0, 1), got {distance}, {alpha}")
+    critical = f_dist.isf(alpha, b, n1 - b)
+    nc = n1 * distance ** 2 / (1 + n1 / n2)
+    return float(alpha if nc == 0 else ncf.sf(critical, b, n1 - b, nc))
+
+
+def trials_for_power(b: int, distance: float, alpha: float, target: float = 0.8, group_trials: int | None = None,
+                     max_trials: int = 1000) -> int:
+    """The fewest trials T per landmarker for which a new dataset (n1 = T) is told apart from a group whose means
+    differ by ``distance`` (Δ, as in `power`) with probability ≥ ``target``. ``group_trials``: the trials the group
+    holds (default T: a group of one dataset, the hardest and, early in a stream, the usual case)."""
+    if not 0.0 < target < 1.0 or target <= alpha:
+        raise ValueError(f"target power must lie in (alpha, 1), got {target}")
+    for t in range(b + 1, max_trials + 1):
+        n2 = t if group_trials is None else max(t, group_trials)
+        if power(b, t, n2, distance, alpha) >= target:
+            return t
+    raise ValueError(f"no T ≤ {max_trials} reaches power {target} for B = {b}, Δ = {distance}, α = {alpha}")
