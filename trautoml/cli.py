@@ -380,27 +380,6 @@ class FolderWatch:
         return len(self._previous.keys() | self._done.keys())
 
 
-def _fixed_mmap_threshold(nbytes: int = 128 * 1024) -> bool:
-    """glibc only (elsewhere a no-op returning False): allocations of ``nbytes`` or more get their own mapping, given
-    back whole when freed, for the rest of this process.
-
-    glibc starts with this threshold but raises it each time such a block is freed; from then on large, short-lived
-    buffers (the groups picture's canvas, tensors of the final training) come from the heap, where fragmentation
-    keeps pages resident. In one process ingesting 300 tiny datasets, RSS rose steadily from 1,024 MiB (after 50) to
-    1,050 MiB with the default, and moved between 1,002 and 1,045 MiB without a trend, ending at 1,014, with the
-    threshold fixed (setting it also turns the raising off), at the same speed. ``watch`` runs for hours, so it fixes
-    it; a Python program that ingests a long stream can do the same with ``MALLOC_MMAP_THRESHOLD_=131072``."""
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name) if name else None
-        return bool(libc is not None and libc.mallopt(-3, nbytes))  # -3: M_MMAP_THRESHOLD (malloc.h)
-    except (OSError, AttributeError):  # not glibc: no mallopt
-        return False
-
-
 def cmd_watch(args) -> int:
     from trautoml.data import DatasetError
     from trautoml.workspace import WorkspaceError
@@ -425,7 +404,6 @@ def cmd_watch(args) -> int:
     old_int = signal.signal(signal.SIGINT, stop)
     if hasattr(signal, "SIGUSR1"):
         faulthandler.register(signal.SIGUSR1, all_threads=True)
-    _fixed_mmap_threshold()
     folder = FolderWatch(d)
     handled = 0
     t.progress.message(f"watching {d.resolve()} (every {args.poll:g}s; Ctrl-C stops)")
