@@ -15,22 +15,32 @@ overheads (polling, the workspace, MLflow logging, the grouper state) over many 
 
 Memory: VmRSS of the watch process from /proc/PID/status, and the sum over its descendant processes (the local
 executor's workers), sampled every second; reported when the watcher is ready (``start``, the "watching" line), after
-every 50 datasets, and at the end, plus the peak. Prints (and with ``--out`` writes) one JSON object. Exit status 0
-when every file was ingested exactly once and none was refused (a half-read file would be refused), else 1.
+every ``--mark-every`` datasets (also printed on stderr as it goes), and at the end, plus the peak and the growth per
+dataset over the second half (a least-squares slope over every sample then). Prints (and with ``--out`` writes) one
+JSON object. Exit status 0 when every file was ingested exactly once and none was refused (a half-read file would
+be refused), else 1.
 
-Measured on the 2-core box, 2026-11-24. Before the fix (``--n 200``, load average 5–7): 200 of 200 ingested
-once each; VmRSS of the watch process 856 MiB when ready, 1243 after 50, 1283 after 100, 1296 after 150, 1319 at
-200: +77 MiB from 50 to 200, about 0.5 MiB per dataset. In process, 40 ingests grew the Python heap by ~68,000
-objects, nearly all torch symbolic-shape / fake-tensor state of torch.export, which MLflow's ``pt2`` model logging
-runs once per dataset (two ``ShapeEnv`` objects per export stay reachable from process-global caches).
+Measured on the 2-core box, 2026-11-24 (three sessions of fixes):
 
-The fix: models are exported and logged by a separate model-logging process that is replaced every 25 models
-(``trautoml.tracking.MODELS_PER_LOGGING_PROCESS``). After it, and after the groups picture stopped naming every
-dataset (``--n 400``): 400 of 400 ingested once each, 80 written slowly, none refused, 570 s wall. Watcher VmRSS:
-638 MiB when ready, 973 after 50, 986 after 200, 1001 after 300, 1019 at 400: +45 MiB from 50 to 400, about
-0.13 MiB per dataset, still growing; descendants (two pool workers and the logging process) at most 2.4 GiB, flat.
-In process, 60 ingests now add ~2,600 Python objects (MLflow's per-run artifact-repository cache, bounded at
-1,024), too few to explain the rest. Mean ingest time 0.98 s over the first 50 datasets, 1.54 s over the last 50.
+1. First soak (``--n 200``): +0.5 MiB per dataset after warm-up (1,243 MiB after 50, 1,319 at 200). Cause:
+   torch.export, which MLflow's ``pt2`` model logging runs once per dataset, leaves its symbolic-shape state
+   reachable from process-global caches. Fix: models are exported and logged by a separate model-logging process
+   replaced every 25 models (``trautoml.tracking.MODELS_PER_LOGGING_PROCESS``).
+2. ``--n 400`` after it: +0.13 MiB per dataset from 50 to 400, and ingest time rising (0.98 → 1.54 s) because work
+   per ingest grew with the stream: the groups picture named every member of the new dataset's group, the reuse
+   check built every member's Decision and compared specs as JSON, the picture parsed every stored decision, and
+   each ingest replayed the whole grouper state. Fixes: the picture names only the new dataset past 30, the two
+   reads parse only what they need, an instance keeps the grouper it committed while the workspace holds that
+   version.
+3. ``--n 3000 --mark-every 250`` after those (3,897 s wall, 65 minutes; 600 files written slowly; all 3,000
+   ingested once, none refused): watcher VmRSS 639 MiB when ready, 987 after 250, 1,002 after 500, 1,015 after
+   1,000, 1,021 after 1,500, 1,023 after 2,000, 1,025 after 2,500, 1,040 at 3,000; over the second half
+   0.011 MiB per dataset (slope over the marks; the run's JSON, ``bench/results/soak_3000.json``, reports the
+   end-minus-middle 0.013 that this script printed before it fitted a slope); descendants 2.3 GiB throughout (peak 2.38). Time per ingest 0.94 s over the first 50 datasets,
+   1.19 s over the last 50 (1.05 and 1.05 in a ``--n 1000`` run alone on the machine). What is left is not Python
+   objects in the code outside tracking (tracemalloc: +60 KiB over 200 ingests with MLflow switched off); MLflow
+   caches one artifact repository per run, ≈ 8 KiB each, up to 1,025. A fixed glibc mmap threshold (tried) made
+   it worse: 1,047 MiB after 750.
 """
 from __future__ import annotations
 
@@ -213,7 +223,7 @@ class Soak:
         every, n = self.args.mark_every, self.args.n
         marks = {f"after_{k}": self.at(k) for k in range(every, n, every)}
         end = self.at(n)  # when the last dataset was ingested (before the watcher shuts its pool down)
-        half = self.at(n // 2)
+        second_half = [(x["done"], x["rss_mib"]) for x in self.samples if n // 2 <= x["done"] <= n]
         gaps = np.diff([t for t, _ in self.rows]) if len(self.rows) > 1 else np.array([0.0])
         out = {
             "datasets_written": len(self.written), "datasets_ingested": len(names),
@@ -227,9 +237,10 @@ class Soak:
             "rss": {"start": _point(first), **marks, "end": end, "last_sample": _point(last),
                     "peak_mib": round(max((s["rss_mib"] for s in self.samples), default=0.0), 1),
                     "peak_children_mib": round(max((s["children_rss_mib"] for s in self.samples), default=0.0), 1),
-                    # the headline: growth per dataset over the second half of the stream, past the warm-up
-                    "second_half_mib_per_dataset": (round((end["rss_mib"] - half["rss_mib"]) / (n - n // 2), 4)
-                                                    if end and half else None)},
+                    # the headline: growth per dataset over the second half of the stream, past the warm-up (least
+                    # squares over every sample taken then: single samples move by ±5 MiB)
+                    "second_half_mib_per_dataset": (round(float(np.polyfit(*zip(*second_half), 1)[0]), 4)
+                                                    if len({d for d, _ in second_half}) > 1 else None)},
             "settings": {"n": self.args.n, "batch": self.args.batch, "poll": self.args.poll,
                          "executor": self.args.executor, "preset": "tiny", "overrides": SETTINGS},
             "machine": {"cpus": os.cpu_count(), "loadavg_end": [round(x, 2) for x in os.getloadavg()]},
