@@ -51,7 +51,8 @@ def test_report_builder_writes_table_and_pictures(tmp_path):
         "standalone+hyperband": {"total_search_s": 100.0, "total_search_s_std": 0.0, "overhead_s": 0.0, "tre": 0.0,
                                  "groups": 4.0, "ari": 0.0, "reused": 0.0, "time_ratio_vs_standalone": 1.0},
         "mh+hyperband": {"total_search_s": 30.0, "total_search_s_std": 2.0, "overhead_s": 3.0, "tre": 0.04,
-                         "tre_std": 0.01, "tre_median": 0.02, "groups": 2.0, "ari": 0.8, "reused": 2.0, "time_ratio_vs_standalone": 0.3},
+                         "tre_std": 0.01, "tre_median": 0.02, "groups": 2.0, "ari": 0.8, "reused": 2.0,
+                         "time_ratio_vs_standalone": 0.3},
     }
     files = write_report(tmp_path / "rep", table, {"preset": "ci", "orders": 2, "notes": ["a note"]},
                          curves={"mh+hyperband": [(10.0, 0.8), (30.0, 0.85)]},

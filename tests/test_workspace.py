@@ -46,7 +46,7 @@ def test_state_lives_under_dot_trautoml_and_survives_reopening(tmp_path):
         _commit(ws, "a", "g1", founds=True, version=None)
         _commit(ws, "b", "g1", founds=False, version=1, outcome="reused", val=0.6)
         _commit(ws, "c", "g2", founds=True, version=2, spec=OTHER)
-        _commit(ws, "d", "g1", founds=False, version=3, outcome="searched", spec=OTHER, val=0.9)
+        assert _commit(ws, "d", "g1", founds=False, version=3, outcome="searched", spec=OTHER, val=0.9) == 4
     assert state_path(tmp_path) == tmp_path / ".trautoml" / "state.db"
     with sqlite3.connect(state_path(tmp_path)) as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

@@ -287,13 +287,13 @@ class TrAutoML:
                 outcome = self.search_and_train(dataset, plan, run_id)
                 decision = self._decision(dataset, features, assignment, plan, outcome, run_id)
                 self.track(run_id, decision, outcome, dataset)
-                self.workspace.commit_ingest(
+                committed = self.workspace.commit_ingest(
                     grouper_name=self.grouper_name, grouper_state=grouper.to_dict(), expected_version=version,
                     settings=self.settings(), decision=decision, name=dataset.name, uri=dataset.uri,
                     family=dataset.family, profile=features.to_dict(), assignment=assignment.to_dict(),
                     founds_group=plan.founds_group,
                     group_spec=outcome.spec.to_dict() if plan.founds_group else None)
-                self._committed_grouper = ((version or 0) + 1, grouper)
+                self._committed_grouper = (committed, grouper)
             except BaseException as exc:
                 self._abort_run(run_id, exc)
                 raise

@@ -263,7 +263,8 @@ class Workspace:
     def profile_points(self) -> tuple[list[str], list[list[float]], list[str]]:
         """Names, mean profiles and groups of every dataset in arrival order (what the groups picture shows)."""
         rows = self._db.execute("SELECT name, profile, group_id FROM datasets ORDER BY seq").fetchall()
-        return [r["name"] for r in rows], [json.loads(r["profile"])["mean"] for r in rows], [r["group_id"] for r in rows]
+        means = [json.loads(r["profile"])["mean"] for r in rows]
+        return [r["name"] for r in rows], means, [r["group_id"] for r in rows]
 
     # ------------------------------------------------------------------ caches (written as results arrive)
     def cached_profile(self, content_hash: str, settings_key: str) -> dict | None:
@@ -298,7 +299,8 @@ class Workspace:
     def commit_ingest(self, *, grouper_name: str, grouper_state: dict, expected_version: int | None,
                       settings: dict, decision: Decision, name: str, uri: str | None, family: str | None,
                       profile: dict, assignment: dict, founds_group: bool, group_spec: dict | None) -> int:
-        """Grouper state + dataset row + (new) group row in ONE transaction. Returns the dataset's ``seq``.
+        """Grouper state + dataset row + (new) group row in ONE transaction. Returns the grouper state version it
+        wrote.
 
         ``expected_version``: the grouper version the ingest started from (None: no state yet); if another
         process committed in between (it cannot while we hold `lock`), the transaction is refused.
@@ -312,8 +314,9 @@ class Workspace:
             if db.execute("SELECT 1 FROM datasets WHERE content_hash = ?", (decision.content_hash,)).fetchone():
                 raise WorkspaceError(f"{name} ({decision.content_hash[:12]}) is already in the workspace")
             now = time.time()
+            version = (current or 0) + 1
             db.execute("INSERT OR REPLACE INTO grouper (id, name, state, version) VALUES (1, ?, ?, ?)",
-                       (grouper_name, _dumps(grouper_state), (current or 0) + 1))
+                       (grouper_name, _dumps(grouper_state), version))
             db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('settings', ?)", (_dumps(settings),))
             cur = db.execute(
                 "INSERT INTO datasets (content_hash, name, uri, family, group_id, profile, assignment, decision, "
@@ -329,4 +332,4 @@ class Workspace:
                            (decision.group, _dumps(group_spec), decision.content_hash, seq, now))
             elif not exists:
                 raise WorkspaceError(f"group {decision.group} does not exist; cannot join it")
-            return seq
+            return version
