@@ -43,27 +43,35 @@ def _finite(x: Any) -> bool:
 #: process, so its memory stays bounded, and the ~3 s start of a process with torch and MLflow is paid rarely.
 MODELS_PER_LOGGING_PROCESS = 25
 _logger_pool = None
+_logger_uses = 0
 
 
 def _model_logger():
-    """The process, shared by every Tracker of this one, that exports and logs models (spawned on first use)."""
-    global _logger_pool
+    """The process, shared by every Tracker of this one, that exports and logs models (started on first use, and
+    replaced after ``MODELS_PER_LOGGING_PROCESS`` models)."""
+    global _logger_pool, _logger_uses
+    if _logger_pool is not None and _logger_uses >= MODELS_PER_LOGGING_PROCESS:
+        _reset_model_logger()
     if _logger_pool is None:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
+        from trautoml.workers import WorkerPool
 
-        from trautoml.executor import exit_with_parent
-
-        _logger_pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
-                                           max_tasks_per_child=MODELS_PER_LOGGING_PROCESS,
-                                           initializer=exit_with_parent, initargs=(os.getpid(),))
+        _logger_pool = WorkerPool(1, one_thread=False)
+        _logger_uses = 0
+    _logger_uses += 1
     return _logger_pool
+
+
+def _model_logger_death() -> str:
+    """Why the model-logging process died (see `WorkerPool.death_report`); it is replaced on next use."""
+    why = _logger_pool.death_report() if _logger_pool is not None else "unknown"
+    _reset_model_logger()
+    return why
 
 
 def _reset_model_logger() -> None:
     global _logger_pool
     if _logger_pool is not None:
-        _logger_pool.shutdown(wait=False, cancel_futures=True)
+        _logger_pool.close()
     _logger_pool = None
 
 
@@ -263,10 +271,10 @@ class Tracker:
                                              run_id, module, input_example).result()
                 break
             except BrokenProcessPool:  # the logging process died (killed, out of memory): a new one, once
-                _reset_model_logger()
+                why = _model_logger_death()
                 if attempt:
                     raise RuntimeError(f"the model-logging process died twice while logging the model of run "
-                                       f"{run_id}; the run keeps everything else") from None
+                                       f"{run_id} ({why}); the run keeps everything else") from None
         self.client.set_tag(run_id, f"{TAG}model_uri", uri)
         return uri
 
