@@ -22,6 +22,8 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from trautoml.workspace_store import ensure_store
+
 EXPERIMENT = "trautoml"
 TAG = "trautoml."
 _MAX_PARAM = 6000
@@ -121,7 +123,9 @@ class Tracker:
         if uri:
             return cls(uri)
         workspace.mkdir(parents=True, exist_ok=True)
-        return cls(workspace_tracking_uri(workspace), artifact_location=(workspace / "mlruns").as_uri())
+        artifacts = (workspace / "mlruns").as_uri()
+        ensure_store(workspace, artifacts, EXPERIMENT)  # StoreError for a broken store that holds runs
+        return cls(workspace_tracking_uri(workspace), artifact_location=artifacts)
 
     # ---------------------------------------------------------------- runs
     def _runs(self, filter_string: str, deleted: bool = False) -> list:
