@@ -97,6 +97,18 @@ def _build(tmp: Path, artifact_location: str, experiment: str) -> None:
         SqlAlchemyStore._engine_map.pop(uri, None)
 
 
+def _reconnect(uri: str) -> None:
+    """Make MLflow's cached engines for ``uri`` (kept per URI for the process's life) drop their connections, which
+    still point at the file just moved aside; they reconnect to the path on next use."""
+    from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore as RegistryStore
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    for store in (SqlAlchemyStore, RegistryStore):
+        engine = store._engine_map.get(uri)
+        if engine is not None:
+            engine.dispose()
+
+
 def ensure_store(workspace: Path, artifact_location: str, experiment: str) -> Path:
     """The workspace's store file, complete: built atomically when absent, rebuilt when half-made and empty.
 
@@ -116,6 +128,7 @@ def ensure_store(workspace: Path, artifact_location: str, experiment: str) -> Pa
         aside = db.with_name(f"{STORE_FILE}.broken-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
         with contextlib.suppress(FileNotFoundError):  # another process may have moved it first
             os.replace(db, aside)
+        _reconnect(f"sqlite:///{db}")
     tmp = workspace / f"{_TMP_PREFIX}{os.getpid()}-{time.monotonic_ns()}"
     try:
         _build(tmp, artifact_location, experiment)
