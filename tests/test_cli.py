@@ -83,7 +83,8 @@ def _bad_inputs(root: Path) -> dict:
     digits_npz(root / "labels.npz", x_train=x, y_train=np.where(y == 0, -1, y))
     digits_npz(root / "strlabels.npz", x_train=x, y_train=np.array(["a", "b"] * 50))
     good = digits_npz(root / "good.npz", seed=5)
-    return {
+    wide = _wider_bad_inputs(root)
+    return {**wide,
         "missing file": ["ingest", str(root / "missing.npz")],
         "corrupted npz": ["ingest", str(root / "corrupt.npz")],
         "NaN": ["ingest", f"npz:{root / 'nan.npz'}"],
@@ -110,9 +111,99 @@ def _bad_inputs(root: Path) -> dict:
     }
 
 
+def _wider_bad_inputs(root: Path) -> dict:
+    """Every field of every source: shapes, dtypes, ranges, label types, files in folders, archives, variant
+    parameters, sources and manifests."""
+    from PIL import Image
+
+    x = (np.random.default_rng(1).random((60, 8, 8)) * 255).astype(np.uint8)
+    y = np.arange(60) % 2
+    files = {
+        "sparse labels": dict(y_train=np.array([0, 1, 10**9] * 20)),
+        "huge stated class count": dict(y_train=y, num_classes=np.array(10**9)),
+        "fractional labels": dict(y_train=y + 0.25),
+        "NaN labels": dict(y_train=np.where(y == 1, np.nan, 0.0)),
+        "2-D labels": dict(y_train=np.stack([y, y, y], 1)),
+        "bool labels in 2-D": dict(y_train=np.ones((60, 2), dtype=bool)),
+        "flat images": dict(x_train=x.reshape(60, 64)),
+        "5-D images": dict(x_train=x.reshape(60, 1, 1, 8, 8)),
+        "complex pixels": dict(x_train=x.astype(np.complex64)),
+        "pixels above 255": dict(x_train=x.astype(np.int32) + 300),
+        "negative float pixels": dict(x_train=x.astype(np.float32) / 255 - 0.5),
+        "inf pixels": dict(x_train=np.where(x > 200, np.inf, x / 255).astype(np.float32)),
+        "length mismatch": dict(y_train=y[:59]),
+        "empty train split": dict(x_train=x[:0], y_train=y[:0]),
+        "test images of another size": dict(x_test=np.zeros((10, 5, 5), dtype=np.uint8), y_test=np.arange(10) % 2),
+        "test labels beyond train's classes": dict(x_test=x[:10], y_test=np.arange(10) % 2 + 5, num_classes=np.array(2)),
+        "val images without labels": dict(x_val=x[:10]),
+        "unknown layout": dict(layout=np.array("CWHN")),
+    }
+    cases = {}
+    for case, arrays in files.items():
+        path = root / f"bad-{case.replace(' ', '-')}.npz"
+        digits_npz(path, **{"x_train": x, "y_train": y, **arrays})
+        cases[case] = ["ingest", str(path)]
+    good = (root / "good.npz").read_bytes() if (root / "good.npz").exists() else digits_npz(root / "good.npz",
+                                                                                           seed=5).read_bytes()
+    (root / "truncated.npz").write_bytes(good[: len(good) // 2])
+    (root / "empty.npz").write_bytes(b"")
+    cases |= {"truncated archive": ["ingest", str(root / "truncated.npz")],
+              "empty file": ["ingest", str(root / "empty.npz")]}
+
+    def folder(name: str, spoil) -> Path:
+        base = root / name
+        for c in ("cat", "dog"):
+            (base / c).mkdir(parents=True, exist_ok=True)
+            for i in range(4):
+                Image.fromarray(np.full((6, 6), 30 * i, dtype=np.uint8)).save(base / c / f"{i}.png")
+        spoil(base)
+        return base
+
+    cases |= {
+        "empty image file": ["ingest", f"folder:{folder('f-empty', lambda b: (b / 'dog' / 'x.png').write_bytes(b''))}"],
+        "corrupt jpeg": ["ingest", str(folder("f-jpeg", lambda b: (b / "cat" / "x.jpg").write_bytes(b"\xff\xd8junk")))],
+        "class folder without images": ["ingest", f"folder:{folder('f-noimg', lambda b: (b / 'emu').mkdir())}"],
+        "one class only": ["ingest", f"folder:{folder('f-one', lambda b: __import__('shutil').rmtree(b / 'dog'))}"],
+        "missing folder": ["ingest", f"folder:{root / 'no-such-folder'}"],
+        "impossible subsample": ["ingest", "builtin:digits?subsample=2"],
+        "impossible resize": ["ingest", "builtin:digits?resize=0"],
+        "impossible max_train": ["ingest", "builtin:digits?max_train=0"],
+        "class not in dataset": ["ingest", "builtin:digits?classes=0,99"],
+        "non-numeric seed": ["ingest", "builtin:digits?seed=x"],
+        "unknown source": ["ingest", "ftp:digits"],
+        "torchvision without root": ["ingest", "torchvision:MNIST"],
+        "torchvision root missing": ["ingest", f"torchvision:MNIST?root={root / 'nowhere'}"],
+        "unknown torchvision dataset": ["ingest", f"torchvision:ImageNet?root={root}"],
+    }
+    (root / "missing-file.txt").write_text(f"{root / 'good.npz'}\n{root / 'gone.npz'}\n")
+    (root / "bad.json").write_text('[{"uri": ')
+    cases |= {"manifest naming a missing file": ["ingest", f"manifest:{root / 'missing-file.txt'}"],
+              "manifest of bad JSON": ["ingest", f"manifest:{root / 'bad.json'}"]}
+    return cases
+
+
+# What the one line must name, for the wider battery's cases.
+NAMES_THE_PROBLEM = {
+    "sparse labels": "the largest is 1000000000 but 3 distinct labels", "huge stated class count": "limit of",
+    "fractional labels": "integers", "NaN labels": "NaN", "2-D labels": "1-D", "bool labels in 2-D": "1-D",
+    "flat images": "image shape", "5-D images": "image shape", "complex pixels": "complex64",
+    "pixels above 255": "0..255", "negative float pixels": r"[0, 1]", "inf pixels": "inf",
+    "length mismatch": "59", "empty train split": "empty", "test images of another size": "x_test",
+    "test labels beyond train's classes": "outside 0..1", "val images without labels": "y_val",
+    "unknown layout": "layout", "truncated archive": "truncated", "empty file": "truncated",
+    "empty image file": "x.png", "corrupt jpeg": "x.jpg", "class folder without images": "emu",
+    "one class only": "single class", "missing folder": "no-such-folder", "impossible subsample": "subsample",
+    "impossible resize": "resize", "impossible max_train": "max_train", "class not in dataset": "99",
+    "non-numeric seed": "seed", "unknown source": "ftp", "torchvision without root": "root",
+    "torchvision root missing": "nowhere", "unknown torchvision dataset": "ImageNet",
+    "manifest naming a missing file": "gone.npz", "manifest of bad JSON": "invalid JSON",
+}
+
+
 def test_every_bad_input_exits_2_with_one_line_and_changes_nothing(populated, capfd):
     root, ws, _ = populated
     cases = _bad_inputs(root)
+    assert NAMES_THE_PROBLEM.keys() <= cases.keys()
     before = (tree_digest(ws), state_counts(ws), mlflow_counts(ws))
     for case, argv in cases.items():
         preset = [] if "--preset" in argv or argv[0] not in ("ingest", "watch") else ["--preset", "tiny"]
@@ -120,6 +211,7 @@ def test_every_bad_input_exits_2_with_one_line_and_changes_nothing(populated, ca
         out, err = capfd.readouterr()
         assert code == 2, (case, err)
         assert err.startswith("trautoml: error: ") and err.count("\n") == 1, (case, err)
+        assert NAMES_THE_PROBLEM.get(case, "") in err, (case, err)
         assert "Traceback" not in err and out == "", (case, out)
         assert (tree_digest(ws), state_counts(ws), mlflow_counts(ws)) == before, case
     # a fresh folder is not even created

@@ -123,9 +123,18 @@ def as_labels(y: np.ndarray, where: str) -> np.ndarray:
     return y
 
 
+#: A class count beyond this is a mistake (an output layer of that size would not fit in memory), not a dataset.
+MAX_CLASSES = 100_000
+
+
 def make_source(family: str, base_name: str, splits: dict, where: str, num_classes: int | None = None,
                 class_names=None) -> RawSource:
-    """Check the splits agree (lengths, image shapes, labels in range) and freeze them into a ``RawSource``."""
+    """Check the splits agree (lengths, image shapes, labels in range) and freeze them into a ``RawSource``.
+
+    Labels must be 0..C-1. Without a stated ``num_classes``, labels that leave gaps (0, 1 and 1000000000) are
+    refused, not mapped to 0..C-1: a mapping would make output i of the model a user gets back mean some other
+    label than i, and a lone huge id is more often a sentinel or a corrupt value than a class. A stated
+    ``num_classes`` allows unused ids below it."""
     if "train" not in splits:
         raise DatasetError(f"{where}: no train split")
     shape = None
@@ -142,8 +151,15 @@ def make_source(family: str, base_name: str, splits: dict, where: str, num_class
         _freeze(x, y)
     if num_classes is None:
         num_classes = top + 1
+        present = np.unique(np.concatenate([y for _, y in splits.values()]))
+        if len(present) < num_classes:
+            raise DatasetError(
+                f"{where}: labels are not 0..C-1: the largest is {top} but {len(present)} distinct labels occur; "
+                f"relabel them 0..{len(present) - 1} (np.unique(y, return_inverse=True)), or store num_classes")
     elif top >= num_classes:
         raise DatasetError(f"{where}: labels outside 0..{num_classes - 1} (found {top})")
+    if num_classes > MAX_CLASSES:
+        raise DatasetError(f"{where}: {num_classes} classes is more than trautoml's limit of {MAX_CLASSES}")
     if num_classes < 2 or len(np.unique(splits["train"][1])) < 2:
         raise DatasetError(f"{where}: the train split holds a single class; a classifier needs at least 2")
     if class_names is not None:
