@@ -102,6 +102,9 @@ class Tracker:
     """Writes what trautoml does into MLflow; every method takes the parent run id it writes to."""
 
     def __init__(self, tracking_uri: str, artifact_location: str | None = None, experiment: str = EXPERIMENT):
+        # MLflow prints "View run … at: URL" on stdout for every run finished on a tracking server; trautoml's
+        # stdout is its tables and JSON, and its own output says where the runs are.
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         import mlflow  # deferred: importing mlflow costs about a second
         from mlflow import MlflowClient
 
@@ -346,8 +349,11 @@ class Tracker:
             if "already exists" not in str(err).lower() and "RESOURCE_ALREADY_EXISTS" not in str(err):
                 raise
         dataset = run.data.tags.get(f"{TAG}dataset", "")
-        with self._global_store():  # the registry looks the logged model up in the global store
-            version = self.client.create_model_version(name, model_uri, run_id=run_id,
+        # A ``models:/m-…`` source names a logged model: a tracking server accepts it only with that model's id,
+        # and a SQLite registry looks the logged model up in the process-global store.
+        model_id = model_uri.removeprefix("models:/") if model_uri.startswith("models:/m-") else None
+        with self._global_store():
+            version = self.client.create_model_version(name, model_uri, run_id=run_id, model_id=model_id,
                                                        tags={f"{TAG}dataset": dataset},
                                                        description=f"weights trained on {dataset}")
         return int(version.version)
