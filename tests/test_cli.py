@@ -344,16 +344,60 @@ def test_folder_watch_hands_out_stable_files_once_and_forgets_removed_ones(tmp_p
     assert w.ready() == [] and len(w) == 0  # a folder emptied as it goes leaves nothing behind
 
 
-def test_watch_stops_cleanly_on_sigint(tmp_path, template):
+def _descendants(pid: int) -> set[int]:
+    """Every process below ``pid`` now (Linux /proc)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def _all_gone(pids: set[int], timeout: float = 30) -> set[int]:
+    """The pids still alive (zombies count as gone) after waiting up to ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        alive = set()
+        for pid in pids:
+            try:
+                if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                    alive.add(pid)
+            except OSError:
+                pass
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.5)
+
+
+STOP_SIGNALS = [signal.SIGTERM, pytest.param(signal.SIGHUP, marks=pytest.mark.slow),
+                pytest.param(signal.SIGINT, marks=pytest.mark.slow)]
+
+
+@pytest.mark.parametrize("sig", STOP_SIGNALS)
+def test_watch_stops_cleanly_on_a_signal_and_takes_its_workers_down(tmp_path, template, sig):
+    """Stopped mid-ingest (the default local executor's workers busy): exit 0, no child left, nothing committed."""
     ws = new_workspace(tmp_path / "ws", template)
     (tmp_path / "inbox").mkdir()
     (tmp_path / "inbox" / "broken.npz").write_bytes(b"not a zip")  # refused, reported, skipped
-    (tmp_path / "inbox" / "broken.npz.ready").touch()  # the writer's marker: ready at the first poll
-    proc = subprocess.Popen(cli_cmd("watch", tmp_path / "inbox", "--poll", "0.2", *TINY, "--workspace", ws),
+    digits_npz(tmp_path / "inbox" / "good.npz", seed=3, n=300)
+    for name in ("broken.npz", "good.npz"):
+        (tmp_path / "inbox" / f"{name}.ready").touch()  # the writer's marker: ready at the first poll
+    proc = subprocess.Popen(cli_cmd("watch", tmp_path / "inbox", "--poll", "0.2", "--preset", "tiny",
+                                    "--workspace", ws),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env())
     try:
-        seen = _wait_for_line(proc.stderr, "skipping broken.npz", timeout=120)
-        proc.send_signal(signal.SIGINT)
+        seen = _wait_for_line(proc.stderr, "  group:", timeout=180)
+        children = _descendants(proc.pid)
+        assert children, "the watcher's workers should be running"
+        proc.send_signal(sig)
         try:
             out, err = proc.communicate(timeout=60)
         except subprocess.TimeoutExpired:  # say where it is stuck: the watcher prints its stacks on SIGUSR1
@@ -361,12 +405,15 @@ def test_watch_stops_cleanly_on_sigint(tmp_path, template):
             time.sleep(3)
             proc.kill()
             out, err = proc.communicate()
-            pytest.fail(f"watch did not stop within 60 s of SIGINT; its stacks:\n{err}")
+            pytest.fail(f"watch did not stop within 60 s of {sig.name}; its stacks:\n{err}")
     finally:
         proc.kill()
     assert proc.returncode == 0, err
-    assert "Traceback" not in "".join(seen) + err and "stopped" in err
+    assert not _all_gone(children)
+    seen = "".join(seen)
+    assert "skipping broken.npz" in seen and "Traceback" not in seen + err and "stopped" in err
     assert state_counts(ws).get("datasets", 0) == 0
+    assert not [r for r in all_runs(ws) if r.info.status == "RUNNING"]
 
 
 def _free_port() -> int:
@@ -400,7 +447,8 @@ def test_ui_starts_mlflow_server_on_loopback_over_the_workspace_store(populated,
 
 
 @pytest.mark.slow
-def test_ui_serves_the_workspace_store_and_stops_on_sigint(populated):
+@pytest.mark.parametrize("sig", STOP_SIGNALS)
+def test_ui_serves_the_workspace_store_and_takes_the_server_down_on_a_signal(populated, sig):
     import urllib.request
 
     root, ws, _ = populated
@@ -418,11 +466,14 @@ def test_ui_serves_the_workspace_store_and_stops_on_sigint(populated):
                 time.sleep(0.5)
         assert body is not None, "the MLflow server did not answer"
         assert "trautoml" in [e["name"] for e in body["experiments"]]
-        proc.send_signal(signal.SIGINT)
+        server = _descendants(proc.pid)
+        assert len(server) >= 2  # the MLflow server and its workers
+        proc.send_signal(sig)
         proc.communicate(timeout=60)
     finally:
         proc.kill()
     assert proc.returncode == 0
+    assert not _all_gone(server)
 
 
 @pytest.mark.slow

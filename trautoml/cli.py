@@ -33,6 +33,7 @@ it changes. ``--max-items N`` stops after N candidates (for tests and scripts).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import faulthandler
 import json
 import logging
@@ -395,20 +396,16 @@ def cmd_watch(args) -> int:
     except WorkspaceError as exc:
         raise BadInput(str(exc)) from None
 
-    def stop(signum, frame):
-        raise KeyboardInterrupt
-
-    old_term = signal.signal(signal.SIGTERM, stop)
-    # Ctrl-C stops the watcher even where it started with SIGINT ignored (a parent's disposition is inherited) or a
-    # library replaced Python's handler; `kill -USR1 PID` prints every thread's stack, for a watcher that seems stuck.
-    old_int = signal.signal(signal.SIGINT, stop)
+    # `kill -USR1 PID` prints every thread's stack, for a watcher that seems stuck.
     if hasattr(signal, "SIGUSR1"):
         faulthandler.register(signal.SIGUSR1, all_threads=True)
     folder = FolderWatch(d)
     handled = 0
     t.progress.message(f"watching {d.resolve()} (every {args.poll:g}s; Ctrl-C stops)")
+    from trautoml.tracking import shutdown_model_logger
+
     try:
-        with t:
+        with _stopped_by_signals(), t:
             while True:
                 for p, sig in folder.ready():
                     uri = f"npz:{p}" if p.is_file() else f"folder:{p}"
@@ -428,8 +425,7 @@ def cmd_watch(args) -> int:
         t.progress.message(f"watch: stopped after {handled} dataset(s)")
         return EXIT_OK
     finally:
-        signal.signal(signal.SIGTERM, old_term)
-        signal.signal(signal.SIGINT, old_int)
+        shutdown_model_logger()  # `with t` closed the trial workers; this is the last child
 
 
 def cmd_ui(args) -> int:
@@ -449,16 +445,55 @@ def cmd_ui(args) -> int:
     cmd += ["server", "--backend-store-uri", uri, "--default-artifact-root", (root / "mlruns").as_uri(),
             "--host", "127.0.0.1", "--port", str(args.port)]
     print(f"MLflow UI on http://127.0.0.1:{args.port} (store {uri}); Ctrl-C stops it", file=sys.stderr, flush=True)
-    proc = subprocess.Popen(cmd)
+    # The server and its workers get a process group of their own, taken down as a whole however we stop.
+    proc = subprocess.Popen(cmd, start_new_session=True, preexec_fn=_terminate_when_parent_dies)
     try:
-        return proc.wait()
+        with _stopped_by_signals():
+            code = proc.wait()
     except KeyboardInterrupt:
-        proc.terminate()
+        code = EXIT_OK
+    finally:
+        _stop_group(proc)
+    return code
+
+
+def _stop_group(proc: subprocess.Popen, grace: float = 20) -> None:
+    """SIGTERM to the child's process group, SIGKILL to what is left after ``grace`` seconds."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
-            proc.wait(timeout=20)
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=grace)
+            time.sleep(0.5)  # the group's other members (the server's workers) end just after their master
         except subprocess.TimeoutExpired:
-            proc.kill()
-        return EXIT_OK
+            pass
+
+
+def _terminate_when_parent_dies() -> None:
+    """In the child, before exec: SIGTERM it when its parent dies, even by SIGKILL (Linux; elsewhere a no-op)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+@contextlib.contextmanager
+def _stopped_by_signals():
+    """While the block runs, SIGTERM, SIGHUP and SIGINT raise KeyboardInterrupt (a process manager, ``timeout``, a
+    closing terminal, Ctrl-C), so cleanup runs; also where SIGINT was inherited as ignored."""
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    old = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
 
 
 def cmd_bench(args) -> int:

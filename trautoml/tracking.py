@@ -53,7 +53,7 @@ def _model_logger():
     replaced after ``MODELS_PER_LOGGING_PROCESS`` models)."""
     global _logger_pool, _logger_uses
     if _logger_pool is not None and _logger_uses >= MODELS_PER_LOGGING_PROCESS:
-        _reset_model_logger()
+        shutdown_model_logger()
     if _logger_pool is None:
         from trautoml.workers import WorkerPool
 
@@ -66,11 +66,12 @@ def _model_logger():
 def _model_logger_death() -> str:
     """Why the model-logging process died (see `WorkerPool.death_report`); it is replaced on next use."""
     why = _logger_pool.death_report() if _logger_pool is not None else "unknown"
-    _reset_model_logger()
+    shutdown_model_logger()
     return why
 
 
-def _reset_model_logger() -> None:
+def shutdown_model_logger() -> None:
+    """End the model-logging process (the next model logged starts a new one)."""
     global _logger_pool
     if _logger_pool is not None:
         _logger_pool.close()
