@@ -288,38 +288,35 @@ def test_two_concurrent_ingests_serialise(tmp_path, template):
     assert {r.info.status for r in runs} == {"FINISHED"}
 
 
-def test_watch_ingests_arrivals_in_order_and_waits_for_partial_files(tmp_path, template):
+def test_watch_ingests_arrivals_in_order_and_ignores_files_being_written(tmp_path, template):
+    """No sleeps: each step waits for what the watcher printed. The stability rule itself (a file changing between
+    polls waits) is tested without a process in the FolderWatch test below."""
     ws = new_workspace(tmp_path / "ws", template)
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     staging = tmp_path / "staging"
     staging.mkdir()
     first = digits_npz(staging / "first.npz", seed=21)
-    second = digits_npz(staging / "second.npz", seed=22).read_bytes()
     third = digits_npz(staging / "third.npz", seed=23)
-    proc = subprocess.Popen(cli_cmd("watch", inbox, "--poll", "0.5", "--max-items", "3", *TINY, "--workspace", ws),
+    proc = subprocess.Popen(cli_cmd("watch", inbox, "--poll", "0.2", "--max-items", "3", *TINY, "--workspace", ws),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env())
     try:
         _wait_for_line(proc.stderr, "watching", timeout=120)
+        digits_npz(inbox / "second.npz.part", seed=22, n=300)  # being written: a name the watcher ignores
         first.rename(inbox / "first.npz")
-        # "second.npz" is written slowly, in pieces, while "first" is ingested: never stable over two polls
-        partial = inbox / "second.npz"
-        with open(partial, "wb") as fh:
-            for i in range(0, len(second), len(second) // 8):
-                fh.write(second[i:i + len(second) // 8])
-                fh.flush()
-                time.sleep(0.2)
-        time.sleep(0.1)
-        # "third.npz" lands complete (moved in: it arrives now) while the watcher may still be busy
+        seen = _wait_for_line(proc.stdout, "first.npz", timeout=300)
+        (inbox / "second.npz.part").rename(inbox / "second.npz")  # complete now; it arrived before "third"
+        now = time.time()
+        os.utime(inbox / "second.npz", (now, now))
         third.rename(inbox / "third.npz")
-        os.utime(inbox / "third.npz")
+        os.utime(inbox / "third.npz", (now + 10, now + 10))
         out, err = proc.communicate(timeout=400)
     finally:
         proc.kill()
     assert proc.returncode == 0, err
-    rows = [line.split("\t") for line in out.splitlines() if "\t" in line]
+    rows = [line.split("\t") for line in "".join(seen).splitlines() + out.splitlines() if "\t" in line]
     assert [r[0] for r in rows] == ["first.npz", "second.npz", "third.npz"], out + err
-    assert "skipping" not in err  # the partial file was never tried
+    assert "skipping" not in err  # the file being written was never tried
     assert state_counts(ws)["datasets"] == 3
 
 
