@@ -118,6 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", dest="bench_preset", default="ci", help="ci, small or paper (default: ci)")
     p.add_argument("--backends", default="hyperband", help="comma-separated backends (default: hyperband)")
     p.add_argument("--orders", type=int, default=None, help="random stream orders (default: the preset's)")
+    p.add_argument("--stream", default=None, metavar="URI",
+                   help="any stream: stream:NAME, manifest:PATH, folder-stream:DIR (default: the preset's)")
     p.add_argument("--out", default="bench-report", help="report folder (default: bench-report)")
     p.add_argument("--json", action="store_true", help="print the table as JSON keyed by method")
     p.add_argument("--workspace", "-w", default=".", help="its cache lives in WORKSPACE/bench-cache (default: .)")
@@ -149,13 +151,17 @@ def _backend_options(args) -> dict:
     return out
 
 
-def _automl(args, preset_default: str = "small"):
+def _quiet_mlflow() -> None:
+    """MLflow's INFO lines ("Creating initial MLflow database tables...") are noise beside our progress output."""
     import mlflow  # noqa: F401 - imported first so that its logging setup is in place before we quieten it
 
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+
+
+def _automl(args, preset_default: str = "small"):
     from trautoml.api import TrAutoML
 
-    # MLflow's INFO lines ("Creating initial MLflow database tables...") are noise beside the progress output
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    _quiet_mlflow()
 
     from trautoml.mechanisms import parse_backbone
 
@@ -511,10 +517,16 @@ def cmd_bench(args) -> int:
                        f"{', '.join(available_backends())}")
     if args.orders is not None and args.orders < 1:
         raise BadInput(f"--orders must be at least 1, got {args.orders}")
+    if args.stream is not None:
+        from trautoml.data import load_stream
+
+        if len(load_stream(args.stream)) < 2:  # DatasetError (exit 2) for a stream that is not one
+            raise BadInput(f"bench: {args.stream} lists fewer than 2 datasets")
     log = None if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+    _quiet_mlflow()
     out = Path(args.out)
     results = run_bench(args.bench_preset, backends, args.orders, out, Path(args.workspace) / "bench-cache",
-                        seed=args.seed, executor=args.executor, log=log)
+                        seed=args.seed, executor=args.executor, log=log, stream=args.stream)
     if args.json:
         print(json.dumps(results["table"], indent=2, sort_keys=True))
     else:
