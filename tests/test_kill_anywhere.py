@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import subprocess
+import threading
 import time
 
 import pytest
@@ -17,8 +18,8 @@ POINTS = 20
 URI = "builtin:digits?subsample=0.6"
 
 
-def _argv(ws) -> list[str]:
-    return ["ingest", URI, "--preset", "tiny", "--quiet", "--workspace", str(ws)]  # the default local executor
+def _argv(ws, quiet: bool = False) -> list[str]:
+    return ["ingest", URI, "--preset", "tiny", *(["--quiet"] if quiet else []), "--workspace", str(ws)]
 
 
 def _cached(ws) -> tuple[int, int]:
@@ -29,43 +30,76 @@ def _cached(ws) -> tuple[int, int]:
         return tuple(db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in ("profiles", "trials"))
 
 
+class Timeline:
+    """Reads a running ingest's progress lines (stderr) in a thread, noting when each arrived."""
+
+    def __init__(self, proc: subprocess.Popen):
+        self.t0, self.lines, self.times = time.monotonic(), [], []
+        self.changed = threading.Condition()
+        threading.Thread(target=self._read, args=(proc.stderr,), daemon=True).start()
+
+    def _read(self, stream) -> None:
+        for line in stream:
+            with self.changed:
+                self.lines.append(line.strip())
+                self.times.append(time.monotonic() - self.t0)
+                self.changed.notify_all()
+
+    def wait_for(self, n: int, timeout: float = 600) -> bool:
+        """Until ``n`` lines have arrived (False if the process ended first or the wait timed out)."""
+        with self.changed:
+            return self.changed.wait_for(lambda: len(self.lines) >= n, timeout=timeout)
+
+
 @pytest.fixture(scope="module")
-def lifetime(tmp_path_factory) -> float:
-    """Seconds an undisturbed ingest into a new workspace takes, from the command's start."""
+def milestones(tmp_path_factory) -> tuple[list[float], float]:
+    """An undisturbed ingest into a new workspace: when each progress line came, and when it ended."""
     ws = tmp_path_factory.mktemp("undisturbed") / "ws"
-    t0 = time.monotonic()
-    out = run_cli(*_argv(ws), timeout=600)
-    assert out.returncode == 0, out.stderr
-    return time.monotonic() - t0
+    proc = subprocess.Popen(cli_cmd(*_argv(ws)), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env=clean_env())
+    timeline = Timeline(proc)
+    assert proc.wait(timeout=600) == 0
+    lifetime = time.monotonic() - timeline.t0
+    time.sleep(0.5)
+    return list(timeline.times), lifetime
 
 
 @pytest.mark.slow  # 20 kills and reruns: 15-30 min on 2 cores
 @pytest.mark.timeout(3 * 3600)
-def test_sigkill_anywhere_then_rerun(tmp_path, lifetime):
+def test_sigkill_anywhere_then_rerun(tmp_path, milestones):
+    """Kill point i is at i/20 of the undisturbed ingest's life, measured from the last progress line before it
+    (the kill waits for that line, then sleeps the rest): the points land in the same stages however loaded the
+    machine is. The last point comes after the final progress line (model logging, commit, run finishing)."""
+    times, lifetime = milestones
     report = []
     for i in range(POINTS):
-        delay = lifetime * (i + 0.5) / POINTS
+        target = lifetime * (i + 0.5) / POINTS
+        before = [k for k, t in enumerate(times) if t <= target]
         ws = tmp_path / f"ws{i}"
-        proc = subprocess.Popen(cli_cmd(*_argv(ws)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        proc = subprocess.Popen(cli_cmd(*_argv(ws)), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                                 env=clean_env())
-        time.sleep(delay)
+        timeline = Timeline(proc)
+        if before:
+            assert timeline.wait_for(before[-1] + 1), f"point {i}: the ingest ended before its line {before[-1]}"
+        time.sleep(max(0.0, target - (times[before[-1]] if before else 0.0)))
+        stage = timeline.lines[-1] if timeline.lines else "(no progress yet)"
         children = _descendants(proc.pid)
         proc.kill()
         proc.wait()
-        assert not _all_gone(children), f"kill at {delay:.1f}s left workers running"
+        assert not _all_gone(children), f"kill at {target:.1f}s left workers running"
         committed = state_counts(ws).get("datasets", 0)
         profiles, trials = _cached(ws)
 
-        out = run_cli(*_argv(ws), timeout=600)
-        assert out.returncode == 0, (delay, out.stderr)
-        assert state_counts(ws)["datasets"] == 1 and state_counts(ws)["groups"] == 1, delay
-        assert len(dataset_runs(ws)) == 1, delay
-        assert not [r for r in all_runs(ws) if r.info.status == "RUNNING"], delay
+        out = run_cli(*_argv(ws, quiet=True), timeout=600)
+        assert out.returncode == 0, (target, out.stderr)
+        assert state_counts(ws)["datasets"] == 1 and state_counts(ws)["groups"] == 1, target
+        assert len(dataset_runs(ws)) == 1, target
+        assert not [r for r in all_runs(ws) if r.info.status == "RUNNING"], target
         shown = json.loads(run_cli("show", "digits?subsample=0.6", "--json", "--workspace", ws).stdout)
         if not committed:  # the rerun did the ingest: what the killed one had finished came from the cache
-            assert shown["extra"]["profile_cached"] == (profiles > 0), delay
-            assert shown["extra"]["cached_trials"] >= trials, delay
-        report.append(f"{delay:5.1f}s committed={committed} profiles={profiles} trials={trials} "
-                      f"rerun: cached_trials={shown['extra']['cached_trials']}")
+            assert shown["extra"]["profile_cached"] == (profiles > 0), target
+            assert shown["extra"]["cached_trials"] >= trials, target
+        report.append(f"{target:5.1f}s after «{stage[:50]}»: committed={committed} profiles={profiles} "
+                      f"trials={trials}; rerun cached_trials={shown['extra']['cached_trials']}")
         print(report[-1], flush=True)
     print(f"undisturbed ingest {lifetime:.1f}s\n" + "\n".join(report))
