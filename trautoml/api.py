@@ -281,6 +281,7 @@ class TrAutoML:
             self.recover()
             run_id = self.tracker.start_dataset_run(dataset.name, dataset.content_hash(), self._run_params())
             try:
+                self._log_input(run_id, dataset)
                 features = self.profile(dataset, run_id)
                 grouper, version, assignment = self.group(features, run_id)
                 plan = self.decide(assignment)
@@ -312,6 +313,8 @@ class TrAutoML:
             label = getattr(item, "name", None) or (item if isinstance(item, str) else "dataset")
             self.progress.message(f"[{i}/{len(items)}] {label}")
             decisions.append(self.ingest(item))
+        if decisions:
+            self.progress.message(self.log_summary().text())
         return decisions
 
     @staticmethod
@@ -573,6 +576,14 @@ class TrAutoML:
     def track(self, run_id: str, decision: Decision, outcome: Outcome, dataset) -> None:
         self.tracker.log_decision(run_id, decision, module=outcome.final.module,
                                   input_example=np.ascontiguousarray(dataset.x_val[:2]))
+        self.tracker.log_display_tags(run_id, decision)
+
+    def _log_input(self, run_id: str, dataset) -> None:
+        """The run's dataset lineage (`Tracker.log_dataset_input`)."""
+        self.tracker.log_dataset_input(
+            run_id, name=dataset.name, content_hash=dataset.content_hash(), uri=dataset.uri,
+            input_shape=dataset.input_shape, num_classes=dataset.num_classes,
+            sizes={split: len(dataset.split(split)[1]) for split in ("train", "val", "test")})
 
     def _finish_run(self, run_id: str, decision: Decision) -> None:
         """After the commit: the group's registered model gets this member's version, the groups picture, and the
@@ -643,3 +654,18 @@ class TrAutoML:
     def decisions(self) -> list[Decision]:
         ws = self._existing_workspace()
         return [] if ws is None else [Decision.from_dict(r["decision"]) for r in ws.datasets()]
+
+    def summary(self):
+        """What grouping did for the workspace's stream so far: a `trautoml.summary.StreamSummary` (searches run,
+        models reused, search seconds spent beside an estimate of searching every dataset, accuracies side by
+        side, escalations)."""
+        from trautoml.summary import summarize
+
+        return summarize(self.decisions())
+
+    def log_summary(self):
+        """`summary`, also written to MLflow as the experiment's description and tag ``trautoml.summary``."""
+        summary = self.summary()
+        if summary.datasets:
+            self.tracker.log_stream_summary(summary)
+        return summary

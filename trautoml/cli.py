@@ -7,6 +7,7 @@
     trautoml watch DIR                  # ingest every dataset that lands in DIR, in arrival order, until Ctrl-C
     trautoml groups [--json]            # the groups: id, members (arrival order), model spec
     trautoml show NAME [--json]         # one dataset's decision, why, accuracies and times
+    trautoml summary [--json]           # what grouping saved: searches run, models reused, time, accuracies
     trautoml ui [--port 5000]           # the MLflow UI on the workspace's store, on 127.0.0.1
 
 Common options (before or after the subcommand): ``--workspace`` (default ``.``), ``--backend``, ``--grouper``,
@@ -102,6 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dir", metavar="DIR")
     p.add_argument("--poll", type=float, default=2.0, metavar="SECONDS", help="seconds between polls (default 2)")
     p.add_argument("--max-items", type=int, default=None, metavar="N", help="stop after N datasets")
+    p.add_argument("--summary-every", type=int, default=10, metavar="N",
+                   help="report what grouping saved every N datasets, and on stopping (0: only on stopping)")
     _add_common(p)
     p = sub.add_parser("groups", help="list the groups")
     p.add_argument("--json", action="store_true", help="JSON: [{id, members, model}]")
@@ -109,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("show", help="one dataset's decision")
     p.add_argument("name", metavar="NAME")
     p.add_argument("--json", action="store_true", help="the Decision as JSON")
+    _add_common(p)
+    p = sub.add_parser("summary", help="what grouping saved: searches, reuses, time, accuracies")
+    p.add_argument("--json", action="store_true", help="the StreamSummary as JSON")
     _add_common(p)
     p = sub.add_parser("ui", help="start the MLflow UI on the workspace's store (127.0.0.1)")
     p.add_argument("--port", type=int, default=5000)
@@ -223,12 +229,13 @@ def cmd_ingest(args, stream=None) -> int:
             decisions = [t.ingest(x) for x in _announce(t, items)]
         except (DatasetError, WorkspaceError) as exc:
             raise BadInput(str(exc)) from None
+        summary = t.log_summary()
     print(decisions_table(decisions))
     if stream is not None or len(decisions) > 1:
         total = sum(d.total_seconds for d in decisions)
-        searched = sum(d.outcome == "searched" for d in decisions)
-        print(f"\n{len(decisions)} datasets, {len({d.group for d in decisions})} groups, {searched} searched, "
-              f"{len(decisions) - searched} reused; {_fmt_seconds(total)} of profiling, search and training")
+        print(f"\nthis command: {len(decisions)} datasets, {_fmt_seconds(total)} of profiling, search and training")
+    print("\nwhat grouping saved (the workspace's whole stream; trautoml summary --json for the numbers):")
+    print("  " + summary.text().replace("\n", "\n  "))
     print(_ui_hint(args))
     return EXIT_OK
 
@@ -307,6 +314,32 @@ def cmd_show(args) -> int:
     print("\n".join(f"{k.ljust(width)}  {v}" for k, v in lines))
     print("why\n  " + d.explanation.replace("\n", "\n  "))
     return EXIT_OK
+
+
+def cmd_summary(args) -> int:
+    from trautoml.decision import Decision
+    from trautoml.summary import summarize
+
+    ws = _read_workspace(args)
+    summary = summarize([] if ws is None else [Decision.from_dict(r["decision"]) for r in ws.datasets()])
+    if args.json:
+        print(json.dumps(summary.to_dict(), indent=2))
+    else:
+        print(summary.text())
+        if summary.per_group:
+            print()
+            print(_table([[g.group, g.datasets, g.searched, g.reused, _fmt_seconds(g.search_seconds),
+                           "-" if g.estimated_all_search_seconds is None
+                           else _fmt_seconds(g.estimated_all_search_seconds),
+                           _fmt_acc(g.searched_test_accuracy), _fmt_acc(g.reused_test_accuracy)]
+                          for g in summary.per_group],
+                         ["group", "datasets", "searched", "reused", "search", "all-search (est.)",
+                          "searched test", "reused test"]))
+    return EXIT_OK
+
+
+def _fmt_acc(a) -> str:
+    return "-" if a is None else f"{a:.3f}"
 
 
 def _watch_signature(p: Path):
@@ -389,6 +422,8 @@ def cmd_watch(args) -> int:
         raise BadInput(f"watch: folder not found: {d}")
     if args.poll <= 0:
         raise BadInput(f"--poll must be positive, got {args.poll}")
+    if args.summary_every < 0:
+        raise BadInput(f"--summary-every must be 0 or more, got {args.summary_every}")
     t = _automl(args)
     try:
         t.check_workspace()
@@ -421,15 +456,33 @@ def cmd_watch(args) -> int:
                         print(f"trautoml: watch: skipping {p.name}: {_one_line(exc)}", file=sys.stderr, flush=True)
                     folder.done(p, sig)
                     handled += 1
+                    if args.summary_every and handled % args.summary_every == 0:
+                        _watch_summary(t)
                     if args.max_items is not None and handled >= args.max_items:
+                        _watch_summary(t)
                         return EXIT_OK
                 time.sleep(args.poll)
     except KeyboardInterrupt:
         t.progress.message(f"watch: stopped after {handled} dataset(s)")
+        if handled:
+            _watch_summary(t)
         return EXIT_OK
     finally:
         signal.signal(signal.SIGTERM, old_term)
         signal.signal(signal.SIGINT, old_int)
+
+
+def _watch_summary(t) -> None:
+    """The watcher's periodic report of what grouping saved: on stderr (stdout holds one row per dataset) and in
+    MLflow. A failure to report never stops the watcher."""
+    try:
+        summary = t.log_summary()
+    except Exception as exc:  # noqa: BLE001 - the summary is a report; the watcher goes on
+        print(f"trautoml: watch: summary failed: {_one_line(exc)}", file=sys.stderr, flush=True)
+        return
+    if summary.datasets:
+        print("watch: what grouping saved so far\n  " + summary.text().replace("\n", "\n  "), file=sys.stderr,
+              flush=True)
 
 
 def cmd_ui(args) -> int:
@@ -489,7 +542,7 @@ def cmd_bench(args) -> int:
 
 
 COMMANDS = {"demo": cmd_demo, "ingest": cmd_ingest, "watch": cmd_watch, "groups": cmd_groups, "show": cmd_show,
-            "ui": cmd_ui, "bench": cmd_bench}
+            "summary": cmd_summary, "ui": cmd_ui, "bench": cmd_bench}
 
 
 def _one_line(exc: BaseException) -> str:
