@@ -351,11 +351,11 @@ def test_sigkill_at_any_moment_then_rerun_completes_consistently(tmp_path, templ
         counts = state_counts(ws)
         assert counts["datasets"] in (1, 2) and counts["grouper"] == 1
         groups = json.loads(run_cli("groups", "--json", "--workspace", ws).stdout)
-        assert sorted(m for g in groups for m in g["members"]) in (["old"], ["digits?subsample=0.7", "old"])
+        assert sorted(m for g in groups for m in g["members"]) in (["old"], ["digits·sub0.7", "old"])
     out = run_cli(*argv)
     assert out.returncode == 0, out.stderr
     assert state_counts(ws)["datasets"] == 2
     groups = json.loads(run_cli("groups", "--json", "--workspace", ws).stdout)
-    assert sorted(m for g in groups for m in g["members"]) == ["digits?subsample=0.7", "old"]
-    assert sorted(r.data.tags["trautoml.dataset"] for r in dataset_runs(ws)) == ["digits?subsample=0.7", "old"]
+    assert sorted(m for g in groups for m in g["members"]) == ["digits·sub0.7", "old"]
+    assert sorted(r.data.tags["trautoml.dataset"] for r in dataset_runs(ws)) == ["digits·sub0.7", "old"]
     assert not [r for r in all_runs(ws) if r.info.status == "RUNNING"]

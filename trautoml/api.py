@@ -114,6 +114,16 @@ def _is_stream_uri(x: Any) -> bool:
     return isinstance(x, str) and split_scheme(x.strip())[0] in STREAM_SCHEMES
 
 
+def _label(item) -> str:
+    """What progress lines call a stream item before it is loaded: its short readable name where it has one."""
+    from trautoml.naming import readable_name
+
+    if isinstance(item, str):
+        return readable_name(item) or item
+    uri, name = getattr(item, "uri", None), getattr(item, "name", None)
+    return readable_name(uri, name) or name or "dataset"
+
+
 # ---------------------------------------------------------------------------------------------- the API
 class TrAutoML:
     """Ingest datasets one at a time; each either reuses its group's model (trained afresh) or gets a searched one.
@@ -279,6 +289,7 @@ class TrAutoML:
                 return earlier
             self.workspace.check_settings(self.settings())
             self.recover()
+            dataset = self._named(dataset)
             run_id = self.tracker.start_dataset_run(dataset.name, dataset.content_hash(), self._run_params())
             try:
                 self._log_input(run_id, dataset)
@@ -310,7 +321,7 @@ class TrAutoML:
         items = self.expand(stream)
         decisions = []
         for i, item in enumerate(items, 1):
-            label = getattr(item, "name", None) or (item if isinstance(item, str) else "dataset")
+            label = _label(item)
             self.progress.message(f"[{i}/{len(items)}] {label}")
             decisions.append(self.ingest(item))
         if decisions:
@@ -344,6 +355,14 @@ class TrAutoML:
             with self.workspace.lock():
                 self._recovered = False
                 self.recover()
+
+    def _named(self, dataset):
+        """The dataset under its short readable name, unique in the workspace (`trautoml.naming`); called under
+        the workspace lock, so two ingests cannot both take one name."""
+        from trautoml.naming import readable_name, unique_name
+
+        name = unique_name(readable_name(dataset.uri, dataset.name) or dataset.name, self.workspace.name_taken)
+        return dataset if name == dataset.name else dataclasses.replace(dataset, name=name)
 
     # ---- load → (already there?)
     def _earlier(self, dataset) -> Decision | None:
@@ -644,9 +663,12 @@ class TrAutoML:
         return [] if ws is None else ws.groups()
 
     def decision_for(self, name: str) -> Decision:
-        """The Decision of the latest dataset of that name (or content hash / unique hash prefix)."""
+        """The Decision of the latest dataset of that name (its short name, URI, long name, or content hash /
+        unique hash prefix; see `trautoml.naming.find_dataset`)."""
+        from trautoml.naming import find_dataset
+
         ws = self._existing_workspace()
-        row = None if ws is None else ws.dataset_row(name)
+        row = None if ws is None else find_dataset(ws, name)
         if row is None:
             raise WorkspaceError(f"no dataset {name!r} in workspace {self.root}")
         return Decision.from_dict(row["decision"])

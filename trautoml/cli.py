@@ -117,7 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="the StreamSummary as JSON")
     _add_common(p)
     p = sub.add_parser("ui", help="start the MLflow UI on the workspace's store (127.0.0.1)")
-    p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--port", type=int, default=5000, help="port on 127.0.0.1 (default: 5000)")
+    p.add_argument("--no-browser", action="store_true", help="do not open a browser (one opens only where a "
+                   "graphical browser is available)")
     _add_common(p)
     p = sub.add_parser("bench", help="the paper's Table 2 protocol: every method on one stream, a report")
     p.add_argument("--preset", dest="bench_preset", default="ci", help="ci, small or paper (default: ci)")
@@ -196,7 +198,7 @@ def _ui_hint(args) -> str:
     ws = "" if args.workspace == "." else f" --workspace {args.workspace}"
     if args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"):
         return f"MLflow store: {args.tracking_uri or os.environ['MLFLOW_TRACKING_URI']}"
-    return f"Open the MLflow UI: trautoml ui{ws}   (then http://127.0.0.1:5000)"
+    return f"Open the MLflow UI: trautoml ui{ws}   (it prints the URL of the runs table)"
 
 
 def _spec_summary(spec: dict) -> str:
@@ -241,8 +243,10 @@ def cmd_ingest(args, stream=None) -> int:
 
 
 def _announce(t, items):
+    from trautoml.api import _label
+
     for i, item in enumerate(items, 1):
-        name = getattr(item, "name", None) or str(item)
+        name = _label(item)
         t.progress.message(f"[{i}/{len(items)}] {name}")
         yield item
 
@@ -280,8 +284,10 @@ def cmd_groups(args) -> int:
 def cmd_show(args) -> int:
     from trautoml.decision import Decision
 
+    from trautoml.naming import find_dataset
+
     ws = _read_workspace(args)
-    row = None if ws is None else ws.dataset_row(args.name)
+    row = None if ws is None else find_dataset(ws, args.name)
     if row is None:
         raise BadInput(f"no dataset {args.name!r} in workspace {Path(args.workspace).resolve()} "
                        "(trautoml groups lists them)")
@@ -491,7 +497,7 @@ def cmd_ui(args) -> int:
     root = Path(args.workspace).expanduser().resolve()
     uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
     if uri and uri.startswith(("http://", "https://")):
-        print(f"the MLflow store is a server already: open {uri}")
+        print(f"the MLflow store is a server already: open {_runs_url(uri, uri) or uri}")
         return EXIT_OK
     if not uri:
         if not (root / "mlflow.db").exists():
@@ -502,7 +508,12 @@ def cmd_ui(args) -> int:
     cmd += ["server", "--backend-store-uri", uri, "--default-artifact-root", (root / "mlruns").as_uri(),
             "--host", "127.0.0.1", "--port", str(args.port)]
     print(f"MLflow UI on http://127.0.0.1:{args.port} (store {uri}); Ctrl-C stops it", file=sys.stderr, flush=True)
+    url = _runs_url(uri, f"http://127.0.0.1:{args.port}")
+    if url:
+        print(f"runs table: {url}", flush=True)
     proc = subprocess.Popen(cmd)
+    if url and not args.no_browser:
+        _open_browser_when_up(url, args.port)
     try:
         return proc.wait()
     except KeyboardInterrupt:
@@ -512,6 +523,66 @@ def cmd_ui(args) -> int:
         except subprocess.TimeoutExpired:
             proc.kill()
         return EXIT_OK
+
+
+def _runs_url(tracking_uri: str, base_url: str) -> str | None:
+    """The runs table's URL (`trautoml.tracking.runs_url_for_store`); None if the store cannot tell it."""
+    import mlflow  # noqa: F401 - imported first so that its logging setup is in place before we quieten it
+
+    from trautoml.tracking import runs_url_for_store
+
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    try:
+        return runs_url_for_store(tracking_uri, base_url)
+    except Exception as exc:  # noqa: BLE001 - the UI still starts; it just opens on its home page
+        print(f"trautoml: ui: cannot read the experiment ({_one_line(exc)}); open the UI's home page",
+              file=sys.stderr)
+        return None
+
+
+def _gui_browser():
+    """The system's graphical web browser, or None: none, or only a console one (lynx, w3m), which would take
+    over the terminal the server runs in."""
+    import webbrowser
+
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or os.environ.get("BROWSER")
+            or sys.platform in ("darwin", "win32")):
+        return None
+    try:
+        browser = webbrowser.get()
+    except webbrowser.Error:
+        return None
+    if type(browser) is webbrowser.GenericBrowser:  # a console browser: it would block
+        return None
+    return browser
+
+
+def _open_browser_when_up(url: str, port: int, wait_s: float = 90.0) -> None:
+    """Open ``url`` in a graphical browser once the server answers on ``port``; in a daemon thread, so it never
+    holds the command up, and silently not at all when there is no such browser."""
+    import threading
+
+    browser = _gui_browser()
+    if browser is None:
+        return
+
+    def go():
+        import socket
+
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            except OSError:
+                time.sleep(0.5)
+                continue
+            try:
+                browser.open(url)
+            except Exception:  # noqa: BLE001 - opening a browser is a courtesy; the URL is printed
+                pass
+            return
+
+    threading.Thread(target=go, daemon=True, name="open-browser").start()
 
 
 def cmd_bench(args) -> int:

@@ -440,6 +440,16 @@ class Tracker:
         self.client.set_registered_model_alias(model_name, GROUP_ALIAS, str(version))
 
 
+def runs_url_for_store(tracking_uri: str, base_url: str, experiment: str = EXPERIMENT) -> str | None:
+    """The direct URL of trautoml's runs table on the UI at ``base_url`` over the store ``tracking_uri`` (the
+    experiment marked as model development and its runs view saved on the way), or None before any ingest."""
+    from mlflow import MlflowClient
+
+    if MlflowClient(tracking_uri=tracking_uri).get_experiment_by_name(experiment) is None:
+        return None
+    return Tracker(tracking_uri, experiment=experiment).runs_url(base_url)
+
+
 def _json_default(o: Any):
     if isinstance(o, np.ndarray):
         return o.tolist()
