@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from test_api_helpers import all_runs, clean_env, cli_cmd, dataset_runs, digits_npz, mlflow_counts, \
+from test_api_helpers import all_runs, clean_env, cli_cmd, client, dataset_runs, digits_npz, mlflow_counts, \
     mlflow_template, new_workspace, run_cli, state_counts, tree_digest
 from trautoml.cli import main
 
@@ -48,6 +48,30 @@ def test_ingest_prints_a_table_and_how_to_open_the_ui(populated):
     assert "[1/2] a" in out.stderr and "[2/2] b" in out.stderr  # progress on stderr
     assert "Traceback" not in out.stderr
     assert len(dataset_runs(ws)) == 2 and not [r for r in all_runs(ws) if r.info.status == "RUNNING"]
+
+
+def test_ingest_says_what_grouping_saved_and_records_it(populated):
+    root, ws, out = populated
+    assert "what grouping saved" in out.stdout and "2 datasets" in out.stdout and "searches run" in out.stdout
+    s = json.loads(run_cli("summary", "--json", "--workspace", ws).stdout)
+    assert s["datasets"] == 2 and s["searched"] + s["reused"] == 2 and s["searches"] >= 1
+    assert s["search_seconds"] > 0 and len(s["per_group"]) == s["groups"]
+    text = run_cli("summary", "--workspace", ws).stdout
+    assert text.startswith("2 datasets") and "group" in text
+    exp = client(ws).get_experiment_by_name("trautoml")
+    assert "searches run" in exp.tags["mlflow.note.content"]
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
+    for run in dataset_runs(ws):  # each run's input: the dataset, digest = its content hash
+        (inp,) = run.inputs.dataset_inputs
+        assert inp.dataset.name == run.data.tags["trautoml.dataset"]
+        assert run.data.tags["trautoml.content_hash"].startswith(inp.dataset.digest)
+        assert json.loads(inp.dataset.source)["uri"] == run.data.tags["trautoml.uri"]
+
+
+def test_show_accepts_the_uri(populated, capsys):
+    root, ws, _ = populated
+    assert main(["show", f"npz:{root / 'a.npz'}", "--json", "--workspace", str(ws)]) == 0
+    assert json.loads(capsys.readouterr().out)["dataset"] == "a"
 
 
 def test_groups_json(populated, capsys):
@@ -228,6 +252,7 @@ def test_watch_ingests_arrivals_in_order_and_waits_for_partial_files(tmp_path, t
     rows = [line.split("\t") for line in out.splitlines() if "\t" in line]
     assert [r[0] for r in rows] == ["first.npz", "second.npz", "third.npz"], out + err
     assert "skipping" not in err  # the partial file was never tried
+    assert "what grouping saved so far" in err and "3 datasets" in err  # on stopping (--max-items)
     assert state_counts(ws)["datasets"] == 3
 
 

@@ -8,6 +8,11 @@ Store: MLflow 3.x refuses the old ``./mlruns`` file store, so a workspace keeps 
 Names users see in the UI (MLflow conventions: dotted tag namespaces, metrics as numbers, files as artifacts):
 tags ``trautoml.dataset``, ``trautoml.content_hash``, ``trautoml.group``, ``trautoml.decision``,
 ``trautoml.reason``, ``trautoml.backend``; registered models ``trautoml-group-<id>``.
+
+What the UI shows (see "what the UI shows" below): the experiment tagged as model development, short tags
+``group``, ``decision``, ``reason`` for the runs table's columns, a saved runs view that `runs_url` opens, each
+run's dataset as an MLflow dataset input, the stream summary as the experiment's description, and the alias
+``champion`` on every group model's latest version.
 """
 from __future__ import annotations
 
