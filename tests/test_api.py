@@ -144,6 +144,18 @@ def test_trials_are_cached_with_their_measured_seconds(stream):
     assert not again[1].cached  # another seed is another trial
 
 
+def test_summary_counts_the_reuse_and_estimates_its_search_from_its_group(stream):
+    s = stream.t.summary()
+    assert (s.datasets, s.groups, s.searched, s.reused, s.searches, s.escalations) == (2, 1, 1, 1, 1, 0)
+    assert s.search_seconds == pytest.approx(stream.first.search_seconds)
+    # the reuse is counted at its group's measured search: searching both would have cost twice the one search
+    assert s.estimated_all_search_seconds == pytest.approx(2 * stream.first.search_seconds)
+    assert s.saved_search_seconds == pytest.approx(stream.first.search_seconds)
+    assert s.reused_test_accuracy == pytest.approx(stream.second.test_accuracy)
+    assert s.reused_minus_group_test_accuracy == pytest.approx(stream.second.test_accuracy
+                                                               - stream.first.test_accuracy)
+
+
 def test_bad_names_and_options_are_refused_before_anything_is_written(tmp_path):
     for kwargs, match in (({"backend": "nope"}, "unknown search backend"), ({"grouper": "nope"}, "unknown grouper"),
                           ({"preset": "huge"}, "unknown preset"), ({"executor": "gpu-farm"}, "unknown executor"),
@@ -175,6 +187,8 @@ def test_metafeatures_grouper_and_random_backend_through_ingest_stream(tmp_path,
     assert [g["members"] for g in t.groups()] in ([["digits", "digits·half"]],
                                                   [["digits"], ["digits·half"]])
     assert len(dataset_runs(ws)) == 2
+    # ingest_stream ends by recording what grouping saved as the experiment's description
+    assert "2 datasets" in client(ws).get_experiment_by_name("trautoml").tags["mlflow.note.content"]
 
 
 def test_escalation_and_recovery_of_an_unfinished_run(tmp_path, template, monkeypatch):
