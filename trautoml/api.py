@@ -114,16 +114,6 @@ def _is_stream_uri(x: Any) -> bool:
     return isinstance(x, str) and split_scheme(x.strip())[0] in STREAM_SCHEMES
 
 
-def _label(item) -> str:
-    """What progress lines call a stream item before it is loaded: its short readable name where it has one."""
-    from trautoml.naming import readable_name
-
-    if isinstance(item, str):
-        return readable_name(item) or item
-    uri, name = getattr(item, "uri", None), getattr(item, "name", None)
-    return readable_name(uri, name) or name or "dataset"
-
-
 # ---------------------------------------------------------------------------------------------- the API
 class TrAutoML:
     """Ingest datasets one at a time; each either reuses its group's model (trained afresh) or gets a searched one.
@@ -318,10 +308,12 @@ class TrAutoML:
     def ingest_stream(self, stream) -> list[Decision]:
         """Ingest datasets in order: a stream URI (``stream:demo``, ``manifest:PATH``, ``folder-stream:DIR``) or an
         iterable of URIs (stream URIs are expanded), StreamItems and Datasets. Items load one at a time."""
+        from trautoml.naming import item_name
+
         items = self.expand(stream)
         decisions = []
         for i, item in enumerate(items, 1):
-            label = _label(item)
+            label = item_name(item)
             self.progress.message(f"[{i}/{len(items)}] {label}")
             decisions.append(self.ingest(item))
         if decisions:

@@ -291,10 +291,10 @@ def cmd_ingest(args, stream=None) -> int:
 
 
 def _announce(t, items):
-    from trautoml.api import _label
+    from trautoml.naming import item_name
 
     for i, item in enumerate(items, 1):
-        name = _label(item)
+        name = item_name(item)
         t.progress.message(f"[{i}/{len(items)}] {name}")
         yield item
 

@@ -59,6 +59,15 @@ def readable_name(uri: str | None, name: str | None = None) -> str | None:
     return SEPARATOR.join([p.base_name] + [_word(k, p.params[k]) for k in keys])
 
 
+def item_name(item) -> str:
+    """What progress lines call a stream item (a URI, a `StreamItem`, a `Dataset`) before it is ingested: its
+    readable name where it has one."""
+    if isinstance(item, str):
+        return readable_name(item) or item
+    uri, name = getattr(item, "uri", None), getattr(item, "name", None)
+    return readable_name(uri, name) or name or "dataset"
+
+
 def unique_name(base: str, taken: Callable[[str], bool]) -> str:
     """``base``, or ``base·2``, ``base·3``, … : the first that ``taken`` says is free."""
     name, k = base, 1
