@@ -41,7 +41,8 @@ def test_new_and_existing_experiments_are_marked_as_model_development(tmp_path, 
 def test_runs_url_opens_a_saved_view_with_trautoml_columns(tracker):
     url = tracker.runs_url("http://127.0.0.1:5123/")
     assert url.startswith(f"http://127.0.0.1:5123/#/experiments/{tracker.experiment_id}/runs?viewStateShareKey=")
-    key = url.rsplit("=", 1)[1]
+    assert url.endswith("&workflowType=machine_learning")  # MLflow 3.1x's GenAI / model-training switch
+    key = url.split("viewStateShareKey=")[1].split("&")[0]
     view = json.loads(_tags(tracker)[f"mlflow.sharedViewState.{key}"])
     assert {"tags.`group`", "tags.`decision`", "tags.`reason`", "metrics.`val_accuracy`",
             "metrics.`test_accuracy`", "attributes.`Dataset`"} <= set(view["selectedColumns"])

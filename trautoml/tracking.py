@@ -40,6 +40,8 @@ MAX_EXPERIMENT_TAG = 20_000  # MLflow's limit on an experiment tag's value
 SHARED_VIEW_PREFIX, RUNS_VIEW_KEY = "mlflow.sharedViewState.", "trautoml-runs"
 RUNS_VIEW = {"selectedColumns": ["attributes.`Dataset`", "tags.`group`", "tags.`decision`", "tags.`reason`",
                                  "metrics.`val_accuracy`", "metrics.`test_accuracy`"],
+             "columnOrder": ["tags.`group`", "tags.`decision`", "tags.`reason`", "metrics.`val_accuracy`",
+                             "metrics.`test_accuracy`", "attributes.`Dataset`"],
              "orderByKey": "attributes.start_time", "orderByAsc": True}
 GROUP_ALIAS = "champion"  # every group's registered model points this alias at its latest version
 DATASET_SOURCE_TYPE = "trautoml"
@@ -399,7 +401,10 @@ class Tracker:
     def runs_url(self, base_url: str) -> str:
         """The direct URL of the experiment's runs table, with trautoml's columns, on a UI served at base_url."""
         key = self.save_runs_view()
-        return f"{base_url.rstrip('/')}/#/experiments/{self.experiment_id}/runs?viewStateShareKey={key}"
+        # workflowType: MLflow 3.1x's UI takes the experiment's kind from a GenAI / model-training switch (default
+        # GenAI) rather than from the tag; the URL sets the switch
+        return (f"{base_url.rstrip('/')}/#/experiments/{self.experiment_id}/runs?viewStateShareKey={key}"
+                "&workflowType=machine_learning")
 
     def log_dataset_input(self, run_id: str, *, name: str, content_hash: str, uri: str | None,
                           input_shape: Sequence[int], num_classes: int, sizes: dict) -> None:
