@@ -5,6 +5,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -330,6 +331,33 @@ def test_ui_starts_mlflow_server_on_loopback_over_the_workspace_store(populated,
                     "--default-artifact-root": (ws.resolve() / "mlruns").as_uri(),
                     "--host": "127.0.0.1", "--port": "5123"}
     assert "http://127.0.0.1:5123" in capsys.readouterr().err
+
+
+def test_ui_prints_the_runs_url_and_opens_a_browser_only_where_a_graphical_one_exists(populated, monkeypatch,
+                                                                                     capsys):
+    import webbrowser
+
+    from trautoml import cli
+
+    _, ws, _ = populated
+    monkeypatch.setattr(subprocess, "Popen", lambda cmd: type("Server", (), {"wait": lambda self: 0})())
+    opened = []
+    monkeypatch.setattr(cli, "_open_browser_when_up", lambda url, port: opened.append(url))
+    assert main(["ui", "--port", "5124", "--workspace", str(ws)]) == 0
+    url = capsys.readouterr().out.split("runs table: ", 1)[1].strip()
+    assert url.startswith("http://127.0.0.1:5124/#/experiments/") and "/runs?viewStateShareKey=" in url
+    assert opened == [url]
+    assert main(["ui", "--port", "5124", "--no-browser", "--workspace", str(ws)]) == 0 and opened == [url]
+    # which browsers count: none without a display; never a console one (it would take over the terminal)
+    for var in ("DISPLAY", "WAYLAND_DISPLAY", "BROWSER"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(sys, "platform", "linux")
+    assert cli._gui_browser() is None
+    monkeypatch.setenv("DISPLAY", ":0")
+    monkeypatch.setattr(webbrowser, "get", lambda: webbrowser.GenericBrowser("lynx"))
+    assert cli._gui_browser() is None
+    monkeypatch.setattr(webbrowser, "get", lambda: webbrowser.BackgroundBrowser("firefox"))
+    assert isinstance(cli._gui_browser(), webbrowser.BackgroundBrowser)
 
 
 @pytest.mark.slow
