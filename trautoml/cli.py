@@ -331,7 +331,6 @@ def cmd_groups(args) -> int:
 
 def cmd_show(args) -> int:
     from trautoml.decision import Decision
-
     from trautoml.naming import find_dataset
 
     ws = _read_workspace(args)
@@ -600,7 +599,7 @@ def _gui_browser():
         browser = webbrowser.get()
     except webbrowser.Error:
         return None
-    if type(browser) is webbrowser.GenericBrowser:  # a console browser: it would block
+    if type(browser) is webbrowser.GenericBrowser:  # a console browser (or an unknown command): stay out of it
         return None
     return browser
 
