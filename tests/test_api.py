@@ -13,7 +13,7 @@ import pytest
 from search_backends.base import TrialRequest
 from test_api_helpers import all_runs, client, dataset_runs, mlflow_counts, mlflow_template, new_workspace, \
     state_counts
-from trautoml import TrAutoML, decide
+from trautoml import TrAutoML
 from trautoml.models.spec import ModelSpec
 from trautoml.workspace import WorkspaceError
 
@@ -71,11 +71,15 @@ def test_groups_and_decision_for(stream):
     assert TrAutoML(stream.ws, preset="tiny", quiet=True).groups() == t.groups()
 
 
-def test_reingest_returns_the_earlier_decision_without_recomputing(stream):
+def test_reingest_returns_the_earlier_decision_without_recomputing(stream, monkeypatch):
     before = (state_counts(stream.ws), mlflow_counts(stream.ws))
-    t0 = time.perf_counter()
+
+    def recomputed(*args, **kwargs):
+        raise AssertionError("a re-ingest must not profile, search or train")
+
+    for step in ("profile", "group", "search_and_train"):
+        monkeypatch.setattr(TrAutoML, step, recomputed)
     again = TrAutoML(stream.ws, preset="tiny", executor="serial", quiet=True).ingest(FIRST)
-    assert time.perf_counter() - t0 < 10  # loading digits, no profile, no training
     assert again.to_dict() == stream.first.to_dict()
     assert (state_counts(stream.ws), mlflow_counts(stream.ws)) == before
 
@@ -201,11 +205,12 @@ def test_escalation_and_recovery_of_an_unfinished_run(tmp_path, template, monkey
     c = client(ws)
     assert c.get_run(first.run_id).info.status == "RUNNING"
     assert not c.search_model_versions("name = 'trautoml-group-g1'")
-    # 2. The next ingest recovers first; its reuse check is forced to fail, so it escalates to a search.
-    monkeypatch.setattr(decide, "check_reuse",
-                        lambda val, members, tol: decide.ReuseCheck(val, 1.0, 0.0, escalate=True))
-    t2 = TrAutoML(ws, preset="tiny", executor="serial", quiet=True)
+    # 2. The next ingest recovers first; it joins g1, and its reused model, trained on half the images, falls
+    # below the founder's validation accuracy: with no tolerance the reuse check escalates to a search.
+    t2 = TrAutoML(ws, preset="tiny", executor="serial", quiet=True, reuse_tolerance=0.0)
     second = t2.ingest(SECOND)
+    check = second.extra["reuse_check"]
+    assert check["reused_val"] < check["reference"] == first.val_accuracy
     assert c.get_run(first.run_id).info.status == "FINISHED"
     assert len(c.search_model_versions("name = 'trautoml-group-g1'")) == 2
     assert second.group == "g1" and second.reason == "test-accepted" and second.extra["escalated"]

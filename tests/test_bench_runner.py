@@ -27,3 +27,21 @@ def test_ci_preset_end_to_end_and_identical_results_for_identical_seeds(tmp_path
         assert {k: rerun[k] for k in ("tre", "groups", "ari", "reused", "overhead_s")} == \
                {k: row[k] for k in ("tre", "groups", "ari", "reused", "overhead_s")}
         assert rerun["total_search_s"] == pytest.approx(row["total_search_s"], rel=1e-3)
+
+
+def test_bench_runs_any_stream_given_by_a_manifest(tmp_path):
+    from trautoml.cli import main
+
+    (tmp_path / "m.txt").write_text("builtin:digits?max_train=300 digits\n"
+                                    "builtin:digits?max_train=300&invert=1 digits\n"
+                                    "builtin:mnist?max_train=300&max_eval=200 mnist\n")
+    out = tmp_path / "report"
+    code = main(["bench", "--stream", f"manifest:{tmp_path / 'm.txt'}", "--orders", "1", "--backends", "random",
+                 "--executor", "serial", "--quiet", "--out", str(out), "--workspace", str(tmp_path)])
+    assert code == 0
+    import json
+
+    table = json.loads((out / "table.json").read_text())
+    rows = table.get("table", table)
+    assert "mh+random" in rows and rows["standalone+random"]["tre"] == 0.0
+    assert f"manifest:{tmp_path / 'm.txt'}" in (out / "report.md").read_text()

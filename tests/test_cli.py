@@ -108,7 +108,8 @@ def _bad_inputs(root: Path) -> dict:
     digits_npz(root / "labels.npz", x_train=x, y_train=np.where(y == 0, -1, y))
     digits_npz(root / "strlabels.npz", x_train=x, y_train=np.array(["a", "b"] * 50))
     good = digits_npz(root / "good.npz", seed=5)
-    return {
+    wide = _wider_bad_inputs(root)
+    return {**wide,
         "missing file": ["ingest", str(root / "missing.npz")],
         "corrupted npz": ["ingest", str(root / "corrupt.npz")],
         "NaN": ["ingest", f"npz:{root / 'nan.npz'}"],
@@ -135,9 +136,99 @@ def _bad_inputs(root: Path) -> dict:
     }
 
 
+def _wider_bad_inputs(root: Path) -> dict:
+    """Every field of every source: shapes, dtypes, ranges, label types, files in folders, archives, variant
+    parameters, sources and manifests."""
+    from PIL import Image
+
+    x = (np.random.default_rng(1).random((60, 8, 8)) * 255).astype(np.uint8)
+    y = np.arange(60) % 2
+    files = {
+        "sparse labels": dict(y_train=np.array([0, 1, 10**9] * 20)),
+        "huge stated class count": dict(y_train=y, num_classes=np.array(10**9)),
+        "fractional labels": dict(y_train=y + 0.25),
+        "NaN labels": dict(y_train=np.where(y == 1, np.nan, 0.0)),
+        "2-D labels": dict(y_train=np.stack([y, y, y], 1)),
+        "bool labels in 2-D": dict(y_train=np.ones((60, 2), dtype=bool)),
+        "flat images": dict(x_train=x.reshape(60, 64)),
+        "5-D images": dict(x_train=x.reshape(60, 1, 1, 8, 8)),
+        "complex pixels": dict(x_train=x.astype(np.complex64)),
+        "pixels above 255": dict(x_train=x.astype(np.int32) + 300),
+        "negative float pixels": dict(x_train=x.astype(np.float32) / 255 - 0.5),
+        "inf pixels": dict(x_train=np.where(x > 200, np.inf, x / 255).astype(np.float32)),
+        "length mismatch": dict(y_train=y[:59]),
+        "empty train split": dict(x_train=x[:0], y_train=y[:0]),
+        "test images of another size": dict(x_test=np.zeros((10, 5, 5), dtype=np.uint8), y_test=np.arange(10) % 2),
+        "test labels beyond train's classes": dict(x_test=x[:10], y_test=np.arange(10) % 2 + 5, num_classes=np.array(2)),
+        "val images without labels": dict(x_val=x[:10]),
+        "unknown layout": dict(layout=np.array("CWHN")),
+    }
+    cases = {}
+    for case, arrays in files.items():
+        path = root / f"bad-{case.replace(' ', '-')}.npz"
+        digits_npz(path, **{"x_train": x, "y_train": y, **arrays})
+        cases[case] = ["ingest", str(path)]
+    good = (root / "good.npz").read_bytes() if (root / "good.npz").exists() else digits_npz(root / "good.npz",
+                                                                                           seed=5).read_bytes()
+    (root / "truncated.npz").write_bytes(good[: len(good) // 2])
+    (root / "empty.npz").write_bytes(b"")
+    cases |= {"truncated archive": ["ingest", str(root / "truncated.npz")],
+              "empty file": ["ingest", str(root / "empty.npz")]}
+
+    def folder(name: str, spoil) -> Path:
+        base = root / name
+        for c in ("cat", "dog"):
+            (base / c).mkdir(parents=True, exist_ok=True)
+            for i in range(4):
+                Image.fromarray(np.full((6, 6), 30 * i, dtype=np.uint8)).save(base / c / f"{i}.png")
+        spoil(base)
+        return base
+
+    cases |= {
+        "empty image file": ["ingest", f"folder:{folder('f-empty', lambda b: (b / 'dog' / 'x.png').write_bytes(b''))}"],
+        "corrupt jpeg": ["ingest", str(folder("f-jpeg", lambda b: (b / "cat" / "x.jpg").write_bytes(b"\xff\xd8junk")))],
+        "class folder without images": ["ingest", f"folder:{folder('f-noimg', lambda b: (b / 'emu').mkdir())}"],
+        "one class only": ["ingest", f"folder:{folder('f-one', lambda b: __import__('shutil').rmtree(b / 'dog'))}"],
+        "missing folder": ["ingest", f"folder:{root / 'no-such-folder'}"],
+        "impossible subsample": ["ingest", "builtin:digits?subsample=2"],
+        "impossible resize": ["ingest", "builtin:digits?resize=0"],
+        "impossible max_train": ["ingest", "builtin:digits?max_train=0"],
+        "class not in dataset": ["ingest", "builtin:digits?classes=0,99"],
+        "non-numeric seed": ["ingest", "builtin:digits?seed=x"],
+        "unknown source": ["ingest", "ftp:digits"],
+        "torchvision without root": ["ingest", "torchvision:MNIST"],
+        "torchvision root missing": ["ingest", f"torchvision:MNIST?root={root / 'nowhere'}"],
+        "unknown torchvision dataset": ["ingest", f"torchvision:ImageNet?root={root}"],
+    }
+    (root / "missing-file.txt").write_text(f"{root / 'good.npz'}\n{root / 'gone.npz'}\n")
+    (root / "bad.json").write_text('[{"uri": ')
+    cases |= {"manifest naming a missing file": ["ingest", f"manifest:{root / 'missing-file.txt'}"],
+              "manifest of bad JSON": ["ingest", f"manifest:{root / 'bad.json'}"]}
+    return cases
+
+
+# What the one line must name, for the wider battery's cases.
+NAMES_THE_PROBLEM = {
+    "sparse labels": "the largest is 1000000000 but 3 distinct labels", "huge stated class count": "limit of",
+    "fractional labels": "integers", "NaN labels": "NaN", "2-D labels": "1-D", "bool labels in 2-D": "1-D",
+    "flat images": "image shape", "5-D images": "image shape", "complex pixels": "complex64",
+    "pixels above 255": "0..255", "negative float pixels": r"[0, 1]", "inf pixels": "inf",
+    "length mismatch": "59", "empty train split": "empty", "test images of another size": "x_test",
+    "test labels beyond train's classes": "outside 0..1", "val images without labels": "y_val",
+    "unknown layout": "layout", "truncated archive": "truncated", "empty file": "truncated",
+    "empty image file": "x.png", "corrupt jpeg": "x.jpg", "class folder without images": "emu",
+    "one class only": "single class", "missing folder": "no-such-folder", "impossible subsample": "subsample",
+    "impossible resize": "resize", "impossible max_train": "max_train", "class not in dataset": "99",
+    "non-numeric seed": "seed", "unknown source": "ftp", "torchvision without root": "root",
+    "torchvision root missing": "nowhere", "unknown torchvision dataset": "ImageNet",
+    "manifest naming a missing file": "gone.npz", "manifest of bad JSON": "invalid JSON",
+}
+
+
 def test_every_bad_input_exits_2_with_one_line_and_changes_nothing(populated, capfd):
     root, ws, _ = populated
     cases = _bad_inputs(root)
+    assert NAMES_THE_PROBLEM.keys() <= cases.keys()
     before = (tree_digest(ws), state_counts(ws), mlflow_counts(ws))
     for case, argv in cases.items():
         preset = [] if "--preset" in argv or argv[0] not in ("ingest", "watch") else ["--preset", "tiny"]
@@ -145,6 +236,7 @@ def test_every_bad_input_exits_2_with_one_line_and_changes_nothing(populated, ca
         out, err = capfd.readouterr()
         assert code == 2, (case, err)
         assert err.startswith("trautoml: error: ") and err.count("\n") == 1, (case, err)
+        assert NAMES_THE_PROBLEM.get(case, "") in err, (case, err)
         assert "Traceback" not in err and out == "", (case, out)
         assert (tree_digest(ws), state_counts(ws), mlflow_counts(ws)) == before, case
     # a fresh folder is not even created
@@ -221,38 +313,35 @@ def test_two_concurrent_ingests_serialise(tmp_path, template):
     assert {r.info.status for r in runs} == {"FINISHED"}
 
 
-def test_watch_ingests_arrivals_in_order_and_waits_for_partial_files(tmp_path, template):
+def test_watch_ingests_arrivals_in_order_and_ignores_files_being_written(tmp_path, template):
+    """No sleeps: each step waits for what the watcher printed. The stability rule itself (a file changing between
+    polls waits) is tested without a process in the FolderWatch test below."""
     ws = new_workspace(tmp_path / "ws", template)
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     staging = tmp_path / "staging"
     staging.mkdir()
     first = digits_npz(staging / "first.npz", seed=21)
-    second = digits_npz(staging / "second.npz", seed=22).read_bytes()
     third = digits_npz(staging / "third.npz", seed=23)
-    proc = subprocess.Popen(cli_cmd("watch", inbox, "--poll", "0.5", "--max-items", "3", *TINY, "--workspace", ws),
+    proc = subprocess.Popen(cli_cmd("watch", inbox, "--poll", "0.2", "--max-items", "3", *TINY, "--workspace", ws),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env())
     try:
         _wait_for_line(proc.stderr, "watching", timeout=120)
+        digits_npz(inbox / "second.npz.part", seed=22, n=300)  # being written: a name the watcher ignores
         first.rename(inbox / "first.npz")
-        # "second.npz" is written slowly, in pieces, while "first" is ingested: never stable over two polls
-        partial = inbox / "second.npz"
-        with open(partial, "wb") as fh:
-            for i in range(0, len(second), len(second) // 8):
-                fh.write(second[i:i + len(second) // 8])
-                fh.flush()
-                time.sleep(0.2)
-        time.sleep(0.1)
-        # "third.npz" lands complete (moved in: it arrives now) while the watcher may still be busy
+        seen = _wait_for_line(proc.stdout, "first.npz", timeout=300)
+        (inbox / "second.npz.part").rename(inbox / "second.npz")  # complete now; it arrived before "third"
+        now = time.time()
+        os.utime(inbox / "second.npz", (now, now))
         third.rename(inbox / "third.npz")
-        os.utime(inbox / "third.npz")
+        os.utime(inbox / "third.npz", (now + 10, now + 10))
         out, err = proc.communicate(timeout=400)
     finally:
         proc.kill()
     assert proc.returncode == 0, err
-    rows = [line.split("\t") for line in out.splitlines() if "\t" in line]
+    rows = [line.split("\t") for line in "".join(seen).splitlines() + out.splitlines() if "\t" in line]
     assert [r[0] for r in rows] == ["first.npz", "second.npz", "third.npz"], out + err
-    assert "skipping" not in err  # the partial file was never tried
+    assert "skipping" not in err  # the file being written was never tried
     assert "what grouping saved so far" in err and "3 datasets" in err  # on stopping (--max-items)
     assert state_counts(ws)["datasets"] == 3
 
@@ -278,16 +367,60 @@ def test_folder_watch_hands_out_stable_files_once_and_forgets_removed_ones(tmp_p
     assert w.ready() == [] and len(w) == 0  # a folder emptied as it goes leaves nothing behind
 
 
-def test_watch_stops_cleanly_on_sigint(tmp_path, template):
+def _descendants(pid: int) -> set[int]:
+    """Every process below ``pid`` now (Linux /proc)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def _all_gone(pids: set[int], timeout: float = 30) -> set[int]:
+    """The pids still alive (zombies count as gone) after waiting up to ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        alive = set()
+        for pid in pids:
+            try:
+                if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                    alive.add(pid)
+            except OSError:
+                pass
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.5)
+
+
+STOP_SIGNALS = [signal.SIGTERM, pytest.param(signal.SIGHUP, marks=pytest.mark.slow),
+                pytest.param(signal.SIGINT, marks=pytest.mark.slow)]
+
+
+@pytest.mark.parametrize("sig", STOP_SIGNALS)
+def test_watch_stops_cleanly_on_a_signal_and_takes_its_workers_down(tmp_path, template, sig):
+    """Stopped mid-ingest (the default local executor's workers busy): exit 0, no child left, nothing committed."""
     ws = new_workspace(tmp_path / "ws", template)
     (tmp_path / "inbox").mkdir()
     (tmp_path / "inbox" / "broken.npz").write_bytes(b"not a zip")  # refused, reported, skipped
-    (tmp_path / "inbox" / "broken.npz.ready").touch()  # the writer's marker: ready at the first poll
-    proc = subprocess.Popen(cli_cmd("watch", tmp_path / "inbox", "--poll", "0.2", *TINY, "--workspace", ws),
+    digits_npz(tmp_path / "inbox" / "good.npz", seed=3, n=300)
+    for name in ("broken.npz", "good.npz"):
+        (tmp_path / "inbox" / f"{name}.ready").touch()  # the writer's marker: ready at the first poll
+    proc = subprocess.Popen(cli_cmd("watch", tmp_path / "inbox", "--poll", "0.2", "--preset", "tiny",
+                                    "--workspace", ws),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env())
     try:
-        seen = _wait_for_line(proc.stderr, "skipping broken.npz", timeout=120)
-        proc.send_signal(signal.SIGINT)
+        seen = _wait_for_line(proc.stderr, "  group:", timeout=180)
+        children = _descendants(proc.pid)
+        assert children, "the watcher's workers should be running"
+        proc.send_signal(sig)
         try:
             out, err = proc.communicate(timeout=60)
         except subprocess.TimeoutExpired:  # say where it is stuck: the watcher prints its stacks on SIGUSR1
@@ -295,12 +428,15 @@ def test_watch_stops_cleanly_on_sigint(tmp_path, template):
             time.sleep(3)
             proc.kill()
             out, err = proc.communicate()
-            pytest.fail(f"watch did not stop within 60 s of SIGINT; its stacks:\n{err}")
+            pytest.fail(f"watch did not stop within 60 s of {sig.name}; its stacks:\n{err}")
     finally:
         proc.kill()
     assert proc.returncode == 0, err
-    assert "Traceback" not in "".join(seen) + err and "stopped" in err
+    assert not _all_gone(children)
+    seen = "".join(seen)
+    assert "skipping broken.npz" in seen and "Traceback" not in seen + err and "stopped" in err
     assert state_counts(ws).get("datasets", 0) == 0
+    assert not [r for r in all_runs(ws) if r.info.status == "RUNNING"]
 
 
 def _free_port() -> int:
@@ -317,13 +453,16 @@ def test_ui_starts_mlflow_server_on_loopback_over_the_workspace_store(populated,
     started = []
 
     class FakeServer:
-        def __init__(self, cmd):
+        def __init__(self, cmd, **kwargs):
             started.append(cmd)
 
         def wait(self):
             return 0
 
+    from trautoml import cli
+
     monkeypatch.setattr(subprocess, "Popen", FakeServer)
+    monkeypatch.setattr(cli, "_stop_group", lambda proc: None)  # no process group to take down
     assert main(["ui", "--port", "5123", "--workspace", str(ws)]) == 0
     (cmd,) = started
     args = dict(zip(cmd[cmd.index("server") + 1::2], cmd[cmd.index("server") + 2::2]))
@@ -340,7 +479,8 @@ def test_ui_prints_the_runs_url_and_opens_a_browser_only_where_a_graphical_one_e
     from trautoml import cli
 
     _, ws, _ = populated
-    monkeypatch.setattr(subprocess, "Popen", lambda cmd: type("Server", (), {"wait": lambda self: 0})())
+    monkeypatch.setattr(subprocess, "Popen", lambda cmd, **kw: type("Server", (), {"wait": lambda self: 0})())
+    monkeypatch.setattr(cli, "_stop_group", lambda proc: None)  # no process group to take down
     opened = []
     monkeypatch.setattr(cli, "_open_browser_when_up", lambda url, port: opened.append(url))
     assert main(["ui", "--port", "5124", "--workspace", str(ws)]) == 0
@@ -361,7 +501,8 @@ def test_ui_prints_the_runs_url_and_opens_a_browser_only_where_a_graphical_one_e
 
 
 @pytest.mark.slow
-def test_ui_serves_the_workspace_store_and_stops_on_sigint(populated):
+@pytest.mark.parametrize("sig", STOP_SIGNALS)
+def test_ui_serves_the_workspace_store_and_takes_the_server_down_on_a_signal(populated, sig):
     import urllib.request
 
     root, ws, _ = populated
@@ -379,11 +520,14 @@ def test_ui_serves_the_workspace_store_and_stops_on_sigint(populated):
                 time.sleep(0.5)
         assert body is not None, "the MLflow server did not answer"
         assert "trautoml" in [e["name"] for e in body["experiments"]]
-        proc.send_signal(signal.SIGINT)
+        server = _descendants(proc.pid)
+        assert len(server) >= 2  # the MLflow server and its workers
+        proc.send_signal(sig)
         proc.communicate(timeout=60)
     finally:
         proc.kill()
     assert proc.returncode == 0
+    assert not _all_gone(server)
 
 
 @pytest.mark.slow

@@ -36,6 +36,7 @@ it changes. ``--max-items N`` stops after N candidates (for tests and scripts).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import faulthandler
 import json
 import logging
@@ -170,6 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", dest="bench_preset", default="ci", help="ci, small or paper (default: %(default)s)")
     p.add_argument("--backends", default="hyperband", help="comma-separated backends (default: %(default)s)")
     p.add_argument("--orders", type=int, default=None, help="random stream orders (default: the preset's)")
+    p.add_argument("--stream", default=None, metavar="URI",
+                   help="any stream: stream:NAME, manifest:PATH, folder-stream:DIR (default: the preset's)")
     p.add_argument("--out", default="bench-report", help="report folder (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print the table as JSON keyed by method")
     p.add_argument("--workspace", "-w", default=COMMON_DEFAULTS["workspace"],
@@ -204,13 +207,17 @@ def _backend_options(args) -> dict:
     return out
 
 
-def _automl(args, preset_default: str = "small"):
+def _quiet_mlflow() -> None:
+    """MLflow's INFO lines ("Creating initial MLflow database tables...") are noise beside our progress output."""
     import mlflow  # noqa: F401 - imported first so that its logging setup is in place before we quieten it
 
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+
+
+def _automl(args, preset_default: str = "small"):
     from trautoml.api import TrAutoML
 
-    # MLflow's INFO lines ("Creating initial MLflow database tables...") are noise beside the progress output
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    _quiet_mlflow()
 
     from trautoml.mechanisms import parse_backbone
 
@@ -483,20 +490,16 @@ def cmd_watch(args) -> int:
     except WorkspaceError as exc:
         raise BadInput(str(exc)) from None
 
-    def stop(signum, frame):
-        raise KeyboardInterrupt
-
-    old_term = signal.signal(signal.SIGTERM, stop)
-    # Ctrl-C stops the watcher even where it started with SIGINT ignored (a parent's disposition is inherited) or a
-    # library replaced Python's handler; `kill -USR1 PID` prints every thread's stack, for a watcher that seems stuck.
-    old_int = signal.signal(signal.SIGINT, stop)
+    # `kill -USR1 PID` prints every thread's stack, for a watcher that seems stuck.
     if hasattr(signal, "SIGUSR1"):
         faulthandler.register(signal.SIGUSR1, all_threads=True)
     folder = FolderWatch(d)
     handled = 0
     t.progress.message(f"watching {d.resolve()} (every {args.poll:g}s; Ctrl-C stops)")
+    from trautoml.tracking import shutdown_model_logger
+
     try:
-        with t:
+        with _stopped_by_signals(), t:
             while True:
                 for p, sig in folder.ready():
                     uri = f"npz:{p}" if p.is_file() else f"folder:{p}"
@@ -521,8 +524,7 @@ def cmd_watch(args) -> int:
             _watch_summary(t)
         return EXIT_OK
     finally:
-        signal.signal(signal.SIGTERM, old_term)
-        signal.signal(signal.SIGINT, old_int)
+        shutdown_model_logger()  # `with t` closed the trial workers; this is the last child
 
 
 def _watch_summary(t) -> None:
@@ -558,18 +560,57 @@ def cmd_ui(args) -> int:
     url = _runs_url(uri, f"http://127.0.0.1:{args.port}")
     if url:
         print(f"runs table: {url}", flush=True)
-    proc = subprocess.Popen(cmd)
+    # The server and its workers get a process group of their own, taken down as a whole however we stop.
+    proc = subprocess.Popen(cmd, start_new_session=True, preexec_fn=_terminate_when_parent_dies)
     if url and not args.no_browser:
         _open_browser_when_up(url, args.port)
     try:
-        return proc.wait()
+        with _stopped_by_signals():
+            code = proc.wait()
     except KeyboardInterrupt:
-        proc.terminate()
+        code = EXIT_OK
+    finally:
+        _stop_group(proc)
+    return code
+
+
+def _stop_group(proc: subprocess.Popen, grace: float = 20) -> None:
+    """SIGTERM to the child's process group, SIGKILL to what is left after ``grace`` seconds."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
-            proc.wait(timeout=20)
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=grace)
+            time.sleep(0.5)  # the group's other members (the server's workers) end just after their master
         except subprocess.TimeoutExpired:
-            proc.kill()
-        return EXIT_OK
+            pass
+
+
+def _terminate_when_parent_dies() -> None:
+    """In the child, before exec: SIGTERM it when its parent dies, even by SIGKILL (Linux; elsewhere a no-op)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+@contextlib.contextmanager
+def _stopped_by_signals():
+    """While the block runs, SIGTERM, SIGHUP and SIGINT raise KeyboardInterrupt (a process manager, ``timeout``, a
+    closing terminal, Ctrl-C), so cleanup runs; also where SIGINT was inherited as ignored."""
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    old = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
 
 
 def _runs_url(tracking_uri: str, base_url: str) -> str | None:
@@ -647,10 +688,16 @@ def cmd_bench(args) -> int:
                        f"{', '.join(available_backends())}")
     if args.orders is not None and args.orders < 1:
         raise BadInput(f"--orders must be at least 1, got {args.orders}")
+    if args.stream is not None:
+        from trautoml.data import load_stream
+
+        if len(load_stream(args.stream)) < 2:  # DatasetError (exit 2) for a stream that is not one
+            raise BadInput(f"bench: {args.stream} lists fewer than 2 datasets")
     log = None if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+    _quiet_mlflow()
     out = Path(args.out)
     results = run_bench(args.bench_preset, backends, args.orders, out, Path(args.workspace) / "bench-cache",
-                        seed=args.seed, executor=args.executor, log=log)
+                        seed=args.seed, executor=args.executor, log=log, stream=args.stream)
     if args.json:
         print(json.dumps(results["table"], indent=2, sort_keys=True))
     else:

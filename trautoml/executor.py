@@ -12,13 +12,11 @@ local or remote: ``pip install 'trautoml[ray]'``).
 from __future__ import annotations
 
 import logging
-import multiprocessing as mp
 import os
-import threading
-import time
-from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Iterable, Protocol, Sequence
+
+from trautoml.workers import WorkerPool
 
 log = logging.getLogger(__name__)
 OnError = Callable[[Any, BaseException], Any]
@@ -42,26 +40,6 @@ class SerialExecutor:
         pass
 
 
-def exit_with_parent(parent_pid: int, poll_seconds: float = 1.0) -> None:
-    """Called in a pool worker: end it once the process that started it is gone. The worker of a killed driver
-    (SIGKILL, out of memory) would otherwise wait on its task queue forever, since it holds that queue's pipe open
-    itself and never sees end-of-file."""
-    def watch() -> None:
-        while os.getppid() == parent_pid:
-            time.sleep(poll_seconds)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
-
-
-def _init_worker(parent_pid: int) -> None:
-    exit_with_parent(parent_pid)
-    # Each worker trains on one core: n workers x 1 thread beats n workers x n threads fighting over the cores.
-    import torch
-
-    torch.set_num_threads(1)
-
-
 class LocalExecutor:
     """A process pool over the machine's cores (``workers`` defaults to ``os.cpu_count()``).
 
@@ -74,25 +52,23 @@ class LocalExecutor:
     def __init__(self, workers: int | None = None, max_retries: int = 3):
         self.workers = max(1, workers or os.cpu_count() or 1)
         self.max_retries = max_retries
-        self._pool: ProcessPoolExecutor | None = None
+        self._pool: WorkerPool | None = None
 
-    def _ensure_pool(self) -> ProcessPoolExecutor:
+    def _ensure_pool(self) -> WorkerPool:
         if self._pool is None:
-            # spawn: safe with torch and threads; fork after torch initialised its thread pools can deadlock.
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"),
-                                             initializer=_init_worker,
-                                             initargs=(os.getpid(),))
+            self._pool = WorkerPool(self.workers)
         return self._pool
 
     def worker_pids(self) -> list[int]:
-        return [p.pid for p in (self._pool._processes or {}).values()] if self._pool else []
+        return self._pool.pids() if self._pool else []
 
     def map(self, fn, items, on_error=None):
         items = list(items)
         if self.workers == 1 or len(items) <= 1:
             return [fn(item) for item in items]
         results: list[Any] = [None] * len(items)
-        futures = {i: self._ensure_pool().submit(fn, item) for i, item in enumerate(items)}
+        pool = self._ensure_pool()
+        futures = {i: pool.submit(fn, item) for i, item in enumerate(items)}
         lost = []
         for i, fut in futures.items():
             try:
@@ -100,8 +76,8 @@ class LocalExecutor:
             except BrokenProcessPool:
                 lost.append(i)
         if lost:
+            log.warning("%s; retrying %d unfinished item(s) in isolation", pool.death_report(), len(lost))
             self.close()  # the shared pool is broken; the next map starts a fresh one
-            log.warning("a worker died; retrying %d unfinished item(s) in isolation", len(lost))
             self._retry_isolated(fn, items, lost, results, on_error)
         return results
 
@@ -113,27 +89,27 @@ class LocalExecutor:
         pending = list(lost)
         while pending:
             batch, pending = pending[:self.workers], pending[self.workers:]
-            pools = {i: ProcessPoolExecutor(1, mp_context=mp.get_context("spawn"), initializer=_init_worker,
-                                            initargs=(os.getpid(),))
-                     for i in batch}
+            pools = {i: WorkerPool(1) for i in batch}
             futures = {i: pools[i].submit(fn, items[i]) for i in batch}
             for i, fut in futures.items():
                 try:
                     results[i] = fut.result()
-                except BrokenProcessPool as exc:
+                except BrokenProcessPool:
                     attempts[i] += 1
+                    why = pools[i].death_report()
                     if attempts[i] < self.max_retries:
                         pending.append(i)
                     elif on_error is not None:
-                        results[i] = on_error(items[i], exc)
+                        results[i] = on_error(items[i], BrokenProcessPool(why))
                     else:
-                        raise BrokenProcessPool(f"item {i}: its worker died {attempts[i] + 1} times; giving up")
+                        raise BrokenProcessPool(f"item {i}: its worker died {attempts[i] + 1} times; giving up "
+                                                f"(last: {why})") from None
                 finally:
-                    pools[i].shutdown(wait=False, cancel_futures=True)
+                    pools[i].close()
 
     def close(self) -> None:
         if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool.close()
             self._pool = None
 
     def __del__(self):  # pragma: no cover - best effort at interpreter exit

