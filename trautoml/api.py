@@ -36,7 +36,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -47,6 +47,9 @@ from trautoml.models.spec import adapt_spec
 from trautoml.presets import Preset, get_preset
 from trautoml.progress import Progress
 from trautoml.workspace import Workspace, WorkspaceError, state_dir
+
+if TYPE_CHECKING:
+    from trautoml.summary import StreamSummary
 
 __all__ = ["TrAutoML", "Features"]
 
@@ -669,7 +672,7 @@ class TrAutoML:
         ws = self._existing_workspace()
         return [] if ws is None else [Decision.from_dict(r["decision"]) for r in ws.datasets()]
 
-    def summary(self):
+    def summary(self) -> "StreamSummary":
         """What grouping did for the workspace's stream so far: a `trautoml.summary.StreamSummary` (searches run,
         models reused, search seconds spent beside an estimate of searching every dataset, accuracies side by
         side, escalations)."""
@@ -677,7 +680,7 @@ class TrAutoML:
 
         return summarize(self.decisions())
 
-    def log_summary(self):
+    def log_summary(self) -> "StreamSummary":
         """`summary`, also written to MLflow as the experiment's description and tag ``trautoml.summary``."""
         summary = self.summary()
         if summary.datasets:
