@@ -672,7 +672,7 @@ class TrAutoML:
         ws = self._existing_workspace()
         return [] if ws is None else [Decision.from_dict(r["decision"]) for r in ws.datasets()]
 
-    def summary(self) -> "StreamSummary":
+    def summary(self) -> StreamSummary:
         """What grouping did for the workspace's stream so far: a `trautoml.summary.StreamSummary` (searches run,
         models reused, search seconds spent beside an estimate of searching every dataset, accuracies side by
         side, escalations)."""
@@ -680,7 +680,7 @@ class TrAutoML:
 
         return summarize(self.decisions())
 
-    def log_summary(self) -> "StreamSummary":
+    def log_summary(self) -> StreamSummary:
         """`summary`, also written to MLflow as the experiment's description and tag ``trautoml.summary``."""
         summary = self.summary()
         if summary.datasets:
