@@ -49,7 +49,7 @@ def test_first_dataset_searches_and_founds_a_group(stream):
 
 def test_a_similar_dataset_reuses_the_group_model(stream):
     d = stream.second
-    assert (d.dataset, d.outcome, d.reason, d.group) == ("digits?subsample=0.5", "reused", "test-accepted", "g1")
+    assert (d.dataset, d.outcome, d.reason, d.group) == ("digits·half", "reused", "test-accepted", "g1")
     assert d.spec == stream.first.spec
     assert d.search_seconds == 0.0 and d.train_seconds > 0 and d.extra["trials"] == 0
     assert d.F is not None and d.p_value is not None and d.p_value >= 0.005
@@ -58,10 +58,13 @@ def test_a_similar_dataset_reuses_the_group_model(stream):
 
 def test_groups_and_decision_for(stream):
     t = stream.t
-    assert t.groups() == [{"id": "g1", "members": ["digits", "digits?subsample=0.5"],
+    assert t.groups() == [{"id": "g1", "members": ["digits", "digits·half"],
                            "model": stream.first.spec.to_dict()}]
     assert t.decision_for("digits").to_dict() == stream.first.to_dict()
-    assert t.decision_for(stream.second.content_hash).dataset == "digits?subsample=0.5"
+    assert t.decision_for(stream.second.content_hash).dataset == "digits·half"
+    # the short name, the URI and the long name the URI derives all name the same dataset
+    for name in ("digits·half", SECOND, "digits?subsample=0.5"):
+        assert t.decision_for(name).content_hash == stream.second.content_hash
     with pytest.raises(WorkspaceError, match="no dataset"):
         t.decision_for("nope")
     # another instance reads the same durable state
@@ -84,7 +87,7 @@ def test_reingest_returns_the_earlier_decision_without_recomputing(stream, monke
 def test_mlflow_holds_one_run_per_dataset_with_tags_trials_and_models(stream):
     c = client(stream.ws)
     runs = {r.data.tags["trautoml.dataset"]: r for r in dataset_runs(stream.ws)}
-    assert set(runs) == {"digits", "digits?subsample=0.5"}
+    assert set(runs) == {"digits", "digits·half"}
     assert not [r for r in all_runs(stream.ws) if r.info.status == "RUNNING"]
     for d in (stream.first, stream.second):
         run = runs[d.dataset]
@@ -99,13 +102,13 @@ def test_mlflow_holds_one_run_per_dataset_with_tags_trials_and_models(stream):
         artifacts = {a.path for a in c.list_artifacts(d.run_id)}
         assert {"profile.json", "model_spec.json", "decision.json", "groups.png"} <= artifacts
         assert tags["trautoml.model_uri"].startswith("models:/")  # MLflow 3: a logged model of the run
-    assert "test.F" in runs["digits?subsample=0.5"].data.metrics
+    assert "test.F" in runs["digits·half"].data.metrics
     children = c.search_runs([runs["digits"].info.experiment_id],
                              f"tags.mlflow.parentRunId = '{stream.first.run_id}'")
     assert len(children) == stream.first.extra["trials"]
     assert all(json.loads(ch.data.params["spec"])["space"] == "cnn" for ch in children)
     versions = c.search_model_versions("name = 'trautoml-group-g1'")
-    assert sorted(v.tags["trautoml.dataset"] for v in versions) == ["digits", "digits?subsample=0.5"]
+    assert sorted(v.tags["trautoml.dataset"] for v in versions) == ["digits", "digits·half"]
 
 
 def _weights(ws: Path, run_id: str) -> dict:
@@ -145,6 +148,18 @@ def test_trials_are_cached_with_their_measured_seconds(stream):
     assert not again[1].cached  # another seed is another trial
 
 
+def test_summary_counts_the_reuse_and_estimates_its_search_from_its_group(stream):
+    s = stream.t.summary()
+    assert (s.datasets, s.groups, s.searched, s.reused, s.searches, s.escalations) == (2, 1, 1, 1, 1, 0)
+    assert s.search_seconds == pytest.approx(stream.first.search_seconds)
+    # the reuse is counted at its group's measured search: searching both would have cost twice the one search
+    assert s.estimated_all_search_seconds == pytest.approx(2 * stream.first.search_seconds)
+    assert s.saved_search_seconds == pytest.approx(stream.first.search_seconds)
+    assert s.reused_test_accuracy == pytest.approx(stream.second.test_accuracy)
+    assert s.reused_minus_group_test_accuracy == pytest.approx(stream.second.test_accuracy
+                                                               - stream.first.test_accuracy)
+
+
 def test_bad_names_and_options_are_refused_before_anything_is_written(tmp_path):
     for kwargs, match in (({"backend": "nope"}, "unknown search backend"), ({"grouper": "nope"}, "unknown grouper"),
                           ({"preset": "huge"}, "unknown preset"), ({"executor": "gpu-farm"}, "unknown executor"),
@@ -173,9 +188,11 @@ def test_metafeatures_grouper_and_random_backend_through_ingest_stream(tmp_path,
         decisions = t.ingest_stream(["builtin:digits", ds])
     assert [d.backend for d in decisions] == ["random", "random"]
     assert decisions[0].outcome == "searched" and decisions[0].extra["trials"] == 2  # search_trials=2
-    assert [g["members"] for g in t.groups()] in ([["digits", "digits?subsample=0.5"]],
-                                                  [["digits"], ["digits?subsample=0.5"]])
+    assert [g["members"] for g in t.groups()] in ([["digits", "digits·half"]],
+                                                  [["digits"], ["digits·half"]])
     assert len(dataset_runs(ws)) == 2
+    # ingest_stream ends by recording what grouping saved as the experiment's description
+    assert "2 datasets" in client(ws).get_experiment_by_name("trautoml").tags["mlflow.note.content"]
 
 
 def test_escalation_and_recovery_of_an_unfinished_run(tmp_path, template, monkeypatch):
@@ -201,7 +218,7 @@ def test_escalation_and_recovery_of_an_unfinished_run(tmp_path, template, monkey
     assert second.outcome in ("searched", "reused")
     if second.outcome == "searched":  # its own model; the group's model stays the founder's
         assert second.spec != first.spec
-    assert t2.groups() == [{"id": "g1", "members": ["digits", "digits?subsample=0.5"], "model": first.spec.to_dict()}]
+    assert t2.groups() == [{"id": "g1", "members": ["digits", "digits·half"], "model": first.spec.to_dict()}]
     assert not [r for r in all_runs(ws) if r.info.status == "RUNNING"]
 
 

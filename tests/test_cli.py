@@ -5,6 +5,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from test_api_helpers import all_runs, clean_env, cli_cmd, dataset_runs, digits_npz, mlflow_counts, \
+from test_api_helpers import all_runs, clean_env, cli_cmd, client, dataset_runs, digits_npz, mlflow_counts, \
     mlflow_template, new_workspace, run_cli, state_counts, tree_digest
 from trautoml.cli import main
 
@@ -48,6 +49,30 @@ def test_ingest_prints_a_table_and_how_to_open_the_ui(populated):
     assert "[1/2] a" in out.stderr and "[2/2] b" in out.stderr  # progress on stderr
     assert "Traceback" not in out.stderr
     assert len(dataset_runs(ws)) == 2 and not [r for r in all_runs(ws) if r.info.status == "RUNNING"]
+
+
+def test_ingest_says_what_grouping_saved_and_records_it(populated):
+    root, ws, out = populated
+    assert "what grouping saved" in out.stdout and "2 datasets" in out.stdout and "searches run" in out.stdout
+    s = json.loads(run_cli("summary", "--json", "--workspace", ws).stdout)
+    assert s["datasets"] == 2 and s["searched"] + s["reused"] == 2 and s["searches"] >= 1
+    assert s["search_seconds"] > 0 and len(s["per_group"]) == s["groups"]
+    text = run_cli("summary", "--workspace", ws).stdout
+    assert text.startswith("2 datasets") and "group" in text
+    exp = client(ws).get_experiment_by_name("trautoml")
+    assert "searches run" in exp.tags["mlflow.note.content"]
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
+    for run in dataset_runs(ws):  # each run's input: the dataset, digest = its content hash
+        (inp,) = run.inputs.dataset_inputs
+        assert inp.dataset.name == run.data.tags["trautoml.dataset"]
+        assert run.data.tags["trautoml.content_hash"].startswith(inp.dataset.digest)
+        assert json.loads(inp.dataset.source)["uri"] == run.data.tags["trautoml.uri"]
+
+
+def test_show_accepts_the_uri(populated, capsys):
+    root, ws, _ = populated
+    assert main(["show", f"npz:{root / 'a.npz'}", "--json", "--workspace", str(ws)]) == 0
+    assert json.loads(capsys.readouterr().out)["dataset"] == "a"
 
 
 def test_groups_json(populated, capsys):
@@ -317,6 +342,7 @@ def test_watch_ingests_arrivals_in_order_and_ignores_files_being_written(tmp_pat
     rows = [line.split("\t") for line in "".join(seen).splitlines() + out.splitlines() if "\t" in line]
     assert [r[0] for r in rows] == ["first.npz", "second.npz", "third.npz"], out + err
     assert "skipping" not in err  # the file being written was never tried
+    assert "what grouping saved so far" in err and "3 datasets" in err  # on stopping (--max-items)
     assert state_counts(ws)["datasets"] == 3
 
 
@@ -427,13 +453,16 @@ def test_ui_starts_mlflow_server_on_loopback_over_the_workspace_store(populated,
     started = []
 
     class FakeServer:
-        def __init__(self, cmd):
+        def __init__(self, cmd, **kwargs):
             started.append(cmd)
 
         def wait(self):
             return 0
 
+    from trautoml import cli
+
     monkeypatch.setattr(subprocess, "Popen", FakeServer)
+    monkeypatch.setattr(cli, "_stop_group", lambda proc: None)  # no process group to take down
     assert main(["ui", "--port", "5123", "--workspace", str(ws)]) == 0
     (cmd,) = started
     args = dict(zip(cmd[cmd.index("server") + 1::2], cmd[cmd.index("server") + 2::2]))
@@ -441,6 +470,34 @@ def test_ui_starts_mlflow_server_on_loopback_over_the_workspace_store(populated,
                     "--default-artifact-root": (ws.resolve() / "mlruns").as_uri(),
                     "--host": "127.0.0.1", "--port": "5123"}
     assert "http://127.0.0.1:5123" in capsys.readouterr().err
+
+
+def test_ui_prints_the_runs_url_and_opens_a_browser_only_where_a_graphical_one_exists(populated, monkeypatch,
+                                                                                     capsys):
+    import webbrowser
+
+    from trautoml import cli
+
+    _, ws, _ = populated
+    monkeypatch.setattr(subprocess, "Popen", lambda cmd, **kw: type("Server", (), {"wait": lambda self: 0})())
+    monkeypatch.setattr(cli, "_stop_group", lambda proc: None)  # no process group to take down
+    opened = []
+    monkeypatch.setattr(cli, "_open_browser_when_up", lambda url, port: opened.append(url))
+    assert main(["ui", "--port", "5124", "--workspace", str(ws)]) == 0
+    url = capsys.readouterr().out.split("runs table: ", 1)[1].strip()
+    assert url.startswith("http://127.0.0.1:5124/#/experiments/") and "/runs?viewStateShareKey=" in url
+    assert opened == [url]
+    assert main(["ui", "--port", "5124", "--no-browser", "--workspace", str(ws)]) == 0 and opened == [url]
+    # which browsers count: none without a display; never a console one (it would take over the terminal)
+    for var in ("DISPLAY", "WAYLAND_DISPLAY", "BROWSER"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(sys, "platform", "linux")
+    assert cli._gui_browser() is None
+    monkeypatch.setenv("DISPLAY", ":0")
+    monkeypatch.setattr(webbrowser, "get", lambda: webbrowser.GenericBrowser("lynx"))
+    assert cli._gui_browser() is None
+    monkeypatch.setattr(webbrowser, "get", lambda: webbrowser.BackgroundBrowser("firefox"))
+    assert isinstance(cli._gui_browser(), webbrowser.BackgroundBrowser)
 
 
 @pytest.mark.slow
@@ -491,11 +548,11 @@ def test_sigkill_at_any_moment_then_rerun_completes_consistently(tmp_path, templ
         counts = state_counts(ws)
         assert counts["datasets"] in (1, 2) and counts["grouper"] == 1
         groups = json.loads(run_cli("groups", "--json", "--workspace", ws).stdout)
-        assert sorted(m for g in groups for m in g["members"]) in (["old"], ["digits?subsample=0.7", "old"])
+        assert sorted(m for g in groups for m in g["members"]) in (["old"], ["digits·sub0.7", "old"])
     out = run_cli(*argv)
     assert out.returncode == 0, out.stderr
     assert state_counts(ws)["datasets"] == 2
     groups = json.loads(run_cli("groups", "--json", "--workspace", ws).stdout)
-    assert sorted(m for g in groups for m in g["members"]) == ["digits?subsample=0.7", "old"]
-    assert sorted(r.data.tags["trautoml.dataset"] for r in dataset_runs(ws)) == ["digits?subsample=0.7", "old"]
+    assert sorted(m for g in groups for m in g["members"]) == ["digits·sub0.7", "old"]
+    assert sorted(r.data.tags["trautoml.dataset"] for r in dataset_runs(ws)) == ["digits·sub0.7", "old"]
     assert not [r for r in all_runs(ws) if r.info.status == "RUNNING"]

@@ -36,7 +36,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -47,6 +47,9 @@ from trautoml.models.spec import adapt_spec
 from trautoml.presets import Preset, get_preset
 from trautoml.progress import Progress
 from trautoml.workspace import Workspace, WorkspaceError, state_dir
+
+if TYPE_CHECKING:
+    from trautoml.summary import StreamSummary
 
 __all__ = ["TrAutoML", "Features"]
 
@@ -279,8 +282,10 @@ class TrAutoML:
                 return earlier
             self.workspace.check_settings(self.settings())
             self.recover()
+            dataset = self._named(dataset)
             run_id = self.tracker.start_dataset_run(dataset.name, dataset.content_hash(), self._run_params())
             try:
+                self._log_input(run_id, dataset)
                 features = self.profile(dataset, run_id)
                 grouper, version, assignment = self.group(features, run_id)
                 plan = self.decide(assignment)
@@ -306,12 +311,16 @@ class TrAutoML:
     def ingest_stream(self, stream) -> list[Decision]:
         """Ingest datasets in order: a stream URI (``stream:demo``, ``manifest:PATH``, ``folder-stream:DIR``) or an
         iterable of URIs (stream URIs are expanded), StreamItems and Datasets. Items load one at a time."""
+        from trautoml.naming import item_name
+
         items = self.expand(stream)
         decisions = []
         for i, item in enumerate(items, 1):
-            label = getattr(item, "name", None) or (item if isinstance(item, str) else "dataset")
+            label = item_name(item)
             self.progress.message(f"[{i}/{len(items)}] {label}")
             decisions.append(self.ingest(item))
+        if decisions:
+            self.progress.message(self.log_summary().text())
         return decisions
 
     @staticmethod
@@ -341,6 +350,14 @@ class TrAutoML:
             with self.workspace.lock():
                 self._recovered = False
                 self.recover()
+
+    def _named(self, dataset):
+        """The dataset under its short readable name, unique in the workspace (`trautoml.naming`); called under
+        the workspace lock, so two ingests cannot both take one name."""
+        from trautoml.naming import readable_name, unique_name
+
+        name = unique_name(readable_name(dataset.uri, dataset.name) or dataset.name, self.workspace.name_taken)
+        return dataset if name == dataset.name else dataclasses.replace(dataset, name=name)
 
     # ---- load → (already there?)
     def _earlier(self, dataset) -> Decision | None:
@@ -573,6 +590,14 @@ class TrAutoML:
     def track(self, run_id: str, decision: Decision, outcome: Outcome, dataset) -> None:
         self.tracker.log_decision(run_id, decision, module=outcome.final.module,
                                   input_example=np.ascontiguousarray(dataset.x_val[:2]))
+        self.tracker.log_display_tags(run_id, decision)
+
+    def _log_input(self, run_id: str, dataset) -> None:
+        """The run's dataset lineage (`Tracker.log_dataset_input`)."""
+        self.tracker.log_dataset_input(
+            run_id, name=dataset.name, content_hash=dataset.content_hash(), uri=dataset.uri,
+            input_shape=dataset.input_shape, num_classes=dataset.num_classes,
+            sizes={split: len(dataset.split(split)[1]) for split in ("train", "val", "test")})
 
     def _finish_run(self, run_id: str, decision: Decision) -> None:
         """After the commit: the group's registered model gets this member's version, the groups picture, and the
@@ -633,9 +658,12 @@ class TrAutoML:
         return [] if ws is None else ws.groups()
 
     def decision_for(self, name: str) -> Decision:
-        """The Decision of the latest dataset of that name (or content hash / unique hash prefix)."""
+        """The Decision of the latest dataset of that name (its short name, URI, long name, or content hash /
+        unique hash prefix; see `trautoml.naming.find_dataset`)."""
+        from trautoml.naming import find_dataset
+
         ws = self._existing_workspace()
-        row = None if ws is None else ws.dataset_row(name)
+        row = None if ws is None else find_dataset(ws, name)
         if row is None:
             raise WorkspaceError(f"no dataset {name!r} in workspace {self.root}")
         return Decision.from_dict(row["decision"])
@@ -643,3 +671,18 @@ class TrAutoML:
     def decisions(self) -> list[Decision]:
         ws = self._existing_workspace()
         return [] if ws is None else [Decision.from_dict(r["decision"]) for r in ws.datasets()]
+
+    def summary(self) -> StreamSummary:
+        """What grouping did for the workspace's stream so far: a `trautoml.summary.StreamSummary` (searches run,
+        models reused, search seconds spent beside an estimate of searching every dataset, accuracies side by
+        side, escalations)."""
+        from trautoml.summary import summarize
+
+        return summarize(self.decisions())
+
+    def log_summary(self) -> StreamSummary:
+        """`summary`, also written to MLflow as the experiment's description and tag ``trautoml.summary``."""
+        summary = self.summary()
+        if summary.datasets:
+            self.tracker.log_stream_summary(summary)
+        return summary

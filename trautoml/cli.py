@@ -7,11 +7,14 @@
     trautoml watch DIR                  # ingest every dataset that lands in DIR, in arrival order, until Ctrl-C
     trautoml groups [--json]            # the groups: id, members (arrival order), model spec
     trautoml show NAME [--json]         # one dataset's decision, why, accuracies and times
+    trautoml summary [--json]           # what grouping saved: searches run, models reused, time, accuracies
     trautoml ui [--port 5000]           # the MLflow UI on the workspace's store, on 127.0.0.1
 
-Common options (before or after the subcommand): ``--workspace`` (default ``.``), ``--backend``, ``--grouper``,
-``--preset``, ``--tracking-uri``, ``--executor``, ``--seed``, ``--quiet``, ``--set KEY=VALUE`` (a preset field,
-repeatable; see ``trautoml.presets``).
+Options: ``trautoml COMMAND --help`` lists a command's own. ``--workspace`` (all but ``bench``); ``--tracking-uri``
+(``ingest``, ``demo``, ``watch``, ``ui``); ``--backend``, ``--grouper``, ``--preset``, ``--executor``, ``--seed``,
+``--quiet``, ``--set KEY=VALUE`` (a preset field, repeatable; see ``trautoml.presets``) and the search options
+(``ingest``, ``demo``, ``watch``). Shared options may come before the command too; one the command does not take is
+refused (exit 2). Defaults: ``COMMON_DEFAULTS``.
 
 Exit status: 0 done; 2 bad input — a dataset or option the data layer or trautoml refuses, an unknown backend,
 grouper, preset or setting, a workspace set up with other settings — with a one-line message on stderr and nothing
@@ -56,75 +59,128 @@ class _Parser(argparse.ArgumentParser):
         raise BadInput(f"{self.prog}: {message} (see {self.prog} --help)")
 
 
-COMMON_DEFAULTS = {"workspace": ".", "backend": "hyperband", "grouper": "mh", "preset": None, "tracking_uri": None,
+#: Every shared option's default, stated here only: the help texts and `main` read them from here.
+COMMON_DEFAULTS = {"workspace": ".", "backend": "hyperband", "grouper": "mh", "preset": "small", "tracking_uri": None,
                    "executor": "local", "seed": 0, "quiet": False, "set": [], "backend_option": [],
                    "agent": None, "mechanism": "scratch", "backbone": None, "weights": None, "cut": None,
                    "finetune": False}
 
+#: The shared options, by section: (flags, keyword arguments of add_argument). A help text gets
+#: " (default: …)" from COMMON_DEFAULTS where the default is a value.
+_SECTIONS = {
+    "workspace": ("workspace", [
+        (("--workspace", "-w"), {"help": "workspace folder"}),
+    ]),
+    "store": ("MLflow", [
+        (("--tracking-uri",), {"help": "MLflow tracking URI (default: the workspace's mlflow.db, or "
+                                       "$MLFLOW_TRACKING_URI)"}),
+    ]),
+    "ingest": ("ingest options", [
+        (("--backend",), {"help": "search backend: random, hyperband, metaqnn, enas, transfer or a plug-in"}),
+        (("--grouper",), {"help": "grouper: mh, random, kmeans, seq-kmeans, metafeatures"}),
+        (("--preset",), {"help": "tiny, small or paper"}),
+        (("--executor",), {"help": "local, serial or ray"}),
+        (("--seed",), {"type": int, "help": "seed of profiles, searches and trainings"}),
+        (("--quiet", "-q"), {"action": "store_true", "help": "no progress on stderr"}),
+        (("--set",), {"action": "append", "metavar": "KEY=VALUE",
+                      "help": "override a preset field, e.g. --set search_trials=6 (repeatable)"}),
+    ]),
+    "search": ("search options", [
+        (("--backend-option",), {"action": "append", "metavar": "KEY=VALUE",
+                                 "help": "a keyword for the backend's constructor, JSON values, e.g. space=mlp "
+                                         "(repeatable)"}),
+        (("--agent",), {"help": "transfer backend: lstm or transformer (default: transformer)"}),
+        (("--mechanism",), {"help": "scratch, cells (ENAS cells) or predefined"}),
+        (("--backbone",), {"metavar": "KIND:REF|JSON",
+                           "help": "predefined: torchvision:NAME, mlflow:MODEL_URI or the backbone as JSON"}),
+        (("--weights",), {"metavar": "PATH", "help": "predefined: local weights of a torchvision backbone"}),
+        (("--cut",), {"metavar": "LAYER", "help": "predefined: reuse the backbone up to this layer"}),
+        (("--finetune",), {"action": "store_true", "help": "predefined: train the reused layers too (default: "
+                                                           "frozen)"}),
+    ]),
+}
+_INGESTING = ("workspace", "store", "ingest", "search")
+#: The shared sections each command takes: its --help lists those and its own options, nothing else.
+COMMAND_SECTIONS = {"demo": _INGESTING, "ingest": _INGESTING, "watch": _INGESTING, "groups": ("workspace",),
+                    "show": ("workspace",), "summary": ("workspace",), "ui": ("workspace", "store"), "bench": ()}
 
-def _add_common(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("common options")
-    S = argparse.SUPPRESS
-    g.add_argument("--workspace", "-w", default=S, help="workspace folder (default: .)")
-    g.add_argument("--backend", default=S, help="search backend (default: hyperband)")
-    g.add_argument("--grouper", default=S, help="grouper: mh, random, kmeans, seq-kmeans, metafeatures (default: mh)")
-    g.add_argument("--preset", default=S, help="tiny, small or paper (default: small)")
-    g.add_argument("--tracking-uri", default=S, help="MLflow tracking URI (default: the workspace's mlflow.db)")
-    g.add_argument("--executor", default=S, help="local, serial or ray (default: local)")
-    g.add_argument("--seed", type=int, default=S, help="seed of profiles, searches and trainings (default: 0)")
-    g.add_argument("--quiet", "-q", action="store_true", default=S, help="no progress on stderr")
-    g.add_argument("--set", action="append", default=S, metavar="KEY=VALUE",
-                   help="override a preset field, e.g. --set search_trials=6 (repeatable)")
-    b = p.add_argument_group("search options")
-    b.add_argument("--backend-option", action="append", default=S, metavar="KEY=VALUE",
-                   help="a keyword for the backend's constructor, JSON values, e.g. space=mlp (repeatable)")
-    b.add_argument("--agent", default=S, help="transfer backend: lstm or transformer (default: transformer)")
-    b.add_argument("--mechanism", default=S, help="scratch, cells (ENAS cells) or predefined (default: scratch)")
-    b.add_argument("--backbone", default=S, metavar="KIND:REF|JSON",
-                   help="predefined: torchvision:NAME, mlflow:MODEL_URI or the backbone as JSON")
-    b.add_argument("--weights", default=S, metavar="PATH", help="predefined: local weights of a torchvision backbone")
-    b.add_argument("--cut", default=S, metavar="LAYER", help="predefined: reuse the backbone up to this layer")
-    b.add_argument("--finetune", action="store_true", default=S,
-                   help="predefined: train the reused layers too (default: frozen)")
+
+def _dest(flags: tuple) -> str:
+    return flags[0].lstrip("-").replace("-", "_")
+
+
+def _with_default(dest: str, help_text: str) -> str:
+    value = COMMON_DEFAULTS.get(dest)
+    if value is None or value is False or value == [] or "(default" in help_text:
+        return help_text
+    return f"{help_text} (default: {value})"
+
+
+def _add_sections(p: argparse.ArgumentParser, sections, hidden: bool = False) -> None:
+    """The shared options of ``sections`` (defaults suppressed, so an option given both before and after the
+    command keeps the later; `main` fills the rest in from COMMON_DEFAULTS). ``hidden``: accepted, not listed."""
+    for section in sections:
+        title, options = _SECTIONS[section]
+        g = p.add_argument_group(title)
+        for flags, kwargs in options:
+            help_text = argparse.SUPPRESS if hidden else _with_default(_dest(flags), kwargs["help"])
+            g.add_argument(*flags, **{**kwargs, "default": argparse.SUPPRESS, "help": help_text})
+
+
+def section_dests(command: str) -> set[str]:
+    """The shared options (argparse dests) that ``command`` takes."""
+    return {_dest(flags) for s in COMMAND_SECTIONS[command] for flags, _ in _SECTIONS[s][1]}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="trautoml", description="Transferable AutoML over a stream of image datasets.")
-    _add_common(parser)
+    parser = _Parser(prog="trautoml", description="Transferable AutoML over a stream of image datasets.",
+                     epilog="Each command's options: trautoml COMMAND --help.")
+    # accepted before the command too (trautoml --workspace ws groups), listed under each command that takes them
+    _add_sections(parser, _SECTIONS, hidden=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
-    p = sub.add_parser("demo", help="ingest stream:demo (preset small) and print the result")
-    _add_common(p)
-    p = sub.add_parser("ingest", help="ingest datasets or streams")
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text[:1].upper() + help_text[1:] + ".")
+        _add_sections(p, COMMAND_SECTIONS[name])
+        return p
+
+    command("demo", "ingest stream:demo (preset small) and print the result")
+    p = command("ingest", "ingest datasets or streams")
     p.add_argument("uris", nargs="+", metavar="URI")
-    _add_common(p)
-    p = sub.add_parser("watch", help="ingest every dataset that lands in DIR, until interrupted")
+    p = command("watch", "ingest every dataset that lands in DIR, until interrupted")
     p.add_argument("dir", metavar="DIR")
-    p.add_argument("--poll", type=float, default=2.0, metavar="SECONDS", help="seconds between polls (default 2)")
+    p.add_argument("--poll", type=float, default=2.0, metavar="SECONDS",
+                   help="seconds between polls (default: %(default)s)")
     p.add_argument("--max-items", type=int, default=None, metavar="N", help="stop after N datasets")
-    _add_common(p)
-    p = sub.add_parser("groups", help="list the groups")
+    p.add_argument("--summary-every", type=int, default=10, metavar="N",
+                   help="report what grouping saved every N datasets (default: %(default)s), and on stopping; "
+                        "0: only on stopping")
+    p = command("groups", "list the groups")
     p.add_argument("--json", action="store_true", help="JSON: [{id, members, model}]")
-    _add_common(p)
-    p = sub.add_parser("show", help="one dataset's decision")
-    p.add_argument("name", metavar="NAME")
+    p = command("show", "one dataset's decision")
+    p.add_argument("name", metavar="NAME", help="its short name (trautoml groups lists them), URI or content hash")
     p.add_argument("--json", action="store_true", help="the Decision as JSON")
-    _add_common(p)
-    p = sub.add_parser("ui", help="start the MLflow UI on the workspace's store (127.0.0.1)")
-    p.add_argument("--port", type=int, default=5000)
-    _add_common(p)
-    p = sub.add_parser("bench", help="the paper's Table 2 protocol: every method on one stream, a report")
-    p.add_argument("--preset", dest="bench_preset", default="ci", help="ci, small or paper (default: ci)")
-    p.add_argument("--backends", default="hyperband", help="comma-separated backends (default: hyperband)")
+    p = command("summary", "what grouping saved: searches, reuses, time, accuracies")
+    p.add_argument("--json", action="store_true", help="the StreamSummary as JSON")
+    p = command("ui", "start the MLflow UI on the workspace's store (127.0.0.1) and print the runs table's URL")
+    p.add_argument("--port", type=int, default=5000, help="port on 127.0.0.1 (default: %(default)s)")
+    p.add_argument("--no-browser", action="store_true", help="do not open a browser (one opens only where a "
+                   "graphical browser is available)")
+    p = command("bench", "the paper's Table 2 protocol: every method on one stream, a report")
+    p.add_argument("--preset", dest="bench_preset", default="ci", help="ci, small or paper (default: %(default)s)")
+    p.add_argument("--backends", default="hyperband", help="comma-separated backends (default: %(default)s)")
     p.add_argument("--orders", type=int, default=None, help="random stream orders (default: the preset's)")
     p.add_argument("--stream", default=None, metavar="URI",
                    help="any stream: stream:NAME, manifest:PATH, folder-stream:DIR (default: the preset's)")
-    p.add_argument("--out", default="bench-report", help="report folder (default: bench-report)")
+    p.add_argument("--out", default="bench-report", help="report folder (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print the table as JSON keyed by method")
-    p.add_argument("--workspace", "-w", default=".", help="its cache lives in WORKSPACE/bench-cache (default: .)")
-    p.add_argument("--executor", default="local", help="local, serial or ray (default: local)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the orders, profiles and searches (default: 0)")
+    p.add_argument("--workspace", "-w", default=COMMON_DEFAULTS["workspace"],
+                   help="its cache lives in WORKSPACE/bench-cache (default: %(default)s)")
+    p.add_argument("--executor", default=COMMON_DEFAULTS["executor"],
+                   help="local, serial or ray (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=COMMON_DEFAULTS["seed"],
+                   help="seed of the orders, profiles and searches (default: %(default)s)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     return parser
 
@@ -197,7 +253,7 @@ def _ui_hint(args) -> str:
     ws = "" if args.workspace == "." else f" --workspace {args.workspace}"
     if args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"):
         return f"MLflow store: {args.tracking_uri or os.environ['MLFLOW_TRACKING_URI']}"
-    return f"Open the MLflow UI: trautoml ui{ws}   (then http://127.0.0.1:5000)"
+    return f"Open the MLflow UI: trautoml ui{ws}   (it prints the URL of the runs table)"
 
 
 def _spec_summary(spec: dict) -> str:
@@ -230,19 +286,22 @@ def cmd_ingest(args, stream=None) -> int:
             decisions = [t.ingest(x) for x in _announce(t, items)]
         except (DatasetError, WorkspaceError) as exc:
             raise BadInput(str(exc)) from None
+        summary = t.log_summary()
     print(decisions_table(decisions))
     if stream is not None or len(decisions) > 1:
         total = sum(d.total_seconds for d in decisions)
-        searched = sum(d.outcome == "searched" for d in decisions)
-        print(f"\n{len(decisions)} datasets, {len({d.group for d in decisions})} groups, {searched} searched, "
-              f"{len(decisions) - searched} reused; {_fmt_seconds(total)} of profiling, search and training")
+        print(f"\nthis command: {len(decisions)} datasets, {_fmt_seconds(total)} of profiling, search and training")
+    print("\nwhat grouping saved (the workspace's whole stream; trautoml summary --json for the numbers):")
+    print("  " + summary.text().replace("\n", "\n  "))
     print(_ui_hint(args))
     return EXIT_OK
 
 
 def _announce(t, items):
+    from trautoml.naming import item_name
+
     for i, item in enumerate(items, 1):
-        name = getattr(item, "name", None) or str(item)
+        name = item_name(item)
         t.progress.message(f"[{i}/{len(items)}] {name}")
         yield item
 
@@ -279,9 +338,10 @@ def cmd_groups(args) -> int:
 
 def cmd_show(args) -> int:
     from trautoml.decision import Decision
+    from trautoml.naming import find_dataset
 
     ws = _read_workspace(args)
-    row = None if ws is None else ws.dataset_row(args.name)
+    row = None if ws is None else find_dataset(ws, args.name)
     if row is None:
         raise BadInput(f"no dataset {args.name!r} in workspace {Path(args.workspace).resolve()} "
                        "(trautoml groups lists them)")
@@ -314,6 +374,32 @@ def cmd_show(args) -> int:
     print("\n".join(f"{k.ljust(width)}  {v}" for k, v in lines))
     print("why\n  " + d.explanation.replace("\n", "\n  "))
     return EXIT_OK
+
+
+def cmd_summary(args) -> int:
+    from trautoml.decision import Decision
+    from trautoml.summary import summarize
+
+    ws = _read_workspace(args)
+    summary = summarize([] if ws is None else [Decision.from_dict(r["decision"]) for r in ws.datasets()])
+    if args.json:
+        print(json.dumps(summary.to_dict(), indent=2))
+    else:
+        print(summary.text())
+        if summary.per_group:
+            print()
+            print(_table([[g.group, g.datasets, g.searched, g.reused, _fmt_seconds(g.search_seconds),
+                           "-" if g.estimated_all_search_seconds is None
+                           else _fmt_seconds(g.estimated_all_search_seconds),
+                           _fmt_acc(g.searched_test_accuracy), _fmt_acc(g.reused_test_accuracy)]
+                          for g in summary.per_group],
+                         ["group", "datasets", "searched", "reused", "search", "all-search (est.)",
+                          "searched test", "reused test"]))
+    return EXIT_OK
+
+
+def _fmt_acc(a) -> str:
+    return "-" if a is None else f"{a:.3f}"
 
 
 def _watch_signature(p: Path):
@@ -396,6 +482,8 @@ def cmd_watch(args) -> int:
         raise BadInput(f"watch: folder not found: {d}")
     if args.poll <= 0:
         raise BadInput(f"--poll must be positive, got {args.poll}")
+    if args.summary_every < 0:
+        raise BadInput(f"--summary-every must be 0 or more, got {args.summary_every}")
     t = _automl(args)
     try:
         t.check_workspace()
@@ -424,14 +512,32 @@ def cmd_watch(args) -> int:
                         print(f"trautoml: watch: skipping {p.name}: {_one_line(exc)}", file=sys.stderr, flush=True)
                     folder.done(p, sig)
                     handled += 1
+                    if args.summary_every and handled % args.summary_every == 0:
+                        _watch_summary(t)
                     if args.max_items is not None and handled >= args.max_items:
+                        _watch_summary(t)
                         return EXIT_OK
                 time.sleep(args.poll)
     except KeyboardInterrupt:
         t.progress.message(f"watch: stopped after {handled} dataset(s)")
+        if handled:
+            _watch_summary(t)
         return EXIT_OK
     finally:
         shutdown_model_logger()  # `with t` closed the trial workers; this is the last child
+
+
+def _watch_summary(t) -> None:
+    """The watcher's periodic report of what grouping saved: on stderr (stdout holds one row per dataset) and in
+    MLflow. A failure to report never stops the watcher."""
+    try:
+        summary = t.log_summary()
+    except Exception as exc:  # noqa: BLE001 - the summary is a report; the watcher goes on
+        print(f"trautoml: watch: summary failed: {_one_line(exc)}", file=sys.stderr, flush=True)
+        return
+    if summary.datasets:
+        print("watch: what grouping saved so far\n  " + summary.text().replace("\n", "\n  "), file=sys.stderr,
+              flush=True)
 
 
 def cmd_ui(args) -> int:
@@ -440,7 +546,7 @@ def cmd_ui(args) -> int:
     root = Path(args.workspace).expanduser().resolve()
     uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
     if uri and uri.startswith(("http://", "https://")):
-        print(f"the MLflow store is a server already: open {uri}")
+        print(f"the MLflow store is a server already: open {_runs_url(uri, uri) or uri}")
         return EXIT_OK
     if not uri:
         if not (root / "mlflow.db").exists():
@@ -451,8 +557,13 @@ def cmd_ui(args) -> int:
     cmd += ["server", "--backend-store-uri", uri, "--default-artifact-root", (root / "mlruns").as_uri(),
             "--host", "127.0.0.1", "--port", str(args.port)]
     print(f"MLflow UI on http://127.0.0.1:{args.port} (store {uri}); Ctrl-C stops it", file=sys.stderr, flush=True)
+    url = _runs_url(uri, f"http://127.0.0.1:{args.port}")
+    if url:
+        print(f"runs table: {url}", flush=True)
     # The server and its workers get a process group of their own, taken down as a whole however we stop.
     proc = subprocess.Popen(cmd, start_new_session=True, preexec_fn=_terminate_when_parent_dies)
+    if url and not args.no_browser:
+        _open_browser_when_up(url, args.port)
     try:
         with _stopped_by_signals():
             code = proc.wait()
@@ -502,6 +613,66 @@ def _stopped_by_signals():
             signal.signal(sig, handler)
 
 
+def _runs_url(tracking_uri: str, base_url: str) -> str | None:
+    """The runs table's URL (`trautoml.tracking.runs_url_for_store`); None if the store cannot tell it."""
+    import mlflow  # noqa: F401 - imported first so that its logging setup is in place before we quieten it
+
+    from trautoml.tracking import runs_url_for_store
+
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    try:
+        return runs_url_for_store(tracking_uri, base_url)
+    except Exception as exc:  # noqa: BLE001 - the UI still starts; it just opens on its home page
+        print(f"trautoml: ui: cannot read the experiment ({_one_line(exc)}); open the UI's home page",
+              file=sys.stderr)
+        return None
+
+
+def _gui_browser():
+    """The system's graphical web browser, or None: none, or only a console one (lynx, w3m), which would take
+    over the terminal the server runs in."""
+    import webbrowser
+
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or os.environ.get("BROWSER")
+            or sys.platform in ("darwin", "win32")):
+        return None
+    try:
+        browser = webbrowser.get()
+    except webbrowser.Error:
+        return None
+    if type(browser) is webbrowser.GenericBrowser:  # a console browser (or an unknown command): stay out of it
+        return None
+    return browser
+
+
+def _open_browser_when_up(url: str, port: int, wait_s: float = 90.0) -> None:
+    """Open ``url`` in a graphical browser once the server answers on ``port``; in a daemon thread, so it never
+    holds the command up, and silently not at all when there is no such browser."""
+    import threading
+
+    browser = _gui_browser()
+    if browser is None:
+        return
+
+    def go():
+        import socket
+
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            except OSError:
+                time.sleep(0.5)
+                continue
+            try:
+                browser.open(url)
+            except Exception:  # noqa: BLE001 - opening a browser is a courtesy; the URL is printed
+                pass
+            return
+
+    threading.Thread(target=go, daemon=True, name="open-browser").start()
+
+
 def cmd_bench(args) -> int:
     from trautoml.bench.runner import BENCH_PRESETS, run_bench
     from trautoml.bench.report import markdown_table
@@ -536,16 +707,29 @@ def cmd_bench(args) -> int:
 
 
 COMMANDS = {"demo": cmd_demo, "ingest": cmd_ingest, "watch": cmd_watch, "groups": cmd_groups, "show": cmd_show,
-            "ui": cmd_ui, "bench": cmd_bench}
+            "summary": cmd_summary, "ui": cmd_ui, "bench": cmd_bench}
 
 
 def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
+def _refuse_foreign_options(args) -> None:
+    """A shared option given before a command that does not take it (trautoml --backend x groups) would do
+    nothing: refuse it rather than ignore it."""
+    if args.command == "bench":
+        return
+    foreign = sorted(d for d in {_dest(f) for _, opts in _SECTIONS.values() for f, _ in opts}
+                     if hasattr(args, d) and d not in section_dests(args.command))
+    if foreign:
+        names = ", ".join("--" + d.replace("_", "-") for d in foreign)
+        raise BadInput(f"{names}: not an option of 'trautoml {args.command}' (see trautoml {args.command} --help)")
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
+        _refuse_foreign_options(args)
         for k, v in COMMON_DEFAULTS.items():
             if not hasattr(args, k):
                 setattr(args, k, list(v) if isinstance(v, list) else v)

@@ -39,7 +39,8 @@ def groups_figure(names: Sequence[str], means: np.ndarray, groups: Sequence[str]
 
 def draw_groups(names: Sequence[str], means: np.ndarray, groups: Sequence[str], highlight: str | None):
     """The figure of ``groups_figure``: names and a legend while the stream is small, then only the new dataset
-    named."""
+    named. Names never overlap one another or leave the picture: the new dataset is named first, each other one
+    where one of a few spots beside its point is free, or not at all; the title is two short lines."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -51,11 +52,9 @@ def draw_groups(names: Sequence[str], means: np.ndarray, groups: Sequence[str], 
     fig, ax = plt.subplots(figsize=(6.4, 4.8), dpi=100)
     ax.scatter(xy[:, 0], xy[:, 1], s=50, c=[colour[g] for g in groups], alpha=0.85)
     new_group = groups[list(names).index(highlight)] if highlight in names else None
-    for i, name in enumerate(names):
-        if name == highlight:
-            ax.scatter(xy[i, 0], xy[i, 1], s=260, marker="*", facecolor="none", edgecolor="black", linewidth=1.5)
-        if len(names) <= MAX_NAMED_DATASETS or name == highlight:
-            ax.annotate(name, xy[i], fontsize=6, xytext=(3, 3), textcoords="offset points")
+    if new_group:
+        i = list(names).index(highlight)
+        ax.scatter(xy[i, 0], xy[i, 1], s=260, marker="*", facecolor="none", edgecolor="black", linewidth=1.5)
     if len(colour) <= MAX_LEGEND_GROUPS:
         from matplotlib.lines import Line2D
 
@@ -64,6 +63,50 @@ def draw_groups(names: Sequence[str], means: np.ndarray, groups: Sequence[str], 
     ax.set_xlabel("PC 1 of landmarker accuracies")
     ax.set_ylabel("PC 2")
     title = f"{len(names)} datasets in {len(colour)} groups"
-    ax.set_title(title + (f"; new: {highlight} → group {new_group}" if new_group else ""), fontsize=9)
-    fig.tight_layout()
+    if new_group:
+        title += f"\nnew: {_shorten(highlight, TITLE_NAME_CHARS)} → group {new_group}"
+    ax.set_title(title, fontsize=9)
+    ax.margins(0.08)
+    fig.tight_layout()  # before the names: they are placed on the final layout and must not move after
+    order = [i for i, n in enumerate(names) if n == highlight]
+    if len(names) <= MAX_NAMED_DATASETS:
+        order += [i for i, n in enumerate(names) if n != highlight]
+    _place_labels(fig, ax, xy, [names[i] for i in order], order)
     return fig
+
+
+#: A name in the title longer than this is cut (with …), so the title fits the picture's width.
+TITLE_NAME_CHARS = 48
+#: Where a name may sit beside its point, in points: right-above, right-below, left-above, left-below, then
+#: further above and below.
+_LABEL_SPOTS = ((4, 4, "left", "bottom"), (4, -4, "left", "top"), (-4, 4, "right", "bottom"),
+                (-4, -4, "right", "top"), (0, 9, "center", "bottom"), (0, -9, "center", "top"))
+
+
+def _shorten(text: str, n: int) -> str:
+    return text if len(text) <= n else text[:n - 1] + "…"
+
+
+def _place_labels(fig, ax, xy: np.ndarray, labels: Sequence[str], index: Sequence[int]) -> None:
+    """Annotate each point ``index[k]`` with ``labels[k]`` at the first spot where the text overlaps no name placed
+    so far (nor the title or legend) and stays inside the axes; leave the name off if there is none. The first
+    label (the new dataset's) may also use the rest of the figure, so it is left off only if nothing fits."""
+    renderer = fig.canvas.get_renderer()
+    placed = [a.get_window_extent(renderer) for a in (ax.title, ax.get_legend()) if a is not None]
+    for k, (label, i) in enumerate(zip(labels, index)):
+        for area in (ax.bbox, fig.bbox) if k == 0 else (ax.bbox,):
+            if _annotate_free(ax, renderer, _shorten(label, TITLE_NAME_CHARS), xy[i], area, placed):
+                break
+
+
+def _annotate_free(ax, renderer, label: str, point, area, placed: list) -> bool:
+    """Put ``label`` at the first free spot beside ``point`` inside ``area``; False (nothing drawn) if none is."""
+    for dx, dy, ha, va in _LABEL_SPOTS:
+        text = ax.annotate(label, point, fontsize=6, xytext=(dx, dy), textcoords="offset points", ha=ha, va=va)
+        box = text.get_window_extent(renderer)
+        fits = box.x0 >= area.x0 and box.x1 <= area.x1 and box.y0 >= area.y0 and box.y1 <= area.y1
+        if fits and not any(box.overlaps(other) for other in placed):
+            placed.append(box)
+            return True
+        text.remove()
+    return False

@@ -8,6 +8,11 @@ Store: MLflow 3.x refuses the old ``./mlruns`` file store, so a workspace keeps 
 Names users see in the UI (MLflow conventions: dotted tag namespaces, metrics as numbers, files as artifacts):
 tags ``trautoml.dataset``, ``trautoml.content_hash``, ``trautoml.group``, ``trautoml.decision``,
 ``trautoml.reason``, ``trautoml.backend``; registered models ``trautoml-group-<id>``.
+
+What the UI shows (see "what the UI shows" below): the experiment tagged as model development, short tags
+``group``, ``decision``, ``reason`` for the runs table's columns, a saved runs view that `runs_url` opens, each
+run's dataset as an MLflow dataset input, the stream summary as the experiment's description, and the alias
+``champion`` on every group model's latest version.
 """
 from __future__ import annotations
 
@@ -28,6 +33,21 @@ EXPERIMENT = "trautoml"
 TAG = "trautoml."
 _MAX_PARAM = 6000
 
+#: MLflow 3's UI reads this experiment tag to choose the experiment's landing tab; model development lands on runs.
+EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
+DESCRIPTION_TAG = "mlflow.note.content"  # an experiment's description in the UI
+MAX_EXPERIMENT_TAG = 20_000  # MLflow's limit on an experiment tag's value
+#: The runs table trautoml opens on (an MLflow "shared view": experiment tag SHARED_VIEW_PREFIX + key, loaded by
+#: ``#/experiments/<id>/runs?viewStateShareKey=<key>``): the short tags and metrics users ask for, arrival order.
+SHARED_VIEW_PREFIX, RUNS_VIEW_KEY = "mlflow.sharedViewState.", "trautoml-runs"
+RUNS_VIEW = {"selectedColumns": ["attributes.`Dataset`", "tags.`group`", "tags.`decision`", "tags.`reason`",
+                                 "metrics.`val_accuracy`", "metrics.`test_accuracy`"],
+             "columnOrder": ["tags.`group`", "tags.`decision`", "tags.`reason`", "metrics.`val_accuracy`",
+                             "metrics.`test_accuracy`", "attributes.`Dataset`"],
+             "orderByKey": "attributes.start_time", "orderByAsc": True}
+GROUP_ALIAS = "champion"  # every group's registered model points this alias at its latest version
+DATASET_SOURCE_TYPE = "trautoml"
+
 
 def workspace_tracking_uri(workspace: Path) -> str:
     return f"sqlite:///{Path(workspace).resolve() / 'mlflow.db'}"
@@ -35,6 +55,11 @@ def workspace_tracking_uri(workspace: Path) -> str:
 
 def group_model_name(group_id: str) -> str:
     return f"trautoml-group-{group_id}"
+
+
+def dataset_digest(content_hash: str) -> str:
+    """The MLflow dataset digest of a dataset: its content hash, cut to MLflow's 36-character limit."""
+    return content_hash[:36]
 
 
 def _finite(x: Any) -> bool:
@@ -118,6 +143,7 @@ class Tracker:
         else:
             self.experiment_id = exp.experiment_id
         self.experiment = experiment
+        self.mark_experiment_kind(exp)
 
     @classmethod
     def for_workspace(cls, workspace: Path, tracking_uri: str | None = None) -> "Tracker":
@@ -357,6 +383,7 @@ class Tracker:
             version = self.client.create_model_version(name, model_uri, run_id=run_id, model_id=model_id,
                                                        tags={f"{TAG}dataset": dataset},
                                                        description=f"weights trained on {dataset}")
+        self.set_group_alias(name, int(version.version))
         return int(version.version)
 
     def log_groups_figure(self, run_id: str, names: Sequence[str], means: np.ndarray,
@@ -372,6 +399,84 @@ class Tracker:
     def log_artifacts_dir(self, run_id: str, folder: Path, artifact_path: str) -> None:
         if Path(folder).is_dir() and any(Path(folder).iterdir()):
             self.client.log_artifacts(run_id, str(folder), artifact_path)
+
+    # ---------------------------------------------------------------- what the UI shows (issue 17)
+    def mark_experiment_kind(self, experiment=None) -> None:
+        """Tag the experiment as model development (``mlflow.experimentKind``), so MLflow 3's UI opens it on its
+        runs rather than on the GenAI overview (traces, tokens); a no-op when the tag is already there."""
+        exp = experiment if experiment is not None else self.client.get_experiment(self.experiment_id)
+        if exp is None or (exp.tags or {}).get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
+            self.client.set_experiment_tag(self.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+
+    def save_runs_view(self) -> str:
+        """Store the runs table's view (columns group, decision, reason, dataset, accuracies; arrival order) as an
+        MLflow shared view on the experiment; returns its key for ``?viewStateShareKey=``."""
+        state = json.dumps(RUNS_VIEW, sort_keys=True)
+        tags = self.client.get_experiment(self.experiment_id).tags or {}
+        if tags.get(SHARED_VIEW_PREFIX + RUNS_VIEW_KEY) != state:
+            self.client.set_experiment_tag(self.experiment_id, SHARED_VIEW_PREFIX + RUNS_VIEW_KEY, state)
+        return RUNS_VIEW_KEY
+
+    def runs_url(self, base_url: str) -> str:
+        """The direct URL of the experiment's runs table, with trautoml's columns, on a UI served at base_url."""
+        key = self.save_runs_view()
+        # workflowType: MLflow 3.1x's UI takes the experiment's kind from a GenAI / model-training switch (default
+        # GenAI) rather than from the tag; the URL sets the switch
+        return (f"{base_url.rstrip('/')}/#/experiments/{self.experiment_id}/runs?viewStateShareKey={key}"
+                "&workflowType=machine_learning")
+
+    def log_dataset_input(self, run_id: str, *, name: str, content_hash: str, uri: str | None,
+                          input_shape: Sequence[int], num_classes: int, sizes: dict) -> None:
+        """Dataset lineage: the run's input is an MLflow dataset named ``name`` whose digest is the content hash
+        (its first 36 hex digits: MLflow caps digests at 36 characters; the profile holds the whole hash), source
+        the URI, with its image shape, class count and split sizes. Fills the runs table's Dataset column and
+        the dataset's "runs that used it". The URI is also the tag ``trautoml.uri`` and the parameter ``uri``."""
+        from mlflow.data.schema import TensorDatasetSchema
+        from mlflow.entities import Dataset as MlflowDataset
+        from mlflow.entities import DatasetInput, InputTag
+        from mlflow.types.schema import Schema, TensorSpec
+
+        schema = TensorDatasetSchema(
+            features=Schema([TensorSpec(np.dtype("float32"), (-1, *map(int, input_shape)), name="images")]),
+            targets=Schema([TensorSpec(np.dtype("int64"), (-1,), name="labels")]))
+        profile = {"content_hash": content_hash, "input_shape": [int(s) for s in input_shape],
+                   "num_classes": int(num_classes), **{f"{k}_size": int(v) for k, v in sizes.items()}}
+        entity = MlflowDataset(name=name, digest=dataset_digest(content_hash), source_type=DATASET_SOURCE_TYPE,
+                               source=json.dumps({"uri": uri or ""}), schema=json.dumps(schema.to_dict()),
+                               profile=json.dumps(profile))
+        self.client.log_inputs(run_id, datasets=[DatasetInput(entity, tags=[InputTag("mlflow.data.context",
+                                                                                     "train")])])
+        if uri:
+            self._log_tags(run_id, {f"{TAG}uri": uri})
+            self._log_params(run_id, {"uri": uri})
+
+    def log_display_tags(self, run_id: str, decision) -> None:
+        """Short tags the runs table shows as columns (``group``, ``decision``, ``reason``), beside the
+        ``trautoml.*`` ones scripts read."""
+        self._log_tags(run_id, {"group": decision.group, "decision": decision.outcome, "reason": decision.reason})
+
+    def log_stream_summary(self, summary) -> None:
+        """The stream-level record the UI shows: the experiment's description (``mlflow.note.content``, Markdown)
+        holds `trautoml.summary.StreamSummary.markdown`, and the tag ``trautoml.summary`` its numbers as JSON."""
+        numbers = {k: v for k, v in summary.to_dict().items() if k not in ("per_group", "estimate_method")}
+        for key, value in ((DESCRIPTION_TAG, summary.markdown()),
+                           (f"{TAG}summary", json.dumps(numbers, sort_keys=True, default=_json_default))):
+            self.client.set_experiment_tag(self.experiment_id, key, value[:MAX_EXPERIMENT_TAG])
+
+    def set_group_alias(self, model_name: str, version: int) -> None:
+        """Point the group's alias (``champion``) at ``version``: ``models:/trautoml-group-<id>@champion`` loads the
+        group's latest model."""
+        self.client.set_registered_model_alias(model_name, GROUP_ALIAS, str(version))
+
+
+def runs_url_for_store(tracking_uri: str, base_url: str, experiment: str = EXPERIMENT) -> str | None:
+    """The direct URL of trautoml's runs table on the UI at ``base_url`` over the store ``tracking_uri`` (the
+    experiment marked as model development and its runs view saved on the way), or None before any ingest."""
+    from mlflow import MlflowClient
+
+    if MlflowClient(tracking_uri=tracking_uri).get_experiment_by_name(experiment) is None:
+        return None
+    return Tracker(tracking_uri, experiment=experiment).runs_url(base_url)
 
 
 def _json_default(o: Any):

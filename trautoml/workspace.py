@@ -229,6 +229,10 @@ class Workspace:
             row = rows[0] if len(rows) == 1 else None
         return None if row is None else self._row(row)
 
+    def name_taken(self, name: str) -> bool:
+        """Whether a dataset of the workspace already has this name."""
+        return self._db.execute("SELECT 1 FROM datasets WHERE name = ? LIMIT 1", (name,)).fetchone() is not None
+
     def datasets(self) -> list[dict]:
         return [self._row(r) for r in self._db.execute("SELECT * FROM datasets ORDER BY seq")]
 
