@@ -45,3 +45,31 @@ def test_bench_runs_any_stream_given_by_a_manifest(tmp_path):
     rows = table.get("table", table)
     assert "mh+random" in rows and rows["standalone+random"]["tre"] == 0.0
     assert f"manifest:{tmp_path / 'm.txt'}" in (out / "report.md").read_text()
+
+
+def test_a_bench_row_is_the_product_and_the_noise_floor_row_uses_another_seed(tmp_path):
+    """The mh row's decisions equal plain ingests of the same order by a user's TrAutoML (tracking on), and the
+    second standalone pass differs from the first by what another seed changes."""
+    import numpy as np
+
+    from trautoml import TrAutoML
+    from trautoml.bench.runner import StreamBench
+    from trautoml.data import load_stream
+
+    (tmp_path / "m.txt").write_text("builtin:digits?max_train=300 digits\n"
+                                    "builtin:digits?max_train=300&subsample=0.5 digits\n"
+                                    "builtin:mnist?max_train=300&max_eval=200 mnist\n")
+    items = load_stream(f"manifest:{tmp_path / 'm.txt'}")
+    bench = StreamBench("ci", ["random"], orders=1, workspace=tmp_path / "cache", executor="serial",
+                        methods=["standalone", "standalone-seed2", "mh"])
+    results = bench.run(items)
+    order = np.random.default_rng(0).permutation(len(items))  # the bench's first order (seed 0)
+    row = TrAutoML(tmp_path / "cache" / "runs" / "mh+random" / "order0", tracking=False).decisions()
+    user = TrAutoML(tmp_path / "user", backend="random", preset="tiny", executor="serial", quiet=True,
+                    grouper_options={"seed": 0}, **bench.preset.overrides)
+    plain = [user.ingest(items[i]) for i in order]
+    assert [(d.dataset, d.group, d.outcome, d.spec.key()) for d in row] == \
+           [(d.dataset, d.group, d.outcome, d.spec.key()) for d in plain]
+    assert [d.test_accuracy for d in row] == pytest.approx([d.test_accuracy for d in plain], abs=0.02)
+    floor = results["relative_errors"]["standalone-seed2+random"]
+    assert results["table"]["standalone+random"]["tre"] == 0.0 and any(v != 0.0 for v in floor.values())

@@ -92,6 +92,7 @@ class Outcome:
     search_info: dict
     check: decide.ReuseCheck | None = None
     escalated: bool = False
+    search_own_seconds: float = 0.0  # the backend's compute outside its trials (what a cache cannot replay)
 
 
 def lost_trial(request, exc: BaseException):
@@ -109,6 +110,23 @@ def _grouper_class(name: str):
     if name not in GROUPERS:
         raise ValueError(f"unknown grouper {name!r}; available: {', '.join(GROUPERS)}")
     return GROUPERS[name]
+
+
+def _caps(max_train: int | None, max_eval: int | None) -> str:
+    """The trial cache's key for the images a training uses."""
+    return json.dumps({"max_train": max_train, "max_eval": max_eval}, sort_keys=True)
+
+
+def _features_kind(grouper: str, warm_start: str | None) -> str:
+    """What is measured of each dataset: ``landmarkers`` (profile), ``metafeatures`` or ``none``."""
+    if warm_start == "metafeatures" and grouper not in ("metafeatures", "none"):
+        raise ValueError(f"warm_start='metafeatures' goes with grouper 'none' or 'metafeatures', not {grouper!r}: "
+                         "the neighbours are chosen in the space the datasets are grouped in")
+    if grouper == "metafeatures" or warm_start == "metafeatures":
+        return "metafeatures"
+    if grouper == "none" and warm_start in (None, "latest"):
+        return "none"
+    return "landmarkers"
 
 
 def _is_stream_uri(x: Any) -> bool:
@@ -130,6 +148,14 @@ class TrAutoML:
     for joining datasets) or ``predefined`` (a ``backbone`` reused, ``freeze``-d or fine-tuned, a head searched);
     see ``trautoml.mechanisms``.
 
+    ``warm_start``: every search first trains the models of ``warm_k`` earlier datasets, the ``"latest"`` ones, or
+    the nearest by ``"profile"`` or by ``"metafeatures"`` (see ``trautoml.warmstart``); with ``grouper="none"``
+    (every dataset searched) this is warm-starting and meta-learning as a user can run them.
+    ``grouper_options``: keyword arguments for the grouper (e.g. ``{"k": 4}`` for ``kmeans``).
+    ``tracking=False``: no MLflow at all; the final training is then a cached trial like the search's (the same
+    training, charged its measured seconds), since no model is logged. ``cache``: a SQLite file for the measured
+    profiles and trials, shared by every workspace that names it (default: the workspace's own state).
+
     Nothing is written until the first ingest has loaded and validated its dataset; a bad name or option raises
     ``ValueError`` here.
     """
@@ -137,7 +163,9 @@ class TrAutoML:
     def __init__(self, workspace: str | os.PathLike = ".", backend: str = "hyperband", grouper: str = "mh",
                  preset: str | Preset = "small", tracking_uri: str | None = None, executor: Any = "local",
                  seed: int = 0, quiet: bool = False, backend_options: dict | None = None,
-                 mechanism: str = "scratch", backbone: dict | None = None, freeze: bool = True, **overrides):
+                 mechanism: str = "scratch", backbone: dict | None = None, freeze: bool = True,
+                 warm_start: str | None = None, warm_k: int = 3, grouper_options: dict | None = None,
+                 tracking: bool = True, cache: str | os.PathLike | None = None, **overrides):
         self.preset = get_preset(preset, **overrides)
         if isinstance(seed, bool) or int(seed) != seed or seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
@@ -157,7 +185,18 @@ class TrAutoML:
                                            backbone=backbone, freeze=freeze)
 
         self.grouper_name = grouper
+        self.grouper_options = dict(grouper_options or {})
         self._fresh_grouper()  # validates the name and the grouping parameters
+        from trautoml.warmstart import WARM_START_MODES
+
+        if warm_start is not None and warm_start not in WARM_START_MODES:
+            raise ValueError(f"unknown warm start {warm_start!r}; available: {', '.join(WARM_START_MODES)}")
+        if isinstance(warm_k, bool) or int(warm_k) != warm_k or warm_k < 1:
+            raise ValueError(f"warm_k must be a positive integer, got {warm_k!r}")
+        self.warm_start, self.warm_k = warm_start, int(warm_k)
+        self.features_kind = _features_kind(grouper, warm_start)
+        self.tracking = bool(tracking)
+        self.cache = None if cache is None else Path(cache).expanduser().resolve()
 
         if isinstance(executor, str):
             from trautoml.executor import executor_names
@@ -201,12 +240,12 @@ class TrAutoML:
     def workspace(self) -> Workspace:
         """The workspace state, created on first use (only ingests create it)."""
         if self._ws is None:
-            self._ws = Workspace(self.root)
+            self._ws = Workspace(self.root, cache=self.cache)
         return self._ws
 
     def _existing_workspace(self) -> Workspace | None:
         if self._ws is None and Workspace.exists(self.root):
-            self._ws = Workspace(self.root, create=False)
+            self._ws = Workspace(self.root, create=False, cache=self.cache)
         return self._ws
 
     @property
@@ -222,7 +261,9 @@ class TrAutoML:
         """What fixes how profiles are made and grouped: a workspace keeps one set of these for good."""
         p = self.preset
         s = {"grouper": self.grouper_name, "alpha": p.alpha, "gamma": p.gamma, "K": p.K, "sigma0_sq": p.sigma0_sq}
-        if self.grouper_name != "metafeatures":
+        if self.grouper_options:
+            s["grouper_options"] = self.grouper_options
+        if self.features_kind == "landmarkers":
             from landmarkers import LANDMARKER_SEED
 
             s |= {"n_models": p.n_models, "n_trials": p.n_trials, "profile_epochs": p.profile_epochs,
@@ -243,7 +284,8 @@ class TrAutoML:
 
     def _grouper_kwargs(self) -> dict:
         p = self.preset
-        return {"alpha": p.alpha, "gamma": p.gamma, "K": p.K, "sigma0_sq": p.sigma0_sq, "seed": self.seed}
+        return {"alpha": p.alpha, "gamma": p.gamma, "K": p.K, "sigma0_sq": p.sigma0_sq, "seed": self.seed,
+                **self.grouper_options}
 
     def _fresh_grouper(self):
         cls = _grouper_class(self.grouper_name)  # ValueError naming the known groupers
@@ -281,17 +323,21 @@ class TrAutoML:
             if earlier is not None:
                 return earlier
             self.workspace.check_settings(self.settings())
-            self.recover()
             dataset = self._named(dataset)
-            run_id = self.tracker.start_dataset_run(dataset.name, dataset.content_hash(), self._run_params())
+            run_id = None
+            if self.tracking:
+                self.recover()
+                run_id = self.tracker.start_dataset_run(dataset.name, dataset.content_hash(), self._run_params())
             try:
-                self._log_input(run_id, dataset)
+                if run_id is not None:
+                    self._log_input(run_id, dataset)
                 features = self.profile(dataset, run_id)
                 grouper, version, assignment = self.group(features, run_id)
-                plan = self.decide(assignment)
+                plan = self.decide(assignment, features)
                 outcome = self.search_and_train(dataset, plan, run_id)
                 decision = self._decision(dataset, features, assignment, plan, outcome, run_id)
-                self.track(run_id, decision, outcome, dataset)
+                if run_id is not None:
+                    self.track(run_id, decision, outcome, dataset)
                 committed = self.workspace.commit_ingest(
                     grouper_name=self.grouper_name, grouper_state=grouper.to_dict(), expected_version=version,
                     settings=self.settings(), decision=decision, name=dataset.name, uri=dataset.uri,
@@ -300,9 +346,11 @@ class TrAutoML:
                     group_spec=outcome.spec.to_dict() if plan.founds_group else None)
                 self._committed_grouper = (committed, grouper)
             except BaseException as exc:
-                self._abort_run(run_id, exc)
+                if run_id is not None:
+                    self._abort_run(run_id, exc)
                 raise
-            self._finish_run(run_id, decision)
+            if run_id is not None:
+                self._finish_run(run_id, decision)
         self.progress.message(f"{dataset.name}: {decision.outcome} → group {decision.group} "
                               f"(val {decision.val_accuracy:.3f}, test {decision.test_accuracy:.3f}, "
                               f"{decision.total_seconds:.1f}s)")
@@ -374,7 +422,9 @@ class TrAutoML:
     def profile(self, dataset, run_id: str | None = None) -> Features:
         """The features the grouper observes (cached in the workspace by content hash and profile settings)."""
         p = self.preset
-        if self.grouper_name == "metafeatures":
+        if self.features_kind == "none":  # nothing to measure: the grouper (none) needs no features
+            return Features("none", np.zeros((1, 1)), 0.0)
+        if self.features_kind == "metafeatures":
             from trautoml.data import METAFEATURE_NAMES, statistical_metafeatures
 
             h, key = dataset.content_hash(), json.dumps({"kind": "metafeatures"})
@@ -442,11 +492,19 @@ class TrAutoML:
         return grouper, version, assignment
 
     # ---- decide
-    def decide(self, assignment) -> decide.Plan:
+    def decide(self, assignment, features: Features | None = None) -> decide.Plan:
+        """Algorithm 1's decision; a search also gets the warm-start models, when ``warm_start`` is set."""
         from trautoml.models.spec import ModelSpec
 
         spec = self.workspace.group_spec(assignment.group)
         plan = decide.plan(assignment, None if spec is None else ModelSpec.from_dict(spec))
+        if plan.action == decide.SEARCH and self.warm_start is not None:
+            from trautoml.warmstart import neighbour_specs
+
+            point = None if features is None else features.mean
+            specs = neighbour_specs(self.workspace.datasets(), point, self.warm_start, self.warm_k)
+            plan = dataclasses.replace(plan, warm_start=tuple(plan.warm_start) +
+                                       tuple(ModelSpec.from_dict(s) for s in specs))
         self.progress.message(f"  decide: {plan.describe()}")
         return plan
 
@@ -454,10 +512,11 @@ class TrAutoML:
     def search_and_train(self, dataset, plan: decide.Plan, run_id: str | None = None) -> Outcome:
         p = self.preset
         if plan.action == decide.SEARCH:
-            result, search_s = self._search(dataset, plan, run_id)
+            result, search_s, own_s = self._search(dataset, plan, run_id)
             epochs = p.final_epochs or result.best_resource
             final, train_s = self._train(result.best, dataset, epochs)
-            return Outcome("searched", result.best, final, search_s, train_s, epochs, result.trials, result.info)
+            return Outcome("searched", result.best, final, search_s, train_s, epochs, result.trials, result.info,
+                           search_own_seconds=own_s)
 
         epochs = p.final_epochs or p.search_epochs
         plan = dataclasses.replace(plan, spec=adapt_spec(plan.spec, dataset.input_shape, dataset.num_classes))
@@ -468,22 +527,33 @@ class TrAutoML:
             return Outcome("reused", plan.spec, final, 0.0, train_s, epochs, [], {}, check)
         self.progress.message(f"  check: reused val {check.reused_val:.3f} < group's {check.reference:.3f} - "
                               f"{check.tolerance}: escalating to a search")
-        result, search_s = self._search(dataset, decide.escalation(plan), run_id)
+        result, search_s, own_s = self._search(dataset, decide.escalation(plan), run_id)
         epochs2 = p.final_epochs or result.best_resource
         final2, train2_s = self._train(result.best, dataset, epochs2)
         if final2.val_accuracy > final.val_accuracy:
             return Outcome("searched", result.best, final2, search_s, train_s + train2_s, epochs2, result.trials,
-                           result.info, check, escalated=True)
+                           result.info, check, escalated=True, search_own_seconds=own_s)
         return Outcome("reused", plan.spec, final, search_s, train_s + train2_s, epochs, result.trials,
-                       result.info, check, escalated=True)
+                       result.info, check, escalated=True, search_own_seconds=own_s)
 
     def _search(self, dataset, plan: decide.Plan, run_id: str | None):
         from search_backends.base import SearchTask
 
         folder = state_dir(self.root) / "backends" / self.backend_name
         folder.mkdir(parents=True, exist_ok=True)
-        task = SearchTask(dataset=dataset, budget=self.search_budget(), run_trials=self._trial_runner(dataset, run_id),
-                          seed=self.search_seed(dataset), warm_start=list(plan.warm_start), task_id=plan.group,
+        runner = self._trial_runner(dataset, run_id)
+        in_trials = [0.0]
+
+        def run_trials(requests):
+            t = time.perf_counter()
+            try:
+                return runner(requests)
+            finally:
+                in_trials[0] += time.perf_counter() - t
+
+        warm = [adapt_spec(s, dataset.input_shape, dataset.num_classes) for s in plan.warm_start]
+        task = SearchTask(dataset=dataset, budget=self.search_budget(), run_trials=run_trials,
+                          seed=self.search_seed(dataset), warm_start=warm, task_id=plan.group,
                           state_dir=folder,
                           progress=lambda msg: self.progress.message("  search: " + msg))
         t0 = time.perf_counter()
@@ -491,7 +561,7 @@ class TrAutoML:
         seconds = time.perf_counter() - t0
         if run_id is not None:  # what the backend learnt (Q-table, controller weights), as the run's artifacts
             self.tracker.log_artifacts_dir(run_id, folder, "backend_state")
-        return result, seconds
+        return result, seconds, max(0.0, seconds - in_trials[0])
 
     def search_budget(self, scale: float = 1.0):
         """The preset's search budget; ``scale`` multiplies its trials (the benchmark's warm-start runs on half)."""
@@ -517,7 +587,7 @@ class TrAutoML:
         p = self.preset
         max_train, max_eval = limits if limits is not None else (p.search_max_train, p.search_max_eval)
         h = dataset.content_hash()
-        caps = json.dumps({"max_train": max_train, "max_eval": max_eval}, sort_keys=True)
+        caps = _caps(max_train, max_eval)
         fn = functools.partial(run_trial, dataset=dataset, max_train=max_train, max_eval=max_eval)
         logged = [0]
 
@@ -546,14 +616,31 @@ class TrAutoML:
         return run_trials
 
     def _train(self, spec, dataset, epochs: float):
-        """The final training of the dataset's model: weights trained afresh on its full train split."""
-        from trautoml.models.train import train_and_evaluate
+        """The final training of the dataset's model: weights trained afresh on its full train split. Returns the
+        result and the seconds it is charged (measured; a cached one's measured when it ran).
+
+        With tracking the module is kept and logged, and the measurement goes into the trial cache; without, no
+        module is needed, so a training measured before (same dataset, spec, epochs, seed, image cap) is not run
+        again: it is the same call either way (`run_trial` wraps `train_and_evaluate`)."""
+        from search_backends.base import Trial, TrialRequest
+        from trautoml.models.train import TrainResult, train_and_evaluate
 
         self.progress.message(f"  train: {spec.space} {spec.key()} for {epochs:g} epochs")
+        limits = (self.preset.final_max_train, None)
+        if not self.tracking:
+            trial = self._trial_runner(dataset, None, limits=limits)([TrialRequest(spec, epochs, self.seed)])[0]
+            if trial.status != "ok":
+                raise RuntimeError(f"the final training of {spec.key()} failed: {trial.error}")
+            return TrainResult(trial.val_accuracy, trial.test_accuracy, trial.wall_seconds, epochs, 0,
+                               float("nan")), trial.wall_seconds
         t0 = time.perf_counter()
-        res = train_and_evaluate(spec, dataset, epochs, self.seed, max_train=self.preset.final_max_train,
-                                 keep_module=True)
-        return res, time.perf_counter() - t0
+        res = train_and_evaluate(spec, dataset, epochs, self.seed, max_train=limits[0], keep_module=True)
+        seconds = time.perf_counter() - t0
+        trial = Trial(spec=spec, resource=epochs, seed=self.seed, val_accuracy=res.val_accuracy,
+                      test_accuracy=res.test_accuracy, wall_seconds=res.wall_seconds)
+        self.workspace.store_trials(dataset.content_hash(), _caps(*limits), [
+            {"spec_key": spec.key(), "resource": epochs, "seed": self.seed, "trial": trial.to_dict()}])
+        return res, seconds
 
     # ---- the decision record
     def _decision(self, dataset, features: Features, assignment, plan: decide.Plan, out: Outcome,
@@ -566,6 +653,7 @@ class TrAutoML:
                  "cached_trials": sum(1 for t in trials if t.cached),
                  "failed_trials": sum(1 for t in trials if t.status != "ok"),
                  "trial_seconds": float(sum(t.wall_seconds for t in trials)),
+                 "search_own_seconds": float(out.search_own_seconds),
                  "founded": plan.founds_group, "search": out.search_info}
         if out.check is not None:
             extra["reuse_check"] = out.check.to_dict()
@@ -683,6 +771,6 @@ class TrAutoML:
     def log_summary(self) -> StreamSummary:
         """`summary`, also written to MLflow as the experiment's description and tag ``trautoml.summary``."""
         summary = self.summary()
-        if summary.datasets:
+        if summary.datasets and self.tracking:
             self.tracker.log_stream_summary(summary)
         return summary

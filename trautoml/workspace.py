@@ -72,14 +72,18 @@ CREATE TABLE IF NOT EXISTS groups (
     founded_seq INTEGER NOT NULL,
     created_at REAL NOT NULL
 );
-CREATE TABLE IF NOT EXISTS profiles (
+"""
+
+#: The measurement caches: in the workspace's own file, or in a cache file several workspaces share.
+_CACHE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS {db}.profiles (
     content_hash TEXT NOT NULL,
     settings TEXT NOT NULL,
     profile TEXT NOT NULL,
     created_at REAL NOT NULL,
     PRIMARY KEY (content_hash, settings)
 );
-CREATE TABLE IF NOT EXISTS trials (
+CREATE TABLE IF NOT EXISTS {db}.trials (
     content_hash TEXT NOT NULL,
     spec_key TEXT NOT NULL,
     resource REAL NOT NULL,
@@ -113,7 +117,9 @@ class Workspace:
     """The state of one workspace folder. Opening it creates ``.trautoml/state.db`` (call only once the input
     has been validated: a refused command must leave the folder as it was)."""
 
-    def __init__(self, root: Path | str, *, create: bool = True):
+    def __init__(self, root: Path | str, *, create: bool = True, cache: Path | str | None = None):
+        """``cache``: a SQLite file for the measured profiles and trials, shared by every workspace that names it
+        (the benchmark runs many workspaces over one cache); default: the workspace's own ``state.db``."""
         self.root = Path(root).resolve()
         path = state_path(self.root)
         if not path.exists() and not create:
@@ -123,14 +129,20 @@ class Workspace:
         self._db = sqlite3.connect(path, timeout=60.0, isolation_level=None, check_same_thread=False)
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA synchronous=FULL")  # a committed ingest survives a power cut, not only a kill
+        self._c = "main"
+        if cache is not None:
+            Path(cache).parent.mkdir(parents=True, exist_ok=True)
+            self._db.execute("ATTACH DATABASE ? AS cache", (str(Path(cache).resolve()),))
+            self._c = "cache"
         if create:
             with self.lock():  # two processes creating one workspace at once: one sets it up, the other waits
                 self._setup(path)
 
     def _setup(self, path: Path) -> None:
         self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(f"PRAGMA {self._c}.journal_mode=WAL")
         with self.transaction():
-            for stmt in _SCHEMA.strip().split(";"):
+            for stmt in (_SCHEMA + _CACHE_SCHEMA.format(db=self._c)).strip().split(";"):
                 if stmt.strip():
                     self._db.execute(stmt)
             row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
@@ -272,17 +284,18 @@ class Workspace:
 
     # ------------------------------------------------------------------ caches (written as results arrive)
     def cached_profile(self, content_hash: str, settings_key: str) -> dict | None:
-        row = self._db.execute("SELECT profile FROM profiles WHERE content_hash = ? AND settings = ?",
+        row = self._db.execute(f"SELECT profile FROM {self._c}.profiles WHERE content_hash = ? AND settings = ?",
                                (content_hash, settings_key)).fetchone()
         return None if row is None else json.loads(row["profile"])
 
     def store_profile(self, content_hash: str, settings_key: str, profile: dict) -> None:
         with self.transaction() as db:
-            db.execute("INSERT OR REPLACE INTO profiles VALUES (?, ?, ?, ?)",
+            db.execute(f"INSERT OR REPLACE INTO {self._c}.profiles VALUES (?, ?, ?, ?)",
                        (content_hash, settings_key, _dumps(profile), time.time()))
 
     def cached_trial(self, content_hash: str, spec_key: str, resource: float, seed: int, caps: str) -> dict | None:
-        row = self._db.execute("SELECT trial FROM trials WHERE content_hash = ? AND spec_key = ? AND resource = ? "
+        row = self._db.execute(f"SELECT trial FROM {self._c}.trials WHERE content_hash = ? AND spec_key = ? "
+                               "AND resource = ? "
                                "AND seed = ? AND caps = ?",
                                (content_hash, spec_key, float(resource), int(seed), caps)).fetchone()
         return None if row is None else json.loads(row["trial"])
@@ -292,12 +305,9 @@ class Workspace:
             return
         now = time.time()
         with self.transaction() as db:
-            db.executemany("INSERT OR REPLACE INTO trials VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            db.executemany(f"INSERT OR REPLACE INTO {self._c}.trials VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                            [(content_hash, t["spec_key"], float(t["resource"]), int(t["seed"]), caps,
                              _dumps(t["trial"]), float(t["trial"]["wall_seconds"]), now) for t in trials])
-
-    def count_trials(self) -> int:
-        return int(self._db.execute("SELECT COUNT(*) FROM trials").fetchone()[0])
 
     # ------------------------------------------------------------------ the one commit of an ingest
     def commit_ingest(self, *, grouper_name: str, grouper_state: dict, expected_version: int | None,

@@ -32,11 +32,13 @@ def markdown_table(table: dict[str, dict]) -> str:
 
 
 def write_report(folder: Path, table: dict[str, dict], context: dict, curves: dict[str, list[tuple[float, float]]],
-                 sweep: dict[str, list[tuple[float, float]]]) -> list[Path]:
+                 sweep: dict[str, list[tuple[float, float]]],
+                 relative_errors: dict[str, dict[str, float]] | None = None) -> list[Path]:
     """Write report.md, table.json and the PNGs into ``folder``; returns the files written.
 
     ``curves``: method → [(cumulative search seconds, mean test accuracy so far)] in stream order (Figure 1).
     ``sweep``: {"alpha": [(alpha, groups)], "landmarkers": [(B, groups)]} for the MH grouper (Figure 2).
+    ``relative_errors``: method → dataset → relative test error against standalone, mean over orders.
     """
     folder.mkdir(parents=True, exist_ok=True)
     files = [_time_vs_tre(folder / "time_vs_tre.png", table), _accuracy_over_time(folder / "accuracy_vs_time.png",
@@ -57,11 +59,25 @@ def write_report(folder: Path, table: dict[str, dict], context: dict, curves: di
         "",
         markdown_table(table),
         "",
+        "Each row is `TrAutoML` ingesting the stream with the method's options (tracking off, one shared cache of",
+        "measurements, each charged its measured seconds): standalone = grouper `none`, a workspace per dataset;",
+        "standalone-seed2 = the same with the next seed, its TRE the noise floor; warmstart = grouper `none` with",
+        "`warm_start=\"latest\"` (3 models); metalearn = grouper `none` with `warm_start=\"metafeatures\"` (3 models);",
+        "the groupings = the grouper of that name (k-means is given the true number of families). No row's search",
+        "budget is cut: warm-start models are trained within it.",
+        "",
         "![time vs TRE](time_vs_tre.png)",
         "![accuracy over search time](accuracy_vs_time.png)",
         *[f"![groups vs {k}](groups_vs_{k}.png)" for k in sweep],
         "",
     ]
+    if relative_errors:
+        methods = list(relative_errors)
+        names = list(next(iter(relative_errors.values())))
+        lines += ["## Relative test error per dataset (mean over orders)", "",
+                  "| dataset | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
+        lines += [f"| {n} | " + " | ".join(f"{relative_errors[m][n]:+.3f}" for m in methods) + " |" for n in names]
+        lines.append("")
     checks = target_checks(table, context)
     if checks:
         lines += ["## Against the targets", "", *[f"- {c}" for c in checks], ""]

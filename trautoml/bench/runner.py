@@ -1,25 +1,31 @@
-"""The paper's Table 2 protocol (002 §3.1–3.2; DESIGN §6), every method on the same stream in one run.
+"""The paper's Table 2 protocol (002 §3.1–3.2), every method on the same stream in one run, each method being the
+product itself: a `TrAutoML` with that method's options ingesting the stream in that order (tracking off).
 
-Methods, each combined with each search backend ``B``:
+Methods, each combined with each search backend ``B`` (their rules; none is a fixed cut of the search budget):
 
-* ``standalone+B``: search every dataset on its own: the reference e* of TRE;
-* ``warmstart+B`` (Lindauer & Hutter 2018): every search starts from the best models of the earlier datasets of
-  the order, with half the standalone budget (the point of warm-starting is to need fewer evaluations);
-* ``metalearn+B`` (Feurer et al. 2015, auto-sklearn style): statistical meta-features; a dataset close to an
-  earlier one reuses that one's group model, otherwise it is searched (``metafeatures`` grouper);
-* ``random+B``, ``kmeans+B``, ``seq-kmeans+B``, ``mh+B``: trautoml's decision rule over each grouping: a
-  dataset that founds a group is searched, one that joins reuses the group's model, trained afresh.
+* ``standalone+B``: ``grouper="none"``, each dataset in a workspace of its own: every dataset searched from
+  scratch, no backend state carried from one to the next; the reference e* of TRE;
+* ``standalone-seed2+B``: the same with the next seed (another search seed and final-training seed): its TRE
+  against ``standalone`` is the noise floor, what a second search of the same dataset differs by;
+* ``warmstart+B`` (Lindauer & Hutter 2018): ``grouper="none", warm_start="latest"``: every search first trains
+  the models of the 3 latest earlier datasets, within its own budget;
+* ``metalearn+B`` (Feurer et al. 2015): ``grouper="none", warm_start="metafeatures"``: the same with the 3 nearest
+  earlier datasets by statistical meta-features;
+* ``random+B``, ``kmeans+B`` (given the true number of families), ``seq-kmeans+B``, ``mh+B``: trautoml's decision
+  rule over each grouping: a dataset that founds a group is searched, one that joins reuses the group's model,
+  trained afresh.
 
-Costs are measured once and charged honestly in every order that needs them: profiles, meta-features, search
-trials and final trainings are cached in a benchmark workspace by (dataset content hash, spec, budget, seed) with
-the wall seconds they took when measured. A search's cost is the sum of its trials' measured seconds plus the
-backend's own compute outside the trials (e.g. ENAS's shared weights); with the same seed a founder's search is the
-same computation as its standalone search, so it is the same cached trials at the same charge.
+Costs are measured once and charged in every row and order that meets them: all rows share one cache of profiles,
+meta-features, search trials and final trainings (by dataset content, spec, budget and seed), and each cached item
+is charged the seconds it took when it was measured. A dataset's search is charged its trials' measured seconds
+plus the backend's own compute outside them; its final training its measured seconds; its profile (or
+meta-features) its measured seconds, as overhead.
 """
 from __future__ import annotations
 
 import datetime as _dt
 import platform
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,11 +33,24 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from trautoml.bench.metrics import Outcome, aggregate, summarise_order
+from trautoml.bench.metrics import ERROR_FLOOR, Outcome, aggregate, summarise_order
 from trautoml.bench.report import write_report
 
 GROUPING_METHODS = ("random", "kmeans", "seq-kmeans", "mh")
-ALL_METHODS = ("standalone", "warmstart", "metalearn", *GROUPING_METHODS)
+ALL_METHODS = ("standalone", "standalone-seed2", "warmstart", "metalearn", *GROUPING_METHODS)
+#: Methods whose datasets are each searched alone (a workspace per dataset): their outcome does not depend on order.
+SOLO_METHODS = ("standalone", "standalone-seed2")
+#: The product options of each method (see the module docstring).
+METHOD_OPTIONS = {
+    "standalone": dict(grouper="none"),
+    "standalone-seed2": dict(grouper="none"),
+    "warmstart": dict(grouper="none", warm_start="latest"),
+    "metalearn": dict(grouper="none", warm_start="metafeatures"),
+    "random": dict(grouper="random"),
+    "kmeans": dict(grouper="kmeans"),
+    "seq-kmeans": dict(grouper="seq-kmeans"),
+    "mh": dict(grouper="mh"),
+}
 
 
 @dataclass(frozen=True)
@@ -63,17 +82,8 @@ BENCH_PRESETS = {
 }
 
 
-@dataclass
-class Charged:
-    """A search or training result with the seconds it is charged."""
-
-    spec: object
-    test_error: float
-    seconds: float
-
-
 class StreamBench:
-    """Runs the methods over random orders of one stream, sharing every measured cost through the caches."""
+    """Runs the methods over random orders of one stream; every row is `TrAutoML` ingesting the stream."""
 
     def __init__(self, preset: str = "ci", backends: Sequence[str] = ("hyperband",), orders: int | None = None,
                  workspace: Path | str = "bench-workspace", seed: int = 0, executor: str = "local",
@@ -90,96 +100,74 @@ class StreamBench:
         self.methods = list(methods)
         self.seed = seed
         self.workspace = Path(workspace)
-        self.executor = executor
+        self.executor_name = executor
         self.quiet = quiet
         self.log = log or (lambda msg: None)
-        self._engines: dict[tuple[str, str], object] = {}
+        self._executor = None
 
-    # ----------------------------------------------------------------- shared, cached pieces
-    def engine(self, backend: str, grouper: str = "mh"):
-        """A TrAutoML over the benchmark workspace (tracking off): it owns the caches and the executor."""
+    @property
+    def cache(self) -> Path:
+        """The measurements every row shares (profiles, meta-features, trials, final trainings)."""
+        return self.workspace / "cache.db"
+
+    def product(self, folder: Path, backend: str, seed: int | None = None, **options):
+        """The `TrAutoML` a row runs: tracking off, the shared cache and executor, the preset's budgets."""
         from trautoml.api import TrAutoML
 
-        key = (backend, "metafeatures" if grouper == "metafeatures" else "landmarkers")
-        if key not in self._engines:
-            self._engines[key] = TrAutoML(self.workspace / key[1], backend=backend, grouper=grouper,
-                                          preset=self.preset.engine_preset, executor=self.executor, seed=self.seed,
-                                          quiet=True, **self.preset.overrides)
-        return self._engines[key]
+        if self._executor is None:
+            from trautoml.executor import make_executor
 
-    def search(self, backend: str, dataset, warm_start=(), budget_scale: float = 1.0) -> Charged:
-        """A search (cached trials, charged their measured seconds) and the final training of its best model."""
-        from search_backends.base import SearchTask
-
-        eng = self.engine(backend)
-        runner = eng._trial_runner(dataset, None)
-        in_trials = [0.0]
-
-        def timed(requests):
-            t0 = time.perf_counter()
-            out = runner(requests)
-            in_trials[0] += time.perf_counter() - t0
-            return out
-
-        task = SearchTask(dataset=dataset, budget=eng.search_budget(budget_scale), run_trials=timed,
-                          seed=eng.search_seed(dataset), warm_start=list(warm_start), task_id="bench")
-        t0 = time.perf_counter()
-        result = eng.backend.search(task)
-        own = max(0.0, time.perf_counter() - t0 - in_trials[0])
-        charged = own + sum(t.wall_seconds for t in result.trials)
-        final = self.train(backend, result.best, dataset)
-        return Charged(result.best, final.test_error, charged + final.seconds)
-
-    def train(self, backend: str, spec, dataset) -> Charged:
-        """The final training of a model on a dataset, as a cached trial at the preset's final budget."""
-        from search_backends.base import TrialRequest
-
-        eng = self.engine(backend)
-        p = eng.preset
-        epochs = p.final_epochs or p.search_epochs
-        trial = eng._trial_runner(dataset, None, limits=(p.final_max_train, None))(
-            [TrialRequest(spec, epochs, self.seed)])[0]
-        return Charged(spec, 1.0 - trial.test_accuracy, trial.wall_seconds)
+            self._executor = make_executor(self.executor_name)
+        return TrAutoML(folder, backend=backend, preset=self.preset.engine_preset, executor=self._executor,
+                        seed=self.seed if seed is None else seed, quiet=True, tracking=False, cache=self.cache,
+                        **options, **self.preset.overrides)
 
     # ----------------------------------------------------------------- the protocol
     def run(self, items) -> dict:
         t_start = time.perf_counter()
+        runs = self.workspace / "runs"
+        shutil.rmtree(runs, ignore_errors=True)  # the rows' own workspaces; the cache is kept
+        try:
+            return self._run(items, runs, t_start)
+        finally:
+            if self._executor is not None:
+                self._executor.close()
+                self._executor = None
+
+    def _run(self, items, runs: Path, t_start: float) -> dict:
         datasets = [it.load() for it in items]
         names = [d.name for d in datasets]
         families = [d.family or d.name for d in datasets]
         self.log(f"bench: {len(datasets)} datasets, {self.orders} orders, backends {', '.join(self.backends)}")
-        profiles = self._profiles(datasets)
-        metafeatures = self._metafeatures(datasets) if "metalearn" in self.methods else None
         rng = np.random.default_rng(self.seed)
         orders = [rng.permutation(len(datasets)) for _ in range(self.orders)]
 
         table: dict[str, dict] = {}
         curves: dict[str, list[tuple[float, float]]] = {}
+        per_dataset: dict[str, dict[str, float]] = {}
         for backend in self.backends:
-            standalone = {}
-            for i, ds in enumerate(datasets):
-                self.log(f"standalone {backend}: {ds.name}")
-                standalone[i] = self.search(backend, ds)
-            reference = {names[i]: c.test_error for i, c in standalone.items()}
-            stand_total = None
+            solo = {m: self._solo(m, backend, datasets, families, runs) for m in SOLO_METHODS
+                    if m in self.methods or m == "standalone"}
+            reference = {o.dataset: o.test_error for o in solo["standalone"]}
+            stand_total = sum(o.search_s + o.train_s + o.overhead_s for o in solo["standalone"])
             for method in self.methods:
-                per_order = []
+                per_order, rel = [], []
                 for k, order in enumerate(orders):
                     self.log(f"{method}+{backend}: order {k + 1}/{len(orders)}")
-                    outcomes = self._run_order(method, backend, order, datasets, families, profiles, metafeatures,
-                                               standalone)
+                    if method in SOLO_METHODS:
+                        by_name = {o.dataset: o for o in solo[method]}
+                        outcomes = [by_name[names[i]] for i in order]
+                    else:
+                        outcomes = self._run_order(method, backend, order, datasets, families,
+                                                   runs / f"{method}+{backend}" / f"order{k}", k)
                     per_order.append(summarise_order(outcomes, reference))
+                    rel.append({o.dataset: (o.test_error - max(reference[o.dataset], ERROR_FLOOR)) /
+                                max(reference[o.dataset], ERROR_FLOOR) for o in outcomes})
                     if k == 0:
                         curves[f"{method}+{backend}"] = _curve(outcomes)
-                if method == "standalone":
-                    stand_total = float(np.mean([m["total_search_s"] for m in per_order]))
                 table[f"{method}+{backend}"] = aggregate(per_order, stand_total)
-            if stand_total is None:  # standalone not among the methods: still report the ratio against it
-                total = sum(c.seconds for c in standalone.values())
-                for method in self.methods:
-                    s = table[f"{method}+{backend}"]
-                    s["time_ratio_vs_standalone"] = s["total_search_s"] / total
-        sweep = self._sweeps(profiles, orders)
+                per_dataset[f"{method}+{backend}"] = {n: float(np.mean([r[n] for r in rel])) for n in names}
+        sweep = self._sweeps(self._profiles(datasets, runs), orders)
         context = {"machine": f"{platform.machine()}, {_cores()} cores, {platform.python_implementation()} "
                               f"{platform.python_version()}",
                    "date": _dt.date.today().isoformat(), "preset": self.preset.name,
@@ -187,70 +175,49 @@ class StreamBench:
                    "datasets": len(datasets), "families": len(set(families)), "orders": self.orders,
                    "seed": self.seed,
                    "wall_seconds": time.perf_counter() - t_start}
-        return {"table": table, "curves": curves, "sweep": sweep, "context": context}
+        return {"table": table, "curves": curves, "sweep": sweep, "context": context,
+                "relative_errors": per_dataset}
 
-    def _profiles(self, datasets) -> list:
-        eng = self.engine(self.backends[0])
+    def _solo(self, method: str, backend: str, datasets, families, runs: Path) -> list[Outcome]:
+        """Each dataset searched alone, in a workspace of its own (``standalone``; ``-seed2``: the next seed)."""
+        seed = self.seed + (1 if method == "standalone-seed2" else 0)
         out = []
-        for ds in datasets:
-            self.log(f"profile: {ds.name}")
-            out.append(eng.profile(ds))
+        for i, ds in enumerate(datasets):
+            self.log(f"{method} {backend}: {ds.name}")
+            t = self.product(runs / f"{method}+{backend}" / f"dataset{i}", backend, seed=seed,
+                             **METHOD_OPTIONS[method])
+            try:
+                out.append(_outcome(t.ingest(ds), ds.name, families[i], solo=True))
+            finally:
+                t.close()
         return out
 
-    def _metafeatures(self, datasets) -> list:
-        eng = self.engine(self.backends[0], grouper="metafeatures")
-        return [eng.profile(ds) for ds in datasets]
-
-    def _grouper(self, method: str, n_families: int, order_seed: int):
-        from trautoml.grouping import make_grouper
-
-        p = self.engine(self.backends[0]).preset
-        if method == "mh":
-            return make_grouper("mh", alpha=p.alpha, gamma=p.gamma, K=p.K, sigma0_sq=p.sigma0_sq, seed=order_seed)
+    def _run_order(self, method, backend, order, datasets, families, folder: Path, k: int) -> list[Outcome]:
+        options = dict(METHOD_OPTIONS[method])
+        if method in ("random", "mh"):  # their own randomness differs from order to order
+            options["grouper_options"] = {"seed": self.seed + k}
         if method == "kmeans":
-            return make_grouper("kmeans", k=n_families, seed=order_seed)
-        if method == "random":
-            return make_grouper("random", seed=order_seed)
-        if method == "seq-kmeans":
-            return make_grouper("seq-kmeans")
-        return make_grouper("metafeatures")
+            options["grouper_options"] = {"k": len(set(families)), "seed": self.seed + k}
+        t = self.product(folder, backend, **options)
+        try:
+            return [_outcome(t.ingest(datasets[i]), datasets[i].name, families[i]) for i in order]
+        finally:
+            t.close()
 
-    def _run_order(self, method, backend, order, datasets, families, profiles, metafeatures, standalone):
-        outcomes: list[Outcome] = []
-        if method in ("standalone", "warmstart"):
-            best_so_far: list = []
-            for i in order:
-                ds = datasets[i]
-                if method == "standalone":
-                    c = standalone[i]
-                else:
-                    c = self.search(backend, ds, warm_start=best_so_far[-3:], budget_scale=0.5)
-                best_so_far.append(c.spec)
-                outcomes.append(Outcome(ds.name, families[i], None, "searched", c.test_error, c.seconds, 0.0, 0.0))
-            return outcomes
-        features = metafeatures if method == "metalearn" else profiles
-        grouper = self._grouper("metafeatures" if method == "metalearn" else method, len(set(families)),
-                                self.seed + int(order[0]))
-        group_spec: dict[str, object] = {}
-        for i in order:
-            ds, feats = datasets[i], features[i]
-            a = grouper.observe(feats.trials)
-            if a.founded:
-                c = standalone[i]
-                group_spec[a.group] = c.spec
-                outcomes.append(Outcome(ds.name, families[i], a.group, "searched", c.test_error, c.seconds, 0.0,
-                                        feats.total_seconds))
-            else:
-                c = self.train(backend, group_spec[a.group], ds)
-                outcomes.append(Outcome(ds.name, families[i], a.group, "reused", c.test_error, 0.0, c.seconds,
-                                        feats.total_seconds))
-        return outcomes
+    def _profiles(self, datasets, runs: Path) -> list:
+        """The landmarker profiles (from the shared cache) for the sweeps."""
+        t = self.product(runs / "profiles", self.backends[0], grouper="mh")
+        try:
+            return [t.profile(ds) for ds in datasets]
+        finally:
+            t.close()
 
     def _sweeps(self, profiles, orders) -> dict:
         """Groups found by MH against α and against the number of landmarkers B (T > B kept), mean over orders."""
         from trautoml.grouping import make_grouper
+        from trautoml.presets import get_preset
 
-        p = self.engine(self.backends[0]).preset
+        p = get_preset(self.preset.engine_preset, **self.preset.overrides)
 
         def groups_for(alpha: float, b: int) -> float:
             counts = []
@@ -266,6 +233,17 @@ class StreamBench:
         bs = [b for b in range(1, n_models + 1) if b < n_trials]
         return {"alpha": [(a, groups_for(a, n_models)) for a in alphas],
                 "landmarkers": [(b, groups_for(p.alpha, b)) for b in bs]}
+
+
+def _outcome(decision, name: str, family: str, solo: bool = False) -> Outcome:
+    """A row's `Outcome` for dataset ``name`` (its name in the stream; the workspace may give it a readable one),
+    from the Decision the product returned, charged measured seconds. ``solo``: the dataset was ingested into a
+    workspace of its own (its group id means nothing across datasets)."""
+    extra = decision.extra
+    search = float(extra.get("trial_seconds", 0.0)) + float(extra.get("search_own_seconds", 0.0))
+    return Outcome(name, family, None if solo else decision.group, decision.outcome,
+                   1.0 - decision.test_accuracy,
+                   search, float(decision.train_seconds), float(decision.profile_seconds))
 
 
 def _curve(outcomes: Sequence[Outcome]) -> list[tuple[float, float]]:
@@ -297,7 +275,8 @@ def run_bench(preset: str, backends: Sequence[str], orders: int | None, out: Pat
         raise ValueError(f"a benchmark needs a stream of at least 2 datasets; {stream} has {len(items)}")
     results = bench.run(items)
     results["context"]["stream"] = stream or bench.preset.stream
-    write_report(out, results["table"], results["context"], results["curves"], results["sweep"])
+    write_report(out, results["table"], results["context"], results["curves"], results["sweep"],
+                 results["relative_errors"])
     results["run_id"] = log_to_mlflow(results, out, workspace)
     return results
 

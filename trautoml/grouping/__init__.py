@@ -13,7 +13,7 @@ grouper from it, to make the same future decisions.
 from __future__ import annotations
 
 from .base import Assignment, Grouper
-from .baselines import KMeansGrouper, MetaFeatureGrouper, RandomGrouper, SequentialKMeansGrouper
+from .baselines import KMeansGrouper, MetaFeatureGrouper, NoGrouping, RandomGrouper, SequentialKMeansGrouper
 from .bftest import BFTestResult, behrens_fisher_test, power, trials_for_power
 from .markov import MarkovBFGrouper
 
@@ -23,6 +23,7 @@ GROUPERS: dict[str, type[Grouper]] = {
     "kmeans": KMeansGrouper,
     "seq-kmeans": SequentialKMeansGrouper,
     "metafeatures": MetaFeatureGrouper,
+    "none": NoGrouping,
 }
 
 
@@ -42,5 +43,5 @@ def grouper_from_dict(d: dict) -> Grouper:
 
 
 __all__ = ["Assignment", "BFTestResult", "GROUPERS", "Grouper", "KMeansGrouper", "MarkovBFGrouper",
-           "MetaFeatureGrouper", "RandomGrouper", "SequentialKMeansGrouper", "behrens_fisher_test",
+           "MetaFeatureGrouper", "NoGrouping", "RandomGrouper", "SequentialKMeansGrouper", "behrens_fisher_test",
            "grouper_from_dict", "make_grouper", "power", "trials_for_power"]

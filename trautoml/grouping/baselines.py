@@ -235,6 +235,19 @@ class SequentialKMeansGrouper(_MeanGrouper):
         return self
 
 
+class NoGrouping(_MeanGrouper):
+    """Every dataset founds a group of its own, so every dataset is searched: "standalone" (002 §3.1's e*) as a
+    grouper a user can pick (``grouper="none"``). It needs no features: no profile is made for it."""
+
+    name = "none"
+
+    def params(self) -> dict:
+        return {}
+
+    def observe(self, trials) -> Assignment:
+        return self._assignment(self.n_groups, "no grouping: every dataset is searched")
+
+
 class MetaFeatureGrouper(_MeanGrouper):
     name = "metafeatures"
 
