@@ -63,7 +63,7 @@ class _Parser(argparse.ArgumentParser):
 COMMON_DEFAULTS = {"workspace": ".", "backend": "hyperband", "grouper": "mh", "preset": "small", "tracking_uri": None,
                    "executor": "local", "seed": 0, "quiet": False, "set": [], "backend_option": [],
                    "agent": None, "mechanism": "scratch", "backbone": None, "weights": None, "cut": None,
-                   "finetune": False}
+                   "finetune": False, "warm_start": None, "warm_k": 3}
 
 #: The shared options, by section: (flags, keyword arguments of add_argument). A help text gets
 #: " (default: …)" from COMMON_DEFAULTS where the default is a value.
@@ -77,7 +77,8 @@ _SECTIONS = {
     ]),
     "ingest": ("ingest options", [
         (("--backend",), {"help": "search backend: random, hyperband, metaqnn, enas, transfer or a plug-in"}),
-        (("--grouper",), {"help": "grouper: mh, random, kmeans, seq-kmeans, metafeatures"}),
+        (("--grouper",), {"help": "grouper: mh, random, kmeans, seq-kmeans, metafeatures, or none (search every "
+                                  "dataset)"}),
         (("--preset",), {"help": "tiny, small or paper"}),
         (("--executor",), {"help": "local, serial or ray"}),
         (("--seed",), {"type": int, "help": "seed of profiles, searches and trainings"}),
@@ -89,6 +90,9 @@ _SECTIONS = {
         (("--backend-option",), {"action": "append", "metavar": "KEY=VALUE",
                                  "help": "a keyword for the backend's constructor, JSON values, e.g. space=mlp "
                                          "(repeatable)"}),
+        (("--warm-start",), {"help": "each search first trains the models of earlier datasets: latest, or the "
+                                     "nearest by profile or by metafeatures (default: none)"}),
+        (("--warm-k",), {"type": int, "help": "how many earlier models --warm-start trains"}),
         (("--agent",), {"help": "transfer backend: lstm or transformer (default: transformer)"}),
         (("--mechanism",), {"help": "scratch, cells (ENAS cells) or predefined"}),
         (("--backbone",), {"metavar": "KIND:REF|JSON",
@@ -227,7 +231,8 @@ def _automl(args, preset_default: str = "small"):
                         preset=args.preset or preset_default, tracking_uri=args.tracking_uri,
                         executor=args.executor, seed=args.seed, quiet=args.quiet,
                         backend_options=_backend_options(args), mechanism=args.mechanism, backbone=backbone,
-                        freeze=not args.finetune, **_overrides(args.set))
+                        freeze=not args.finetune, warm_start=args.warm_start, warm_k=args.warm_k,
+                        **_overrides(args.set))
     except ValueError as exc:  # unknown backend / grouper / preset / setting / executor
         raise BadInput(str(exc)) from None
 
