@@ -27,6 +27,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from trautoml.workers import pid_alive
 from trautoml.workspace_store import ensure_store
 
 EXPERIMENT = "trautoml"
@@ -114,16 +115,6 @@ def _log_model_in_this_process(tracking_uri: str, experiment: str, run_id: str, 
     return _trackers[key]._log_model_here(run_id, module, input_example)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class Tracker:
     """Writes what trautoml does into MLflow; every method takes the parent run id it writes to."""
 
@@ -189,7 +180,7 @@ class Tracker:
         if tags.get(f"{TAG}host") != socket.gethostname():
             return True  # another machine's process: we cannot tell, so leave it alone
         try:
-            return _pid_alive(int(tags.get(f"{TAG}pid", "-1")))
+            return pid_alive(int(tags.get(f"{TAG}pid", "-1")))
         except ValueError:
             return False
 

@@ -26,6 +26,17 @@ from pathlib import Path
 STDERR_TAIL_LINES = 5
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists (one we may not signal counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def exit_with_parent(parent_pid: int, poll_seconds: float = 1.0) -> None:
     """Called in a worker: end it once the process that started it is gone. The worker of a killed driver (SIGKILL,
     out of memory) would otherwise wait on its task queue forever."""

@@ -18,6 +18,8 @@ import sqlite3
 import time
 from pathlib import Path
 
+from trautoml.workers import pid_alive
+
 STORE_FILE = "mlflow.db"
 _TMP_PREFIX = STORE_FILE + ".tmp-"
 
@@ -66,21 +68,11 @@ def _run_count(db: Path) -> int | None:
         return None
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _remove_stale_temporaries(folder: Path) -> None:
     """Temporary stores (and their journals) of processes that died while building them."""
     for path in folder.glob(_TMP_PREFIX + "*"):
         pid = path.name[len(_TMP_PREFIX):].split("-")[0].split(".")[0]
-        if pid.isdigit() and not _pid_alive(int(pid)):
+        if pid.isdigit() and not pid_alive(int(pid)):
             path.unlink(missing_ok=True)
 
 
