@@ -122,7 +122,7 @@ class Profile:
 
     @property
     def covariance(self) -> np.ndarray:
-        """The trials' scatter (1/T)·Σ_t (x_t − x)(x_t − x)ᵀ (B×B), as DESIGN §2 uses it for a new cluster."""
+        """The trials' scatter (1/T)·Σ_t (x_t − x)(x_t − x)ᵀ (B×B), the covariance a new cluster starts from (002 §2.2)."""
         d = self.trials - self.mean
         return d.T @ d / self.n_trials
 

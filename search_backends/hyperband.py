@@ -1,4 +1,4 @@
-"""Hyperband (Li et al. 2017, JMLR; DESIGN §5): successive halving over brackets of decreasing exploration.
+"""Hyperband (Li et al. 2017, JMLR; paper 002 §3.2): successive halving over brackets of decreasing exploration.
 
 Schedule (`brackets`): s_max is the largest integer s with eta**s <= R, found with integer arithmetic
 (``floor(log(R) / log(eta))`` in floating point drops a bracket for R = 243, eta = 3). Bracket s starts

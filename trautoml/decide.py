@@ -1,4 +1,4 @@
-"""Decide (paper 002, Algorithm 1; DESIGN §4): reuse the group's model or search a new one.
+"""Decide (paper 002, Algorithm 1): reuse the group's model or search a new one.
 
 Given the grouping's :class:`~trautoml.grouping.base.Assignment` of dataset d_n:
 

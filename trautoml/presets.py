@@ -9,13 +9,13 @@ search budget and the final training. Any field can be overridden by name::
 Fields:
 
 =====================  ==============================================================================================
-``n_models``           B, the number of landmarkers (DESIGN §1; the paper found 4–6 enough)
+``n_models``           B, the number of landmarkers (002 §2.1; the paper found 4–6 enough)
 ``n_trials``           T, trials per landmarker; the Behrens–Fisher test needs T > B
 ``profile_epochs``     epochs of one landmarker trial, over at most ``profile_max_train`` training images and
 ``profile_max_*``      ``profile_max_eval`` validation images (see landmarkers.profile for why images, not epochs)
-``alpha``              significance level of the Behrens–Fisher test (DESIGN §3)
+``alpha``              significance level of the Behrens–Fisher test (002 §2.3)
 ``gamma``, ``K``,      the Markov grouping's prior (w = 1 − exp(−γ|I|)), surplus clusters and empty-cluster variance
-``sigma0_sq``          (DESIGN §2); used by the ``mh`` grouper, ``K`` also by the others that take it
+``sigma0_sq``          (002 §2.2, eq. 3–14); used by the ``mh`` grouper, ``K`` also by the others that take it
 ``search_trials``      the search budget in full-budget-equivalent trainings (SearchBudget.max_trials)
 ``search_epochs``      epochs of a full-budget trial (SearchBudget.max_epochs; Hyperband's R in epochs)
 ``search_min_epochs``  Hyperband's smallest resource (R = search_epochs / search_min_epochs)
@@ -39,18 +39,18 @@ from dataclasses import dataclass, fields
 class Preset:
     name: str
     description: str
-    # profile (DESIGN §1)
+    # profile (002 §2.1)
     n_models: int = 6
     n_trials: int = 8
     profile_epochs: float = 1.0
     profile_max_train: int | None = 1024
     profile_max_eval: int | None = 1000
-    # grouping (DESIGN §2–3)
+    # grouping (002 §2.2–2.3)
     alpha: float = 0.005
     gamma: float = 0.2
     K: int = 1000
     sigma0_sq: float = 3e-4
-    # search (DESIGN §5)
+    # search (002 §3.2)
     search_trials: int = 20
     search_epochs: float = 3.0
     search_min_epochs: float = 1 / 9

@@ -1,4 +1,4 @@
-"""ENAS (Pham et al., ICML 2018) behind trautoml's search-backend interface (DESIGN §5; paper 002 §3.2 Table 2).
+"""ENAS (Pham et al., ICML 2018) behind trautoml's search-backend interface (paper 002 §3.2, Table 2).
 
 One shared-weight super-network (`supernet.MacroNet` or `supernet.MicroNet`, built for the dataset's input shape)
 and an LSTM controller (`controller`). The search alternates, round after round (ENAS §2.2):

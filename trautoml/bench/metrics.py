@@ -1,4 +1,4 @@
-"""The stream benchmark's accounting (paper 002 §3.1; DESIGN §6): what each method cost and what it lost.
+"""The stream benchmark's accounting (paper 002 §3.1.2): what each method cost and what it lost.
 
 Per dataset a method reports an `Outcome`; per method and stream order we sum and average:
 

@@ -1,4 +1,4 @@
-"""Baseline groupers the paper compares MH with (paper 002 §3.1, Table 2; DESIGN.md §6).
+"""Baseline groupers the paper compares MH with (paper 002 §3.1.1, Table 2).
 
 Same interface as :class:`~trautoml.grouping.markov.MarkovBFGrouper`: ``observe(trials)`` → :class:`Assignment`,
 ``groups()``, ``labels()``, ``n_observed``, ``to_dict()`` / ``from_dict()``. ``trials`` is a T × B landmarker

@@ -2,7 +2,8 @@
 
 H0: the new dataset's trial vectors and the group's trial vectors have the same mean; the two covariances are
 unknown and may differ. We use Scheffé's solution (Anderson, *An Introduction to Multivariate Statistical
-Analysis*, §5.5), as DESIGN.md §3 restates it. With X (N1 × B) and Y (N2 × B), N1 ≤ N2, Y taken in a random order:
+Analysis*, §5.5), as paper 002 §2.3 (eq. 15–16) applies it. With X (N1 × B) and Y (N2 × B), N1 ≤ N2, Y taken in
+a random order:
 
     z_i = x_i − sqrt(N1/N2)·y_i + (1/sqrt(N1·N2))·Σ_{j≤N1} y_j − (1/N2)·Σ_{j≤N2} y_j,      i = 1..N1
     z̄ = mean z_i,  A = Σ_i (z_i − z̄)(z_i − z̄)ᵀ,  F = (N1 − B)/B · N1 · z̄ᵀ A⁻¹ z̄  ~  F(B, N1 − B) under H0.

@@ -1,7 +1,7 @@
 """MH grouping: Markov sequential clustering guarded by a Behrens–Fisher test (paper 002 §2.2–2.4, Algorithm 1).
 
-Model (DESIGN.md §2). K surplus clusters in the feature space [0, 1]^B. An empty cluster k has a random centre
-μ₀ᵏ ~ U[0, 1]^B and covariance Σ₀ = σ0²·I / K^(1/B) (eq. 11). I = the non-empty clusters. Dataset n, with trial
+Model (paper 002 §2.2, eq. 3–14). K surplus clusters in the feature space [0, 1]^B. An empty cluster k has a
+random centre μ₀ᵏ ~ U[0, 1]^B and covariance Σ₀ = σ0²·I / K^(1/B) (eq. 11). I = the non-empty clusters. Dataset n, with trial
 matrix X (T × B) and mean vector x = mean over trials, has
 
 * prior (eq. 6–7): w·|Vᵏ|/(n − 1) for a non-empty cluster, (1 − w)/(K − |I|) for an empty one, w = 1 − exp(−γ|I|);
@@ -14,7 +14,7 @@ Decision (Algorithm 1), keeping only the MAP path (the paper's greedy approximat
   with |I| = 0, w = 0 and only empty clusters have prior mass.
 * MAP cluster non-empty → Behrens–Fisher test (:mod:`.bftest`) of X against all trial vectors of the cluster's
   members; kept → join (``"test-accepted"``); rejected → found a new group in an empty cluster drawn uniformly at
-  random (``"test-rejected"``). Y holds every member's T trial rows (N2 = Σ T, DESIGN.md §3), not eq. 15's
+  random (``"test-rejected"``). Y holds every member's T trial rows (N2 = Σ T), not eq. 15's
   per-trial averages over the members (N2 = T): it is the same H0, with all the information the members give.
 
 Updates (eq. 12–14) after the decision, for the chosen cluster only: μ = mean of its members' x and
