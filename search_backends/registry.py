@@ -1,30 +1,26 @@
-"""Find search backends by name: the entry-point group ``trautoml.search_backends`` (ours and third parties')."""
+"""Find search backends by name: `trautoml.registry.BACKENDS` (entry-point group ``trautoml.search_backends``,
+ours and third parties', plus ``register_backend`` at run time)."""
 from __future__ import annotations
 
-from importlib.metadata import entry_points
-
-from .base import SearchBackend
-
-_RUNTIME: dict[str, type[SearchBackend]] = {}
+from trautoml.registry import BACKENDS
+from trautoml.search import SearchBackend
 
 
 def register_backend(name: str, cls: type[SearchBackend]) -> None:
     """Register a backend class at run time (notebooks, tests); installed packages use entry points."""
-    _RUNTIME[name] = cls
+    BACKENDS.register(name, cls)
 
 
 def available_backends() -> list[str]:
-    return sorted({ep.name for ep in entry_points(group="trautoml.search_backends")} | set(_RUNTIME))
+    """Every backend name, sorted."""
+    return sorted(BACKENDS.names())
 
 
 def backend_class(name: str) -> type[SearchBackend]:
-    if name in _RUNTIME:
-        return _RUNTIME[name]
-    for ep in entry_points(group="trautoml.search_backends"):
-        if ep.name == name:
-            return ep.load()
-    raise ValueError(f"unknown search backend {name!r}; available: {', '.join(available_backends())}")
+    """The backend class of ``name`` (ValueError naming the known ones)."""
+    return BACKENDS.get(name)
 
 
 def get_backend(name: str, **options) -> SearchBackend:
+    """An instance of the backend ``name`` with ``options``."""
     return backend_class(name)(**options)

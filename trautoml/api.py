@@ -97,7 +97,7 @@ class Outcome:
 
 def lost_trial(request, exc: BaseException):
     """``on_error`` for the executor: a trial whose worker died (after retries) is a failed trial."""
-    from search_backends.base import Trial
+    from trautoml.search import Trial
 
     return Trial(spec=request.spec, resource=request.resource, seed=request.seed, val_accuracy=0.0,
                  test_accuracy=0.0, wall_seconds=0.0, status="failed", error=f"worker lost: {exc}")
@@ -264,8 +264,9 @@ class TrAutoML:
         if self.grouper_options:
             s["grouper_options"] = self.grouper_options
         if self.features_kind == "landmarkers":
-            from landmarkers import LANDMARKER_SEED
+            from trautoml.registry import PROFILERS
 
+            LANDMARKER_SEED = PROFILERS.get("landmarkers").LANDMARKER_SEED
             s |= {"n_models": p.n_models, "n_trials": p.n_trials, "profile_epochs": p.profile_epochs,
                   "profile_max_train": p.profile_max_train, "profile_max_eval": p.profile_max_eval,
                   "landmarker_seed": LANDMARKER_SEED}
@@ -440,8 +441,11 @@ class TrAutoML:
             features = Features("metafeatures", np.array(cached["trials"]), cached["total_seconds"],
                                 names=cached["names"], cached=hit)
         else:
-            from landmarkers import LANDMARKER_SEED, Profile, ProfileBudget
-            from landmarkers import profile as landmarker_profile
+            from trautoml.registry import PROFILERS
+
+            lm = PROFILERS.get("landmarkers")  # the landmarkers package (paper 002 §2.1)
+            LANDMARKER_SEED, Profile, ProfileBudget, landmarker_profile = \
+                lm.LANDMARKER_SEED, lm.Profile, lm.ProfileBudget, lm.profile
 
             key = json.dumps({"n_models": p.n_models, "n_trials": p.n_trials, "epochs": p.profile_epochs,
                               "max_train": p.profile_max_train, "max_eval": p.profile_max_eval, "seed": self.seed,
@@ -537,7 +541,7 @@ class TrAutoML:
                        result.info, check, escalated=True, search_own_seconds=own_s)
 
     def _search(self, dataset, plan: decide.Plan, run_id: str | None):
-        from search_backends.base import SearchTask
+        from trautoml.search import SearchTask
 
         folder = state_dir(self.root) / "backends" / self.backend_name
         folder.mkdir(parents=True, exist_ok=True)
@@ -565,7 +569,7 @@ class TrAutoML:
 
     def search_budget(self, scale: float = 1.0):
         """The preset's search budget; ``scale`` multiplies its trials (the benchmark's warm-start runs on half)."""
-        from search_backends.base import SearchBudget
+        from trautoml.search import SearchBudget
 
         p = self.preset
         return SearchBudget(max_trials=max(1, round(p.search_trials * scale)), max_epochs=p.search_epochs,
@@ -581,7 +585,7 @@ class TrAutoML:
         """``task.run_trials``: the workspace's trial cache first, the rest through the executor with a picklable
         top-level trial function; measured results go into the cache and, as child runs, into MLflow.
         ``limits``: (max_train, max_eval) images a trial uses; default: the preset's search caps."""
-        from search_backends.base import Trial
+        from trautoml.search import Trial
         from trautoml.models.trials import run_trial
 
         p = self.preset
@@ -622,7 +626,7 @@ class TrAutoML:
         With tracking the module is kept and logged, and the measurement goes into the trial cache; without, no
         module is needed, so a training measured before (same dataset, spec, epochs, seed, image cap) is not run
         again: it is the same call either way (`run_trial` wraps `train_and_evaluate`)."""
-        from search_backends.base import Trial, TrialRequest
+        from trautoml.search import Trial, TrialRequest
         from trautoml.models.train import TrainResult, train_and_evaluate
 
         self.progress.message(f"  train: {spec.space} {spec.key()} for {epochs:g} epochs")

@@ -685,12 +685,12 @@ def cmd_bench(args) -> int:
     if args.bench_preset not in BENCH_PRESETS:
         raise BadInput(f"unknown bench preset {args.bench_preset!r}; available: {', '.join(BENCH_PRESETS)}")
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
-    from search_backends.registry import available_backends
+    from trautoml.registry import BACKENDS
 
-    unknown = [b for b in backends if b not in available_backends()]
+    unknown = [b for b in backends if b not in BACKENDS]
     if not backends or unknown:
         raise BadInput(f"unknown backend(s) {', '.join(unknown) or '(none given)'}; available: "
-                       f"{', '.join(available_backends())}")
+                       f"{', '.join(BACKENDS.names())}")
     if args.orders is not None and args.orders < 1:
         raise BadInput(f"--orders must be at least 1, got {args.orders}")
     if args.stream is not None:

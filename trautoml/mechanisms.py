@@ -12,8 +12,10 @@ from __future__ import annotations
 import inspect
 import json
 
-from search_backends.base import SearchBackend
-from search_backends.registry import backend_class
+from trautoml.registry import BACKENDS, MECHANISM_BACKENDS
+from trautoml.search import SearchBackend
+
+backend_class = BACKENDS.get
 
 MECHANISMS = ("scratch", "cells", "predefined")
 
@@ -46,7 +48,7 @@ def make_search_backend(backend: str, mechanism: str = "scratch", options: dict 
         if options.setdefault("space", "cells") != "cells":
             raise ValueError(f"the cells mechanism needs ENAS's cell space, not space={options['space']!r}")
     if mechanism == "predefined":
-        from search_backends.predefined import PredefinedSearch
+        PredefinedSearch = MECHANISM_BACKENDS.get("predefined")  # search_backends.predefined
 
         if backbone is None:
             raise ValueError("the predefined mechanism needs a backbone (--backbone KIND:NAME_OR_PATH)")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 
-from search_backends.base import Trial, TrialRequest
+from trautoml.search import Trial, TrialRequest
 from trautoml.data.dataset import Dataset
 
 from .train import train_and_evaluate

@@ -1,0 +1,61 @@
+"""One small registry per plug-in kind (after MLflow's ``TrackingStoreRegistry``): a name → object table filled
+by ``register`` (built-ins, notebooks, tests) and by an entry-point group (installed packages, third parties').
+
+The core reaches plug-in packages (``search_backends``, ``landmarkers``, anyone's) only through these tables, so
+``import trautoml`` imports none of them; an entry point is loaded when its name is first asked for.
+An unknown name gets one error format everywhere: ``unknown <kind> 'x'; available: a, b, c``.
+"""
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+from typing import Any, Iterator
+
+
+class Registry:
+    """Objects of one plug-in ``kind`` by name; ``group``: the entry-point group that also provides them."""
+
+    def __init__(self, kind: str, group: str | None = None):
+        self.kind, self.group = kind, group
+        self._objects: dict[str, Any] = {}   # registered by name
+        self._loaded: dict[str, Any] = {}    # entry points loaded so far
+
+    def register(self, name: str, obj: Any) -> Any:
+        """Add (or replace) ``name``; returns ``obj``."""
+        self._objects[name] = obj
+        return obj
+
+    def _entry_points(self) -> dict:
+        return {} if self.group is None else {ep.name: ep for ep in entry_points(group=self.group)}
+
+    def names(self) -> list[str]:
+        """Registered names first (in registration order), then entry points not registered by name."""
+        registered = list(self._objects)
+        return registered + sorted(set(self._entry_points()) - set(registered))
+
+    def get(self, name: str) -> Any:
+        """The object of ``name`` (an entry point is loaded the first time); ValueError naming what exists."""
+        if name in self._objects:
+            return self._objects[name]
+        if name not in self._loaded:
+            ep = self._entry_points().get(name)
+            if ep is None:
+                raise ValueError(f"unknown {self.kind} {name!r}; available: {', '.join(self.names())}")
+            self._loaded[name] = ep.load()
+        return self._loaded[name]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and (name in self._objects or name in self._entry_points())
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def __getitem__(self, name: str) -> Any:
+        return self.get(name)
+
+
+#: Search backends: ``search(task) -> SearchResult`` (`trautoml.search.SearchBackend`).
+BACKENDS = Registry("search backend", "trautoml.search_backends")
+#: Backends a search mechanism wraps around the named one (``predefined``: a reused backbone, a searched head).
+MECHANISM_BACKENDS = Registry("mechanism backend", "trautoml.mechanism_backends")
+#: Dataset profilers: the module-like object behind ``TrAutoML.profile`` (``landmarkers``).
+PROFILERS = Registry("profiler", "trautoml.profilers")
