@@ -16,6 +16,7 @@ import os
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Iterable, Protocol, Sequence
 
+from trautoml.registry import Registry
 from trautoml.workers import WorkerPool
 
 log = logging.getLogger(__name__)
@@ -177,15 +178,17 @@ def _ray_call(fn, item):
     return fn(item)
 
 
+#: Executors by name (entry-point group ``trautoml.executors`` adds others; see `trautoml.registry`).
+EXECUTORS = Registry("executor", "trautoml.executors")
+for _cls in (LocalExecutor, SerialExecutor, RayExecutor):
+    EXECUTORS.register(_cls.name, _cls)
+
+
 def make_executor(name: str = "local", **kwargs) -> Executor:
-    if name == "serial":
-        return SerialExecutor()
-    if name == "local":
-        return LocalExecutor(**kwargs)
-    if name == "ray":
-        return RayExecutor(**kwargs)
-    raise ValueError(f"unknown executor {name!r}; expected 'local', 'serial' or 'ray'")
+    """An executor by name (``local``, ``serial``, ``ray`` or a plug-in's); ``kwargs`` go to its constructor."""
+    return EXECUTORS.get(name)(**kwargs)
 
 
 def executor_names() -> Sequence[str]:
-    return ("local", "serial", "ray")
+    """Every executor name."""
+    return EXECUTORS.names()

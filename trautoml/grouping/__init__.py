@@ -3,7 +3,7 @@
 * :class:`MarkovBFGrouper` (``"mh"``): the paper's Markov sequential clustering guarded by a Behrens–Fisher test;
 * baselines with the same interface: :class:`RandomGrouper` (``"random"``), :class:`KMeansGrouper`
   (``"kmeans"``), :class:`SequentialKMeansGrouper` (``"seq-kmeans"``), :class:`MetaFeatureGrouper`
-  (``"metafeatures"``);
+  (``"metafeatures"``), and :class:`NoGrouping` (``"none"``: every dataset searched);
 * :func:`behrens_fisher_test`: Scheffé's solution of the multivariate Behrens–Fisher problem; :func:`power` and
   :func:`trials_for_power` say how many trials it needs to see a given difference.
 
@@ -12,29 +12,23 @@ grouper from it, to make the same future decisions.
 """
 from __future__ import annotations
 
+from trautoml.registry import Registry
+
 from .base import Assignment, Grouper
 from .baselines import KMeansGrouper, MetaFeatureGrouper, NoGrouping, RandomGrouper, SequentialKMeansGrouper
 from .bftest import BFTestResult, behrens_fisher_test, power, trials_for_power
 from .markov import MarkovBFGrouper
 
-GROUPERS: dict[str, type[Grouper]] = {
-    "mh": MarkovBFGrouper,
-    "random": RandomGrouper,
-    "kmeans": KMeansGrouper,
-    "seq-kmeans": SequentialKMeansGrouper,
-    "metafeatures": MetaFeatureGrouper,
-    "none": NoGrouping,
-}
+#: Groupers by name (entry-point group ``trautoml.groupers`` adds third parties'; see `trautoml.registry`).
+GROUPERS = Registry("grouper", "trautoml.groupers")
+for _cls in (MarkovBFGrouper, RandomGrouper, KMeansGrouper, SequentialKMeansGrouper, MetaFeatureGrouper, NoGrouping):
+    GROUPERS.register(_cls.name, _cls)
 
 
 def make_grouper(name: str, **kwargs) -> Grouper:
     """A grouper by name: ``"mh"``, ``"random"``, ``"kmeans"`` (``k``, default 7), ``"seq-kmeans"``,
-    ``"metafeatures"``; ``kwargs`` go to its constructor."""
-    try:
-        cls = GROUPERS[name]
-    except KeyError:
-        raise ValueError(f"unknown grouper {name!r}; choose one of {sorted(GROUPERS)}") from None
-    return cls(**kwargs)
+    ``"metafeatures"``, ``"none"``; ``kwargs`` go to its constructor (ValueError naming the known groupers)."""
+    return GROUPERS.get(name)(**kwargs)
 
 
 def grouper_from_dict(d: dict) -> Grouper:
