@@ -222,23 +222,12 @@ def _schedule(costs: list[float], n_trials: int, workers: int, chunked: bool) ->
 
 def _map(executor, tasks: list[dict], chunks: list[list[int]],
          progress: Callable[[int, int], Any] | None) -> list[Any]:
-    """Run the tasks through the executor chunk by chunk; results come back in task order.
-
-    An executor with an ordered ``imap(fn, items)`` (a generator) is used instead when progress is asked for: it
-    reports every task as it finishes, without chunk boundaries."""
+    """Run the tasks through the executor chunk by chunk; results come back in task order."""
     total = len(tasks)
     results: list[Any] = [None] * total
     done = 0
     if progress is not None:
         progress(0, total)
-    imap = getattr(executor, "imap", None)
-    if progress is not None and callable(imap):
-        order = [i for c in chunks for i in c]
-        for i, r in zip(order, imap(_run_trial, [tasks[i] for i in order])):
-            results[i] = r
-            done += 1
-            progress(done, total)
-        return results
     for chunk in chunks:
         for i, r in zip(chunk, executor.map(_run_trial, [tasks[i] for i in chunk])):
             results[i] = r

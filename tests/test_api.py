@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from search_backends.base import TrialRequest
-from test_api_helpers import all_runs, client, dataset_runs, mlflow_counts, mlflow_template, new_workspace, \
+from test_api_helpers import all_runs, client, dataset_runs, mlflow_counts, new_workspace, \
     state_counts
 from trautoml import TrAutoML
 from trautoml.models.spec import ModelSpec
@@ -176,11 +176,6 @@ def test_bad_names_and_options_are_refused_before_anything_is_written(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------- more paths
-@pytest.fixture(scope="module")
-def template(tmp_path_factory):
-    return mlflow_template(tmp_path_factory)
-
-
 def test_metafeatures_grouper_and_random_backend_through_ingest_stream(tmp_path, template):
     ws = new_workspace(tmp_path / "ws", template)
     with TrAutoML(ws, backend="random", grouper="metafeatures", preset="tiny", executor="serial", quiet=True) as t:

@@ -13,16 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from test_api_helpers import all_runs, clean_env, cli_cmd, client, dataset_runs, digits_npz, mlflow_counts, \
-    mlflow_template, new_workspace, run_cli, state_counts, tree_digest
+from test_api_helpers import all_gone, all_runs, clean_env, cli_cmd, client, dataset_runs, descendants, digits_npz, \
+    mlflow_counts, new_workspace, run_cli, state_counts, tree_digest
 from trautoml.cli import main
 
 TINY = ("--preset", "tiny", "--executor", "serial")
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory):
-    return mlflow_template(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -367,39 +362,6 @@ def test_folder_watch_hands_out_stable_files_once_and_forgets_removed_ones(tmp_p
     assert w.ready() == [] and len(w) == 0  # a folder emptied as it goes leaves nothing behind
 
 
-def _descendants(pid: int) -> set[int]:
-    """Every process below ``pid`` now (Linux /proc)."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, todo = set(), [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.add(child)
-            todo.append(child)
-    return found
-
-
-def _all_gone(pids: set[int], timeout: float = 30) -> set[int]:
-    """The pids still alive (zombies count as gone) after waiting up to ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        alive = set()
-        for pid in pids:
-            try:
-                if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
-                    alive.add(pid)
-            except OSError:
-                pass
-        if not alive or time.monotonic() > deadline:
-            return alive
-        time.sleep(0.5)
-
-
 STOP_SIGNALS = [signal.SIGTERM, pytest.param(signal.SIGHUP, marks=pytest.mark.slow),
                 pytest.param(signal.SIGINT, marks=pytest.mark.slow)]
 
@@ -418,7 +380,7 @@ def test_watch_stops_cleanly_on_a_signal_and_takes_its_workers_down(tmp_path, te
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env())
     try:
         seen = _wait_for_line(proc.stderr, "  group:", timeout=180)
-        children = _descendants(proc.pid)
+        children = descendants(proc.pid)
         assert children, "the watcher's workers should be running"
         proc.send_signal(sig)
         try:
@@ -432,7 +394,7 @@ def test_watch_stops_cleanly_on_a_signal_and_takes_its_workers_down(tmp_path, te
     finally:
         proc.kill()
     assert proc.returncode == 0, err
-    assert not _all_gone(children)
+    assert not all_gone(children)
     seen = "".join(seen)
     assert "skipping broken.npz" in seen and "Traceback" not in seen + err and "stopped" in err
     assert state_counts(ws).get("datasets", 0) == 0
@@ -520,14 +482,14 @@ def test_ui_serves_the_workspace_store_and_takes_the_server_down_on_a_signal(pop
                 time.sleep(0.5)
         assert body is not None, "the MLflow server did not answer"
         assert "trautoml" in [e["name"] for e in body["experiments"]]
-        server = _descendants(proc.pid)
+        server = descendants(proc.pid)
         assert len(server) >= 2  # the MLflow server and its workers
         proc.send_signal(sig)
         proc.communicate(timeout=60)
     finally:
         proc.kill()
     assert proc.returncode == 0
-    assert not _all_gone(server)
+    assert not all_gone(server)
 
 
 @pytest.mark.slow

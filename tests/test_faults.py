@@ -19,19 +19,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 
-from test_api_helpers import all_runs, clean_env, cli_cmd, dataset_runs, digits_npz, mlflow_template, \
+from test_api_helpers import all_runs, clean_env, cli_cmd, dataset_runs, digits_npz, \
     new_workspace, run_cli, state_counts
 from trautoml import TrAutoML
 from trautoml.executor import LocalExecutor
 
 TINY = ("--preset", "tiny", "--executor", "serial")
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory):
-    return mlflow_template(tmp_path_factory)
 
 
 # ------------------------------------------------------------------------------------------ sabotage

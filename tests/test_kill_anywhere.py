@@ -11,8 +11,7 @@ import time
 
 import pytest
 
-from test_api_helpers import all_runs, clean_env, cli_cmd, dataset_runs, run_cli, state_counts
-from test_cli import _all_gone, _descendants
+from test_api_helpers import all_gone, all_runs, clean_env, cli_cmd, dataset_runs, descendants, run_cli, state_counts
 
 POINTS = 20
 URI = "builtin:digits?subsample=0.6"
@@ -83,10 +82,10 @@ def test_sigkill_anywhere_then_rerun(tmp_path, milestones):
             assert timeline.wait_for(before[-1] + 1), f"point {i}: the ingest ended before its line {before[-1]}"
         time.sleep(max(0.0, target - (times[before[-1]] if before else 0.0)))
         stage = timeline.lines[-1] if timeline.lines else "(no progress yet)"
-        children = _descendants(proc.pid)
+        children = descendants(proc.pid)
         proc.kill()
         proc.wait()
-        assert not _all_gone(children), f"kill at {target:.1f}s left workers running"
+        assert not all_gone(children), f"kill at {target:.1f}s left workers running"
         committed = state_counts(ws).get("datasets", 0)
         profiles, trials = _cached(ws)
 

@@ -8,16 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from test_api_helpers import mlflow_template, new_workspace
+from test_api_helpers import new_workspace
 from test_tracking import _decision
 from trautoml.data import load_dataset
 from trautoml.summary import summarize
 from trautoml.tracking import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, Tracker, group_model_name
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory):
-    return mlflow_template(tmp_path_factory)
 
 
 @pytest.fixture
