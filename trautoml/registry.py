@@ -44,7 +44,8 @@ class Registry:
         return self._loaded[name]
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and (name in self._objects or name in self._entry_points())
+        return isinstance(name, str) and (name in self._objects or name in self._loaded
+                                          or name in self._entry_points())
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())

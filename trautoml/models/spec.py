@@ -10,9 +10,9 @@ import copy
 import hashlib
 import json
 from dataclasses import dataclass, field
-from functools import lru_cache
-from importlib.metadata import entry_points
 from typing import Any, Callable
+
+from trautoml.registry import Registry
 
 #: Training hyper-parameters every spec carries, with the defaults used where a spec omits one.
 DEFAULT_TRAIN: dict[str, Any] = {
@@ -58,36 +58,22 @@ class ModelSpec:
 
 
 Builder = Callable[[dict, tuple[int, int, int], int], "Any"]
-_EXTRA_BUILDERS: dict[str, Builder] = {}
+#: Model spaces by name: ``builder(arch, input_shape, num_classes) -> torch module`` (entry-point group
+#: ``trautoml.model_spaces``).
+MODEL_SPACES = Registry("model space", "trautoml.model_spaces")
+#: Spec adapters by space name: fit a group's spec to a joining dataset (entry-point group
+#: ``trautoml.spec_adapters``); a space without one is reused verbatim.
+SPEC_ADAPTERS = Registry("spec adapter", "trautoml.spec_adapters")
 
 
 def register_space(name: str, builder: Builder) -> None:
     """Register a builder at run time (tests, notebooks). Installed packages use the entry-point group instead."""
-    _EXTRA_BUILDERS[name] = builder
-
-
-@lru_cache(maxsize=None)
-def _entry_point_builder(name: str) -> Builder | None:
-    for ep in entry_points(group="trautoml.model_spaces"):
-        if ep.name == name:
-            return ep.load()
-    return None
+    MODEL_SPACES.register(name, builder)
 
 
 def space_builder(name: str) -> Builder:
-    builder = _EXTRA_BUILDERS.get(name) or _entry_point_builder(name)
-    if builder is None:
-        known = sorted({ep.name for ep in entry_points(group="trautoml.model_spaces")} | set(_EXTRA_BUILDERS))
-        raise ValueError(f"unknown model space {name!r}; known spaces: {', '.join(known) or 'none'}")
-    return builder
-
-
-@lru_cache(maxsize=None)
-def _entry_point_adapter(name: str):
-    for ep in entry_points(group="trautoml.spec_adapters"):
-        if ep.name == name:
-            return ep.load()
-    return None
+    """The builder of model space ``name`` (ValueError naming the known spaces)."""
+    return MODEL_SPACES.get(name)
 
 
 def adapt_spec(spec: ModelSpec, input_shape: tuple[int, int, int], num_classes: int) -> ModelSpec:
@@ -97,8 +83,9 @@ def adapt_spec(spec: ModelSpec, input_shape: tuple[int, int, int], num_classes: 
     the group's normal and reduction cells to the new dataset's depth and width). Spaces without one are reused
     verbatim: a chain CNN already fits any input shape and class count.
     """
-    adapter = _entry_point_adapter(spec.space)
-    return spec if adapter is None else adapter(spec, tuple(input_shape), int(num_classes))
+    if spec.space not in SPEC_ADAPTERS:
+        return spec
+    return SPEC_ADAPTERS.get(spec.space)(spec, tuple(input_shape), int(num_classes))
 
 
 def build_module(spec: ModelSpec, input_shape: tuple[int, int, int], num_classes: int):
