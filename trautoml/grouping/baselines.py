@@ -245,6 +245,7 @@ class NoGrouping(_MeanGrouper):
         return {}
 
     def observe(self, trials) -> Assignment:
+        self._check(trials)  # whatever it is given must still be a well-formed profile
         return self._assignment(self.n_groups, "no grouping: every dataset is searched")
 
 

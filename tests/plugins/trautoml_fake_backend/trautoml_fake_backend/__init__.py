@@ -1,5 +1,5 @@
 """A minimal third-party search backend: trains the warm-start specs (or one fixed spec) and keeps the best."""
-from search_backends.base import SearchBackend, SearchResult, SearchTask, TrialRequest, best_of
+from trautoml.search import SearchBackend, SearchResult, SearchTask, TrialRequest, best_of
 from trautoml.models.spec import ModelSpec
 
 FIXED = ModelSpec("cnn", {"layers": [{"type": "conv", "filters": 8, "kernel": 3, "stride": 1}],
