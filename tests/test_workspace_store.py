@@ -32,7 +32,7 @@ from pathlib import Path
 from trautoml.workspace_store import ensure_store
 import mlflow.store.tracking.sqlalchemy_store
 print("start", flush=True)
-ensure_store(Path(sys.argv[1]), Path(sys.argv[1]).resolve().as_uri(), "trautoml")
+ensure_store(Path(sys.argv[1]), (Path(sys.argv[1]) / "mlruns").resolve().as_uri(), "trautoml")
 """
 
 
