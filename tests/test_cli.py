@@ -265,6 +265,7 @@ def _wait_for_line(stream, pattern: str, timeout: float) -> list[str]:
     return seen
 
 
+@pytest.mark.slow  # test_faults covers a killed driver in the default suite; test_kill_anywhere covers 20 points
 def test_sigkill_mid_search_then_rerun_completes_consistently(tmp_path, template):
     ws = new_workspace(tmp_path / "ws", template)
     argv = ["ingest", "builtin:digits", *TINY, "--workspace", str(ws)]
