@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from trautoml.bench.runner import ALL_METHODS, run_bench
+from trautoml.bench.runner import ALL_METHODS, PEER_METHODS, peer_unavailable, run_bench
 
 pytestmark = pytest.mark.slow
 
@@ -13,7 +13,8 @@ pytestmark = pytest.mark.slow
 def test_ci_preset_end_to_end_and_identical_results_for_identical_seeds(tmp_path):
     first = run_bench("ci", ["random"], 1, tmp_path / "report1", tmp_path / "cache", executor="serial")
     table = first["table"]
-    assert set(table) == {f"{m}+random" for m in ALL_METHODS}
+    peers = {m for m in PEER_METHODS if peer_unavailable(m) is None}
+    assert set(table) == {f"{m}+random" for m in ALL_METHODS if m not in PEER_METHODS} | peers
     for name, row in table.items():
         assert row["total_search_s"] > 0 and row["orders"] == 1
         assert set(row) >= {"total_search_s", "overhead_s", "tre", "groups", "ari", "time_ratio_vs_standalone"}
@@ -73,3 +74,42 @@ def test_a_bench_row_is_the_product_and_the_noise_floor_row_uses_another_seed(tm
     assert [d.test_accuracy for d in row] == pytest.approx([d.test_accuracy for d in plain], abs=0.02)
     floor = results["relative_errors"]["standalone-seed2+random"]
     assert results["table"]["standalone+random"]["tre"] == 0.0 and any(v != 0.0 for v in floor.values())
+
+
+def _manifest(tmp_path):
+    from trautoml.data import load_stream
+
+    (tmp_path / "m.txt").write_text("builtin:digits?max_train=300 digits\n"
+                                    "builtin:digits?max_train=300&subsample=0.5 digits\n"
+                                    "builtin:mnist?max_train=300&max_eval=200 mnist\n")
+    return load_stream(f"manifest:{tmp_path / 'm.txt'}")
+
+
+def test_the_peer_row_runs_the_syne_tune_backend_over_the_stream(tmp_path):
+    pytest.importorskip("syne_tune", reason="the peers extra (syne-tune) is not installed: pip install -e '.[peers]'")
+    from trautoml import TrAutoML
+    from trautoml.bench.runner import StreamBench
+
+    bench = StreamBench("ci", ["random"], orders=1, workspace=tmp_path / "cache", executor="serial",
+                        methods=["standalone", "peer-zeroshot"])
+    results = bench.run(_manifest(tmp_path))
+    row = results["table"]["peer-zeroshot"]
+    assert row["total_search_s"] > 0 and row["groups"] == 3 and row["reused"] == 0
+    decisions = TrAutoML(tmp_path / "cache" / "runs" / "peer-zeroshot" / "order0", tracking=False).decisions()
+    assert {d.backend for d in decisions} == {"synetune-zeroshot"}
+    assert [d.extra["search"]["earlier_tasks"] for d in decisions] == [0, 1, 2]  # state carried, in order
+
+
+def test_a_peer_that_cannot_run_is_left_out_and_the_report_says_why(tmp_path, monkeypatch):
+    import trautoml.bench.runner as runner
+    from trautoml.bench.report import write_report
+
+    monkeypatch.setattr(runner, "peer_unavailable", lambda method: "syne-tune is not installed")
+    bench = runner.StreamBench("ci", ["random"], orders=1, workspace=tmp_path / "cache", executor="serial",
+                               methods=["standalone", "peer-zeroshot"])
+    results = bench.run(_manifest(tmp_path))
+    assert "peer-zeroshot" not in results["table"]
+    assert results["context"]["left_out"] == "peer-zeroshot: syne-tune is not installed"
+    write_report(tmp_path / "report", results["table"], results["context"], results["curves"], results["sweep"],
+                 results["relative_errors"])
+    assert "Left out: peer-zeroshot: syne-tune is not installed." in (tmp_path / "report" / "report.md").read_text()

@@ -13,7 +13,11 @@ Methods, each combined with each search backend ``B`` (their rules; none is a fi
   earlier datasets by statistical meta-features;
 * ``random+B``, ``kmeans+B`` (given the true number of families), ``seq-kmeans+B``, ``mh+B``: trautoml's decision
   rule over each grouping: a dataset that founds a group is searched, one that joins reuses the group's model,
-  trained afresh.
+  trained afresh;
+* ``peer-zeroshot``, a peer from outside, once, whatever the backends: ``grouper="none"`` with the search backend
+  ``synetune-zeroshot`` (syne-tune's ``ZeroShotTransfer`` fed the earlier datasets' evaluations; see
+  ``search_backends.synetune_zeroshot``), the same budget, measured against the first backend's standalone. It
+  runs where the ``peers`` extra is installed; elsewhere the report says it was left out and why.
 
 Costs are measured once and charged in every row and order that meets them: all rows share one cache of profiles,
 meta-features, search trials and final trainings (by dataset content, spec, budget and seed), and each cached item
@@ -37,7 +41,9 @@ from trautoml.bench.metrics import ERROR_FLOOR, Outcome, aggregate, summarise_or
 from trautoml.bench.report import write_report
 
 GROUPING_METHODS = ("random", "kmeans", "seq-kmeans", "mh")
-ALL_METHODS = ("standalone", "standalone-seed2", "warmstart", "metalearn", *GROUPING_METHODS)
+#: Methods that bring their own search backend (a peer from outside), run once against the first backend.
+PEER_METHODS = {"peer-zeroshot": "synetune-zeroshot"}
+ALL_METHODS = ("standalone", "standalone-seed2", "warmstart", "metalearn", *GROUPING_METHODS, *PEER_METHODS)
 #: Methods whose datasets are each searched alone (a workspace per dataset): their outcome does not depend on order.
 SOLO_METHODS = ("standalone", "standalone-seed2")
 #: The product options of each method (see the module docstring).
@@ -50,7 +56,22 @@ METHOD_OPTIONS = {
     "kmeans": dict(grouper="kmeans"),
     "seq-kmeans": dict(grouper="seq-kmeans"),
     "mh": dict(grouper="mh"),
+    "peer-zeroshot": dict(grouper="none"),
 }
+
+
+def peer_unavailable(method: str) -> str | None:
+    """Why a peer method cannot run here (None when it can)."""
+    from trautoml.registry import BACKENDS
+
+    backend = PEER_METHODS[method]
+    if backend not in BACKENDS:
+        return f"its backend {backend} is not registered (reinstall trautoml)"
+    try:
+        BACKENDS.get(backend)()
+    except ImportError as exc:
+        return str(exc)
+    return None
 
 
 @dataclass(frozen=True)
@@ -145,38 +166,58 @@ class StreamBench:
         table: dict[str, dict] = {}
         curves: dict[str, list[tuple[float, float]]] = {}
         per_dataset: dict[str, dict[str, float]] = {}
+        left_out: dict[str, str] = {}
+        first_reference = None
         for backend in self.backends:
             solo = {m: self._solo(m, backend, datasets, families, runs) for m in SOLO_METHODS
                     if m in self.methods or m == "standalone"}
             reference = {o.dataset: o.test_error for o in solo["standalone"]}
             stand_total = sum(o.search_s + o.train_s + o.overhead_s for o in solo["standalone"])
+            first_reference = first_reference or (backend, reference, stand_total)
             for method in self.methods:
-                per_order, rel = [], []
-                for k, order in enumerate(orders):
-                    self.log(f"{method}+{backend}: order {k + 1}/{len(orders)}")
-                    if method in SOLO_METHODS:
-                        by_name = {o.dataset: o for o in solo[method]}
-                        outcomes = [by_name[names[i]] for i in order]
-                    else:
-                        outcomes = self._run_order(method, backend, order, datasets, families,
-                                                   runs / f"{method}+{backend}" / f"order{k}", k)
-                    per_order.append(summarise_order(outcomes, reference))
-                    rel.append({o.dataset: (o.test_error - max(reference[o.dataset], ERROR_FLOOR)) /
-                                max(reference[o.dataset], ERROR_FLOOR) for o in outcomes})
-                    if k == 0:
-                        curves[f"{method}+{backend}"] = _curve(outcomes)
-                table[f"{method}+{backend}"] = aggregate(per_order, stand_total)
-                per_dataset[f"{method}+{backend}"] = {n: float(np.mean([r[n] for r in rel])) for n in names}
+                if method in PEER_METHODS:
+                    continue
+                self._row(f"{method}+{backend}", method, backend, solo, orders, datasets, families, names, runs,
+                          reference, stand_total, table, curves, per_dataset)
+        for method in [m for m in self.methods if m in PEER_METHODS]:
+            why = peer_unavailable(method)
+            if why:
+                left_out[method] = why
+                self.log(f"{method}: left out: {why}")
+                continue
+            backend, reference, stand_total = first_reference
+            self._row(method, method, PEER_METHODS[method], {}, orders, datasets, families, names, runs, reference,
+                      stand_total, table, curves, per_dataset)
         sweep = self._sweeps(self._profiles(datasets, runs), orders)
         context = {"machine": f"{platform.machine()}, {_cores()} cores, {platform.python_implementation()} "
                               f"{platform.python_version()}",
                    "date": _dt.date.today().isoformat(), "preset": self.preset.name,
                    "stream": self.preset.stream,
                    "datasets": len(datasets), "families": len(set(families)), "orders": self.orders,
-                   "seed": self.seed,
+                   "seed": self.seed, "reference_backend": first_reference[0],
+                   **({"left_out": "; ".join(f"{m}: {w}" for m, w in left_out.items())} if left_out else {}),
                    "wall_seconds": time.perf_counter() - t_start}
         return {"table": table, "curves": curves, "sweep": sweep, "context": context,
                 "relative_errors": per_dataset}
+
+    def _row(self, row: str, method: str, backend: str, solo, orders, datasets, families, names, runs: Path,
+             reference: dict, stand_total: float, table: dict, curves: dict, per_dataset: dict) -> None:
+        """One row of the table: ``method`` with ``backend`` over every order."""
+        per_order, rel = [], []
+        for k, order in enumerate(orders):
+            self.log(f"{row}: order {k + 1}/{len(orders)}")
+            if method in SOLO_METHODS:
+                by_name = {o.dataset: o for o in solo[method]}
+                outcomes = [by_name[names[i]] for i in order]
+            else:
+                outcomes = self._run_order(method, backend, order, datasets, families, runs / row / f"order{k}", k)
+            per_order.append(summarise_order(outcomes, reference))
+            rel.append({o.dataset: (o.test_error - max(reference[o.dataset], ERROR_FLOOR)) /
+                        max(reference[o.dataset], ERROR_FLOOR) for o in outcomes})
+            if k == 0:
+                curves[row] = _curve(outcomes)
+        table[row] = aggregate(per_order, stand_total)
+        per_dataset[row] = {n: float(np.mean([r[n] for r in rel])) for n in names}
 
     def _solo(self, method: str, backend: str, datasets, families, runs: Path) -> list[Outcome]:
         """Each dataset searched alone, in a workspace of its own (``standalone``; ``-seed2``: the next seed)."""
