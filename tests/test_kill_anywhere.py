@@ -4,6 +4,7 @@ once, no MLflow run is left RUNNING, no finished trial or profile is computed ag
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import subprocess
 import threading
@@ -29,6 +30,11 @@ def _cached(ws) -> tuple[int, int]:
         return tuple(db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in ("profiles", "trials"))
 
 
+def _shape(line: str) -> str:
+    """A progress line without its numbers (accuracies and seconds differ from run to run)."""
+    return re.sub(r"\d+(\.\d+)?", "#", line)
+
+
 class Timeline:
     """Reads a running ingest's progress lines (stderr) in a thread, noting when each arrived."""
 
@@ -49,12 +55,15 @@ class Timeline:
             self.ended = True
             self.changed.notify_all()
 
+    def count(self, text: str) -> int:
+        return [_shape(line) for line in self.lines].count(_shape(text))
+
     def wait_for(self, text: str, occurrence: int, timeout: float = 600) -> bool:
-        """Until ``text`` has arrived ``occurrence`` times (False if the process ended first or the wait timed
-        out)."""
+        """Until a line like ``text`` (numbers aside) has arrived ``occurrence`` times (False if the process ended
+        first or the wait timed out)."""
         with self.changed:
-            self.changed.wait_for(lambda: self.lines.count(text) >= occurrence or self.ended, timeout=timeout)
-            return self.lines.count(text) >= occurrence
+            self.changed.wait_for(lambda: self.count(text) >= occurrence or self.ended, timeout=timeout)
+            return self.count(text) >= occurrence
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +99,7 @@ def test_sigkill_anywhere_then_rerun(tmp_path, milestones):
         timeline = Timeline(proc)
         if before:
             text = lines[before[-1]]
-            assert timeline.wait_for(text, lines[:before[-1] + 1].count(text)), \
+            assert timeline.wait_for(text, [_shape(x) for x in lines[:before[-1] + 1]].count(_shape(text))), \
                 f"point {i}: the ingest ended before printing «{text}»"
         time.sleep(max(0.0, target - (times[before[-1]] if before else 0.0)))
         stage = timeline.lines[-1] if timeline.lines else "(no progress yet)"
