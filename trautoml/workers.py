@@ -68,7 +68,14 @@ class WorkerPool:
     """
 
     def __init__(self, workers: int, capture_stderr: bool = True, one_thread: bool = True):
+        import warnings
+
         from joblib.externals.loky import ProcessPoolExecutor
+
+        # loky replaces a worker whose memory grew by 300 MB (a torch worker after a few large trials) and warns on
+        # stderr each time; the replacement is routine here, and a worker's real death is reported by death_report
+        warnings.filterwarnings("ignore", message="A worker stopped while some jobs were given to the executor",
+                                category=UserWarning)
 
         self.stderr_dir = tempfile.mkdtemp(prefix="trautoml-workers-") if capture_stderr else None
         self._pool = ProcessPoolExecutor(workers, initializer=_init_worker,
