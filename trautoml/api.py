@@ -708,11 +708,25 @@ class TrAutoML:
             self.tracker.register_group_model(group, run_id)
 
     def _abort_run(self, run_id: str, exc: BaseException) -> None:
+        """Mark the dataset's run KILLED (interrupted) or FAILED. An interrupt that landed inside an MLflow call can
+        leave that call's database session open, held by the traceback's frames, and with it SQLite's lock: the
+        frames are cleared first so the session closes. MLflow's own error log stays quiet here; a run that still
+        cannot be closed is closed by `recover` on the next ingest."""
+        import gc
+        import logging
+        import traceback
+
         status = "KILLED" if isinstance(exc, (KeyboardInterrupt, SystemExit)) else "FAILED"
+        traceback.clear_frames(exc.__traceback__)
+        gc.collect()
+        previous = logging.root.manager.disable
+        logging.disable(logging.CRITICAL)
         try:
             self.tracker.end_run(run_id, status)
-        except Exception:  # noqa: BLE001 - the original error matters more; recovery closes the run later
+        except Exception:  # noqa: BLE001 - the original error matters more
             pass
+        finally:
+            logging.disable(previous)
 
     def recover(self) -> list[str]:
         """Bring MLflow in line with the workspace after a crash (once per instance, under the lock): runs of
