@@ -31,9 +31,11 @@ from pathlib import Path
 import numpy as np
 
 from trautoml.models.cnn import (ACTIVATIONS, BATCH_SIZES, DROPOUTS, FC_UNITS, FILTERS, INIT_SCALE_RANGE, KERNELS,
-                                 LR_RANGE, MAX_SAMPLE_MACS, NORMS, POOL_OPS, WEIGHT_DECAY_RANGE, cnn_macs)
+                                 LR_RANGE, NORMS, POOL_OPS, WEIGHT_DECAY_RANGE, cheap_enough)
 from trautoml.models.spec import ModelSpec
 from trautoml.search import SearchBackend, SearchResult, SearchTask, Trial, TrialRequest, best_of
+
+from .random_search import check_trial_budget
 
 METRIC = "val_accuracy"
 HISTORY_FILE = "zeroshot-history.json"
@@ -82,10 +84,6 @@ def to_spec(config: dict) -> ModelSpec:
              "weight_decay": _3g(config["weight_decay"]), "init_scale": _3g(config["init_scale"]),
              "batch_size": int(config["batch_size"])}
     return ModelSpec("cnn", arch, train)
-
-
-def _affordable(spec: ModelSpec) -> bool:
-    return cnn_macs(spec.arch) <= MAX_SAMPLE_MACS
 
 
 def _plain(config: dict) -> dict:
@@ -147,16 +145,14 @@ class ZeroShotSearch(SearchBackend):
                 super().__init__(**kwargs)
 
         return Seeded(config_space=space, metric=METRIC, transfer_learning_evaluations=evaluations,
-                                do_minimize=False, use_surrogates=len(evaluations) > 1, random_seed=seed)
+                      do_minimize=False, use_surrogates=len(evaluations) > 1, random_seed=seed)
 
     # -------------------------------------------------------------------------------------------- the search
     def search(self, task: SearchTask) -> SearchResult:
         import logging
 
         budget = task.budget
-        n = int(budget.max_trials)
-        if n < 1:
-            raise ValueError(f"budget.max_trials must be at least 1, got {budget.max_trials!r}")
+        n = check_trial_budget(budget.max_trials)
         t0 = time.monotonic()
         space = flat_space()
         history = self._load(task.state_dir)
@@ -179,7 +175,7 @@ class ZeroShotSearch(SearchBackend):
                 break
             config = propose()
             spec = to_spec(config)
-            if spec.key() in seen or not _affordable(spec):
+            if spec.key() in seen or not cheap_enough(spec.arch):
                 continue
             seen.add(spec.key())
             planned.append((spec, config))

@@ -65,7 +65,7 @@ def write_report(folder: Path, table: dict[str, dict], context: dict, curves: di
         "`warm_start=\"latest\"` (3 models); metalearn = grouper `none` with `warm_start=\"metafeatures\"` (3 models);",
         "the groupings = the grouper of that name (k-means is given the true number of families). No row's search",
         "budget is cut: warm-start models are trained within it. peer-zeroshot = grouper `none` with the backend",
-        f"`synetune-zeroshot` (syne-tune's ZeroShotTransfer over this stream's earlier searches), measured against",
+        "`synetune-zeroshot` (syne-tune's ZeroShotTransfer over this stream's earlier searches), measured against",
         f"standalone+{context.get('reference_backend', '?')}."
         + (f" Left out: {context['left_out']}." if context.get("left_out") else ""),
         "",

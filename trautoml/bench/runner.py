@@ -157,7 +157,6 @@ class StreamBench:
 
     def _run(self, items, runs: Path, t_start: float) -> dict:
         datasets = [it.load() for it in items]
-        names = [d.name for d in datasets]
         families = [d.family or d.name for d in datasets]
         self.log(f"bench: {len(datasets)} datasets, {self.orders} orders, backends {', '.join(self.backends)}")
         rng = np.random.default_rng(self.seed)
@@ -177,8 +176,9 @@ class StreamBench:
             for method in self.methods:
                 if method in PEER_METHODS:
                     continue
-                self._row(f"{method}+{backend}", method, backend, solo, orders, datasets, families, names, runs,
-                          reference, stand_total, table, curves, per_dataset)
+                row = f"{method}+{backend}"
+                table[row], curves[row], per_dataset[row] = self._row(
+                    row, method, backend, solo, orders, datasets, families, runs, reference, stand_total)
         for method in [m for m in self.methods if m in PEER_METHODS]:
             why = peer_unavailable(method)
             if why:
@@ -186,8 +186,8 @@ class StreamBench:
                 self.log(f"{method}: left out: {why}")
                 continue
             backend, reference, stand_total = first_reference
-            self._row(method, method, PEER_METHODS[method], {}, orders, datasets, families, names, runs, reference,
-                      stand_total, table, curves, per_dataset)
+            table[method], curves[method], per_dataset[method] = self._row(
+                method, method, PEER_METHODS[method], {}, orders, datasets, families, runs, reference, stand_total)
         sweep = self._sweeps(self._profiles(datasets, runs), orders)
         context = {"machine": f"{platform.machine()}, {_cores()} cores, {platform.python_implementation()} "
                               f"{platform.python_version()}",
@@ -200,10 +200,12 @@ class StreamBench:
         return {"table": table, "curves": curves, "sweep": sweep, "context": context,
                 "relative_errors": per_dataset}
 
-    def _row(self, row: str, method: str, backend: str, solo, orders, datasets, families, names, runs: Path,
-             reference: dict, stand_total: float, table: dict, curves: dict, per_dataset: dict) -> None:
-        """One row of the table: ``method`` with ``backend`` over every order."""
-        per_order, rel = [], []
+    def _row(self, row: str, method: str, backend: str, solo, orders, datasets, families, runs: Path,
+             reference: dict, stand_total: float) -> tuple[dict, list, dict]:
+        """One row of the table, ``method`` with ``backend`` over every order: its aggregate, its accuracy curve
+        over the first order, and each dataset's relative error (mean over orders)."""
+        names = [d.name for d in datasets]
+        per_order, rel, curve = [], [], []
         for k, order in enumerate(orders):
             self.log(f"{row}: order {k + 1}/{len(orders)}")
             if method in SOLO_METHODS:
@@ -215,9 +217,8 @@ class StreamBench:
             rel.append({o.dataset: (o.test_error - max(reference[o.dataset], ERROR_FLOOR)) /
                         max(reference[o.dataset], ERROR_FLOOR) for o in outcomes})
             if k == 0:
-                curves[row] = _curve(outcomes)
-        table[row] = aggregate(per_order, stand_total)
-        per_dataset[row] = {n: float(np.mean([r[n] for r in rel])) for n in names}
+                curve = _curve(outcomes)
+        return aggregate(per_order, stand_total), curve, {n: float(np.mean([r[n] for r in rel])) for n in names}
 
     def _solo(self, method: str, backend: str, datasets, families, runs: Path) -> list[Outcome]:
         """Each dataset searched alone, in a workspace of its own (``standalone``; ``-seed2``: the next seed)."""

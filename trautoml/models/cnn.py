@@ -272,7 +272,8 @@ def _sample_arch(rng: random.Random) -> dict:
             "dropout": rng.choice(DROPOUTS)}
 
 
-def _cheap_enough(arch: dict) -> bool:
+def cheap_enough(arch: dict) -> bool:
+    """Whether ``arch`` is within the sampler's compute cap (MAX_SAMPLE_MACS on a 28x28 grey image)."""
     return cnn_macs(arch) <= MAX_SAMPLE_MACS
 
 
@@ -286,7 +287,7 @@ def sample_cnn_spec(rng: random.Random) -> ModelSpec:
     """
     for _ in range(1000):
         arch = _sample_arch(rng)
-        if _cheap_enough(arch):
+        if cheap_enough(arch):
             return ModelSpec(SPACE, arch, sample_train_params(rng))
     raise RuntimeError("could not sample a cnn arch under MAX_SAMPLE_MACS")  # pragma: no cover - p ~ 0
 
