@@ -28,10 +28,9 @@ In trautoml (`Hyperband.search`):
 """
 from __future__ import annotations
 
-import time
 
 from .base import SearchBackend, SearchResult, SearchTask, Trial, TrialRequest, best_of
-from .random_search import Sampler, SpecStream, check_trial_budget, space_sampler
+from .random_search import Sampler, SpecStream, space_sampler
 
 Rungs = list[tuple[int, float]]
 
@@ -114,12 +113,11 @@ class Hyperband(SearchBackend):
 
     def search(self, task: SearchTask) -> SearchResult:
         budget = task.budget
-        max_fbe = check_trial_budget(budget.max_trials)
+        max_fbe = budget.trial_count()
         R = self.resource_levels(budget.max_epochs, budget.min_epochs)
         unit = budget.max_epochs / R
         plan = plan_brackets(R, self.eta, max_fbe)
         stream = SpecStream(self.sample, task.rng(), task.warm_start)
-        t0 = time.monotonic()
         trials: list[Trial] = []
         brackets_run, stopped_early = 0, False
         for b, rungs in enumerate(plan):
@@ -127,7 +125,7 @@ class Hyperband(SearchBackend):
             if not configs:
                 break  # the space is exhausted
             for i, (n_i, r_i) in enumerate(rungs):
-                if trials and budget.max_seconds is not None and time.monotonic() - t0 >= budget.max_seconds:
+                if task.out_of_time():
                     stopped_early = True
                     break
                 if i > 0:
@@ -152,4 +150,4 @@ class Hyperband(SearchBackend):
                                   "configs": len({t.spec for t in trials}),
                                   "fbe_used": sum(t.resource for t in trials) / budget.max_epochs,
                                   "best_resource_reached": top_resource, "stopped_early": stopped_early,
-                                  "seconds": time.monotonic() - t0})
+                                  "seconds": task.elapsed()})

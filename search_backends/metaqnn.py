@@ -48,7 +48,6 @@ from __future__ import annotations
 import json
 import math
 import random
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -57,7 +56,6 @@ from trautoml.models.cnn import cnn_macs
 from trautoml.models.spec import ModelSpec
 
 from .base import SearchBackend, SearchResult, SearchTask, Trial, TrialRequest, best_of
-from .random_search import check_trial_budget
 
 #: (epsilon, number of models) of Baker et al. 2017, Table 2.
 PAPER_EPSILON_SCHEDULE: tuple[tuple[float, int], ...] = (
@@ -421,10 +419,9 @@ class MetaQNN(SearchBackend):
 
     # -- the search -------------------------------------------------------------------------------------------
     def search(self, task: SearchTask) -> SearchResult:
-        t0 = time.monotonic()
         rng = task.rng()
         budget = task.budget
-        check_trial_budget(budget.max_trials)
+        budget.trial_count()  # validates it
         epochs = float(budget.max_epochs)
         self.space = self.new_space(task.dataset.input_shape)
         self.q = QTable(self.q_init)
@@ -435,10 +432,6 @@ class MetaQNN(SearchBackend):
         trials: list[Trial] = []
         measured: dict[tuple[Action, ...], float] = {}   # architectures trained in this search -> reward
         seed_counter = [0]
-
-        def out_of_time() -> bool:  # never before the first trial: a search returns at least one model
-            return (budget.max_seconds is not None and bool(trials)
-                    and time.monotonic() - t0 >= budget.max_seconds)
 
         def train(specs: list[ModelSpec]) -> list[Trial]:
             reqs = []
@@ -482,7 +475,7 @@ class MetaQNN(SearchBackend):
         for epsilon, n_models in schedule:
             new = 0
             resamples = 0
-            while new < n_models and not out_of_time():
+            while new < n_models and not task.out_of_time():
                 # Sample up to `batch` new architectures from the current policy; seen ones reuse their reward.
                 fresh: list[tuple[Action, ...]] = []
                 while len(fresh) < min(self.batch, n_models - new) and resamples < self.max_resamples:
@@ -513,7 +506,7 @@ class MetaQNN(SearchBackend):
                     new += 1
                 task.progress(f"metaqnn: epsilon {epsilon}: {new}/{n_models} models, best "
                               f"{max(measured.values()):.4f}")
-            if out_of_time():
+            if task.out_of_time():
                 break
 
         if q_path is not None:
@@ -528,4 +521,4 @@ class MetaQNN(SearchBackend):
                                   "q_states": len(self.q.q), "max_depth": self.space.max_depth,
                                   "size_threshold": self.space.threshold,
                                   "greedy_layers": actions_to_layers(greedy),
-                                  "seconds": time.monotonic() - t0})
+                                  "seconds": task.elapsed()})

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import random
-import time
 from typing import Callable, Iterable
 
 from trautoml.models.cnn import sample_cnn_spec
@@ -62,13 +61,6 @@ class SpecStream:
         return out
 
 
-def check_trial_budget(max_trials) -> int:
-    n = int(max_trials)
-    if n < 1:
-        raise ValueError(f"budget.max_trials must be at least 1, got {max_trials!r}")
-    return n
-
-
 class RandomSearch(SearchBackend):
     name = "random"
 
@@ -79,14 +71,13 @@ class RandomSearch(SearchBackend):
 
     def search(self, task: SearchTask) -> SearchResult:
         budget = task.budget
-        n = check_trial_budget(budget.max_trials)
+        n = budget.trial_count()
         specs = SpecStream(self.sample, task.rng(), task.warm_start).take(n)
         chunk = len(specs) if budget.max_seconds is None else self.chunk_size
-        t0 = time.monotonic()
         trials: list[Trial] = []
         stopped_early = False
         for i in range(0, len(specs), chunk):
-            if trials and budget.max_seconds is not None and time.monotonic() - t0 >= budget.max_seconds:
+            if task.out_of_time():
                 stopped_early = True
                 break
             trials += task.run_trials([TrialRequest(s, budget.max_epochs, task.seed) for s in specs[i:i + chunk]])
@@ -97,4 +88,4 @@ class RandomSearch(SearchBackend):
         return SearchResult(best=best.spec, best_val_accuracy=best.val_accuracy, trials=trials,
                             best_resource=budget.max_epochs,
                             info={"backend": self.name, "space": self.space, "configs": len(trials),
-                                  "stopped_early": stopped_early, "seconds": time.monotonic() - t0})
+                                  "stopped_early": stopped_early, "seconds": task.elapsed()})

@@ -35,7 +35,6 @@ from trautoml.models.cnn import (ACTIVATIONS, BATCH_SIZES, DROPOUTS, FC_UNITS, F
 from trautoml.models.spec import ModelSpec
 from trautoml.search import SearchBackend, SearchResult, SearchTask, Trial, TrialRequest, best_of
 
-from .random_search import check_trial_budget
 
 METRIC = "val_accuracy"
 HISTORY_FILE = "zeroshot-history.json"
@@ -152,7 +151,7 @@ class ZeroShotSearch(SearchBackend):
         import logging
 
         budget = task.budget
-        n = check_trial_budget(budget.max_trials)
+        n = budget.trial_count()
         t0 = time.monotonic()
         space = flat_space()
         history = self._load(task.state_dir)
@@ -185,7 +184,7 @@ class ZeroShotSearch(SearchBackend):
         stopped_early = False
         rows = []
         for i in range(0, len(planned), self.chunk_size):
-            if trials and budget.max_seconds is not None and time.monotonic() - t0 >= budget.max_seconds:
+            if task.out_of_time():
                 stopped_early = True
                 break
             chunk = planned[i:i + self.chunk_size]

@@ -539,7 +539,7 @@ class TrAutoML:
                        result.info, check, escalated=True, search_own_seconds=own_s)
 
     def _search(self, dataset, plan: decide.Plan, run_id: str | None):
-        from trautoml.search import SearchTask
+        from trautoml.search import SearchTask, run_search
 
         folder = state_dir(self.root) / "backends" / self.backend_name
         folder.mkdir(parents=True, exist_ok=True)
@@ -559,7 +559,7 @@ class TrAutoML:
                           state_dir=folder,
                           progress=lambda msg: self.progress.message("  search: " + msg))
         t0 = time.perf_counter()
-        result = self.backend.search(task)
+        result = run_search(self.backend, task)
         seconds = time.perf_counter() - t0
         if run_id is not None:  # what the backend learnt (Q-table, controller weights), as the run's artifacts
             self.tracker.log_artifacts_dir(run_id, folder, "backend_state")

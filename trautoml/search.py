@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import abc
 import random
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -65,13 +66,38 @@ class SearchBudget:
     min_epochs: float = 0.1
     max_seconds: float | None = None
 
+    def trial_count(self) -> int:
+        """``max_trials`` as an int; ValueError when it is below 1 (a search must train at least one model)."""
+        n = int(self.max_trials)
+        if n < 1:
+            raise ValueError(f"budget.max_trials must be at least 1, got {self.max_trials!r}")
+        return n
+
+
+class SearchBudgetSpent(RuntimeError):
+    """Raised by ``SearchTask.run_trials`` when a backend asks for trials after its budget is spent;
+    `run_search` turns it into the result of the trials run so far."""
+
 
 RunTrials = Callable[[Sequence[TrialRequest]], list[Trial]]
 
 
 @dataclass
 class SearchTask:
-    """What a backend searches: a dataset, a budget, and ``run_trials`` to train candidates through the core."""
+    """What a backend searches: a dataset, a budget, and ``run_trials`` to train candidates through the core.
+
+    The budget is enforced here, once for every backend (as syne-tune's tuner enforces its stopping criterion):
+
+    * seconds: the clock starts when the task is made. `out_of_time` is true once ``budget.max_seconds`` have
+      passed and at least one trial has run (a search always returns a model); a backend asks it before each batch
+      and stops. A batch requested after the backend was told, or a second one past the deadline, raises
+      `SearchBudgetSpent`.
+    * trials: a batch that would take the full-budget equivalents trained (each trial's epochs / ``max_epochs``)
+      past ``max_trials`` raises `SearchBudgetSpent`; `trials_left` says how many remain.
+
+    ``run_trials`` given to the constructor is the core's runner (cache, executor, logging); after construction the
+    attribute is the budgeted call backends use. ``trials`` lists every trial run through it, in order.
+    """
 
     dataset: Dataset
     budget: SearchBudget
@@ -86,9 +112,77 @@ class SearchTask:
     #: Called with a short message as the search progresses.
     progress: Callable[[str], None] = lambda msg: None
 
+    def __post_init__(self):
+        runner = self.run_trials
+        if isinstance(runner, _BudgetedTrials):  # a task derived from another (dataclasses.replace) shares its budget
+            self.run_trials, self.trials = runner, runner.trials
+            self._budgeted = runner
+            return
+        self._budgeted = _BudgetedTrials(runner, self.budget)
+        self.run_trials, self.trials = self._budgeted, self._budgeted.trials
+
     def rng(self) -> random.Random:
         """A generator seeded with the task's seed."""
         return random.Random(self.seed)
+
+    def elapsed(self) -> float:
+        """Seconds since the task was made."""
+        return self._budgeted.elapsed()
+
+    def seconds_left(self) -> float:
+        """Seconds of ``budget.max_seconds`` left (infinite without a cap; negative once past it)."""
+        return self._budgeted.seconds_left()
+
+    def out_of_time(self) -> bool:
+        """True once ``budget.max_seconds`` have passed and at least one trial has run: start no new batch."""
+        return self._budgeted.out_of_time(tell=True)
+
+    def trials_left(self) -> float:
+        """Full-budget-equivalent trainings left of ``budget.max_trials``."""
+        return self._budgeted.trials_left()
+
+
+class _BudgetedTrials:
+    """``SearchTask.run_trials``: the core's runner behind the task's time and trial budget."""
+
+    def __init__(self, runner: RunTrials, budget: SearchBudget):
+        self.runner, self.budget = runner, budget
+        self.trials: list[Trial] = []
+        self.start = time.monotonic()
+        self.fbe_used = 0.0
+        self.told = False          # the backend was told the time is spent
+        self.late_batches = 0      # batches started past the deadline
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.start
+
+    def seconds_left(self) -> float:
+        cap = self.budget.max_seconds
+        return float("inf") if cap is None else cap - self.elapsed()
+
+    def out_of_time(self, tell: bool = False) -> bool:
+        spent = bool(self.trials) and self.seconds_left() <= 0
+        self.told = self.told or (spent and tell)
+        return spent
+
+    def trials_left(self) -> float:
+        return self.budget.trial_count() - self.fbe_used
+
+    def __call__(self, requests) -> list[Trial]:
+        requests = list(requests)
+        if self.out_of_time():
+            if self.told or self.late_batches:
+                raise SearchBudgetSpent(f"the search's {self.budget.max_seconds:g} s are spent "
+                                        f"({self.elapsed():.1f} s, {len(self.trials)} trials)")
+            self.late_batches += 1
+        fbe = sum(float(r.resource) for r in requests) / float(self.budget.max_epochs)
+        if self.fbe_used + fbe > self.budget.trial_count() + 1e-6:
+            raise SearchBudgetSpent(f"the search asked for {self.fbe_used + fbe:.3g} full-budget trainings, more "
+                                    f"than budget.max_trials = {self.budget.max_trials}")
+        got = self.runner(requests)
+        self.fbe_used += fbe
+        self.trials.extend(got)
+        return got
 
 
 @dataclass
@@ -113,6 +207,19 @@ class SearchBackend(abc.ABC):
     def search(self, task: SearchTask) -> SearchResult: ...
 
 
+def run_search(backend: "SearchBackend", task: SearchTask) -> SearchResult:
+    """``backend.search(task)``, with the budget enforced: a backend stopped by `SearchBudgetSpent` returns the best
+    of the trials it ran (``info["stopped_by_budget"]`` says why), its other state as it left it."""
+    try:
+        return backend.search(task)
+    except SearchBudgetSpent as exc:
+        best = best_of(task.trials)
+        return SearchResult(best=best.spec, best_val_accuracy=best.val_accuracy, trials=list(task.trials),
+                            best_resource=best.resource,
+                            info={"backend": getattr(backend, "name", type(backend).__name__),
+                                  "stopped_by_budget": str(exc), "seconds": task.elapsed()})
+
+
 def best_of(trials: Sequence[Trial]) -> Trial:
     """Highest validation accuracy among successful trials, ties broken by the larger resource."""
     ok = [t for t in trials if t.status == "ok"]
@@ -121,5 +228,5 @@ def best_of(trials: Sequence[Trial]) -> Trial:
     return max(ok, key=lambda t: (t.val_accuracy, t.resource))
 
 
-__all__ = ["RunTrials", "SearchBackend", "SearchBudget", "SearchResult", "SearchTask", "Trial", "TrialRequest",
-           "best_of"]
+__all__ = ["RunTrials", "SearchBackend", "SearchBudget", "SearchBudgetSpent", "SearchResult", "SearchTask", "Trial",
+           "TrialRequest", "best_of", "run_search"]

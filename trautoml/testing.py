@@ -5,6 +5,7 @@ rule, and returns what it measured so a caller can go on checking.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import tempfile
@@ -15,7 +16,8 @@ import numpy as np
 
 from trautoml.data.dataset import Dataset
 from trautoml.models.spec import ModelSpec, build_module
-from trautoml.search import SearchBackend, SearchBudget, SearchResult, SearchTask, Trial, TrialRequest
+from trautoml.search import (SearchBackend, SearchBudget, SearchBudgetSpent, SearchResult, SearchTask, Trial,
+                             TrialRequest)
 
 __all__ = ["check_backend", "check_grouper", "check_model_space", "FakeTrials", "tiny_dataset"]
 
@@ -72,7 +74,10 @@ def check_backend(make: Callable[[], SearchBackend], dataset: Dataset | None = N
     4. a warm-start spec is trained (``warm_start_trained=False`` for a backend that ranks warm starts among its
        candidates without training each, as ENAS ranks children on its shared weights, ENAS §2.2: then a warm
        search must only succeed);
-    5. failed trials do not end the search.
+    5. failed trials do not end the search;
+    6. it stays within the budget the task enforces: the full-budget trainings it asks for fit ``max_trials``, and
+       once ``task.out_of_time()`` says the seconds are spent it starts no new batch (the task would raise
+       `SearchBudgetSpent` out of ``search``).
     Returns the first search's result."""
     dataset = dataset or tiny_dataset()
     budget = budget or SearchBudget(max_trials=4, max_epochs=1.0, min_epochs=0.25)
@@ -109,6 +114,13 @@ def check_backend(make: Callable[[], SearchBackend], dataset: Dataset | None = N
     survived = _search(make, failing, dataset, budget, seed=5)
     assert any(t.status == "ok" and t.spec == survived.best for t in failing.returned), \
         f"{name}: with failed trials its best is not a successful trial"
+
+    no_time = dataclasses.replace(budget, max_seconds=1e-9)
+    try:
+        stopped = _search(make, FakeTrials(), dataset, no_time, seed=6)
+    except SearchBudgetSpent as exc:
+        raise AssertionError(f"{name}: went on searching after task.out_of_time() said stop ({exc})") from exc
+    assert stopped.trials, f"{name}: with its seconds spent it must still return the model it trained first"
     return result
 
 

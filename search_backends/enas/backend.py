@@ -218,7 +218,7 @@ class ENAS(SearchBackend):
             t_round = time.perf_counter()
             if budget.max_seconds is not None and rounds > 0:
                 per_epoch = float(np.mean(epoch_seconds))
-                if t_round - t0 + per_epoch * (1 + budget.max_epochs) > budget.max_seconds:
+                if task.seconds_left() < per_epoch * (1 + budget.max_epochs):
                     stopped_early = True
                     break
             # 1. shared weights, one child per mini-batch

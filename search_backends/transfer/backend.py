@@ -35,7 +35,6 @@ import time
 from pathlib import Path
 
 from search_backends.base import SearchBackend, SearchResult, SearchTask, Trial, TrialRequest, best_of
-from search_backends.random_search import check_trial_budget
 from trautoml.models.spec import ModelSpec
 
 from .agent import Episode
@@ -86,9 +85,8 @@ class TransferController(SearchBackend):
             save_learner(learner, self._folder)
 
     def search(self, task: SearchTask) -> SearchResult:
-        t0 = time.monotonic()
         budget = task.budget
-        n_max = check_trial_budget(budget.max_trials)
+        n_max = budget.trial_count()
         learner = self._learner(task)
         space = self._space
         group = task.task_id or f"dataset:{task.dataset.name}"
@@ -120,7 +118,7 @@ class TransferController(SearchBackend):
         max_samples = self.samples_per_trial * n_max
         stopped_early = False
         while len(trials) < n_max and samples < max_samples:
-            if trials and budget.max_seconds is not None and time.monotonic() - t0 >= budget.max_seconds:
+            if task.out_of_time():
                 stopped_early = True
                 break
             walks: list[Episode] = []
@@ -157,6 +155,6 @@ class TransferController(SearchBackend):
                             info={"backend": self.name, "agent": self.agent, "space": space.name, "task": group,
                                   "transfer": transfer, "updates_before": updates_before,
                                   "updates": learner.updates, "samples": samples, "repeated_samples": repeats,
-                                  "stopped_early": stopped_early, "seconds": time.monotonic() - t0,
+                                  "stopped_early": stopped_early, "seconds": task.elapsed(),
                                   "tasks_known": sorted({k.split("|", 1)[1] for k in learner.stats}),
                                   "state_files": [str(p) for p in self.artifact_paths()]})
