@@ -159,7 +159,7 @@ def test_cifar_pickle_with_foreign_globals_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize("uri, pattern", [
-    ("http://example.org/x.npz", "unknown URI scheme 'http'"),
+    ("http://example.org/x.npz", "unknown dataset URI scheme 'http'; available: builtin, npz, folder, torchvision"),
     ("builtin:imagenet", "unknown builtin dataset 'imagenet'"),
     ("builtin:", "missing name after 'builtin:'"),
     ("builtin:digits?colour=1", "unknown parameter 'colour'"),

@@ -427,19 +427,10 @@ _IGNORED_SUFFIXES = (".tmp", ".part", ".ready")
 
 
 def _watch_candidates(d: Path) -> list[Path]:
-    """The .npz files and image-folder datasets directly in ``d`` (what ``folder-stream:`` reads, too)."""
-    from trautoml.data.streams import _is_folder_dataset
+    """The datasets directly in ``d``, by ``folder-stream:``'s rule (``folder_stream_uri``), less partial uploads."""
+    from trautoml.data.streams import folder_stream_uri
 
-    out = []
-    for p in d.iterdir():
-        if p.name.startswith(".") or p.name.endswith(_IGNORED_SUFFIXES):
-            continue
-        try:
-            if (p.is_file() and p.suffix.lower() == ".npz") or (p.is_dir() and _is_folder_dataset(p)):
-                out.append(p)
-        except FileNotFoundError:  # removed between the listing and the check
-            continue
-    return out
+    return [p for p in d.iterdir() if not p.name.endswith(_IGNORED_SUFFIXES) and folder_stream_uri(p) is not None]
 
 
 class FolderWatch:
@@ -480,6 +471,7 @@ class FolderWatch:
 
 def cmd_watch(args) -> int:
     from trautoml.data import DatasetError
+    from trautoml.data.streams import folder_stream_uri
     from trautoml.workspace import WorkspaceError
 
     d = Path(args.dir).expanduser()
@@ -507,8 +499,10 @@ def cmd_watch(args) -> int:
         with _stopped_by_signals(), t:
             while True:
                 for p, sig in folder.ready():
-                    uri = f"npz:{p}" if p.is_file() else f"folder:{p}"
                     try:
+                        uri = folder_stream_uri(p)
+                        if uri is None:
+                            raise DatasetError(f"{p} is gone or no longer a dataset")
                         decision = t.ingest(uri)
                         print(f"{p.name}\t{decision.dataset}\t{decision.group}\t{decision.outcome}\t"
                               f"{decision.reason}\tval {decision.val_accuracy:.3f}\t"

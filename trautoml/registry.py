@@ -60,3 +60,16 @@ BACKENDS = Registry("search backend", "trautoml.search_backends")
 MECHANISM_BACKENDS = Registry("mechanism backend", "trautoml.mechanism_backends")
 #: Dataset profilers: the module-like object behind ``TrAutoML.profile`` (``landmarkers``).
 PROFILERS = Registry("profiler", "trautoml.profilers")
+
+# The data layer's plug-in kinds: the built-ins are registered when ``trautoml.data`` is imported (which any
+# ``load_dataset``/``load_stream`` call does first), so these tables import nothing themselves.
+#: Dataset URI schemes: ``scheme:TARGET?query`` → a ``trautoml.data.loaders.DatasetSource``
+#: (``builtin``, ``npz``, ``folder``, ``torchvision``).
+DATASET_SOURCES = Registry("dataset URI scheme", "trautoml.dataset_sources")
+#: Builtin datasets: ``builtin:NAME`` → a callable returning a ``trautoml.data.sources.RawSource``.
+BUILTIN_DATASETS = Registry("builtin dataset", "trautoml.builtin_datasets")
+#: Stream URI schemes: ``scheme:REST`` → ``source(REST)`` returning dataset URIs and ``StreamItem``s
+#: (``stream``, ``manifest``, ``folder-stream``).
+STREAM_SOURCES = Registry("stream URI scheme", "trautoml.stream_sources")
+#: Named streams: ``stream:NAME`` → a callable returning dataset URIs and ``StreamItem``s, in arrival order.
+STREAMS = Registry("stream", "trautoml.streams")

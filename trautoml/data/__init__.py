@@ -53,11 +53,16 @@ Names: ``Dataset.name`` is the source's name followed by the derivation paramete
 ``uri`` is the URI as given.
 
 Streams (``load_stream``): see ``trautoml.data.streams``. Meta-features: ``statistical_metafeatures``.
+
+Plug-ins: the schemes, builtin datasets and named streams are the tables of ``trautoml.registry``
+(``DATASET_SOURCES`` of ``DatasetSource``s, ``BUILTIN_DATASETS``, ``STREAM_SOURCES``, ``STREAMS``), filled with the
+built-ins when this package is imported; ``register()`` or the entry-point groups ``trautoml.dataset_sources``,
+``trautoml.builtin_datasets``, ``trautoml.stream_sources`` and ``trautoml.streams`` add more.
 """
 from .dataset import Dataset, DatasetError
-from .loaders import load_dataset
+from .loaders import DatasetSource, load_dataset
 from .metafeatures import METAFEATURE_NAMES, statistical_metafeatures
 from .streams import StreamItem, load_stream
 
-__all__ = ["Dataset", "DatasetError", "load_dataset", "load_stream", "StreamItem", "statistical_metafeatures",
-           "METAFEATURE_NAMES"]
+__all__ = ["Dataset", "DatasetError", "DatasetSource", "load_dataset", "load_stream", "StreamItem",
+           "statistical_metafeatures", "METAFEATURE_NAMES"]

@@ -11,11 +11,14 @@ from urllib.parse import parse_qsl
 
 import numpy as np
 
+from trautoml.registry import BUILTIN_DATASETS, DATASET_SOURCES, STREAM_SOURCES, Registry
+
 from . import procedural, sources, transforms
 from .dataset import SPLITS, Dataset, DatasetError
 
-DATASET_SCHEMES = ("builtin", "npz", "folder", "torchvision")
-STREAM_SCHEMES = ("stream", "manifest", "folder-stream")
+#: The stream URI schemes, for ``scheme in STREAM_SCHEMES``: the registry itself (``trautoml.data.streams`` fills
+#: it), so a registered scheme counts as a stream's wherever a URI is sorted into dataset or stream.
+STREAM_SCHEMES = STREAM_SOURCES
 _SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):(.*)$", re.S)
 
 #: test share carved from train when a source has no test split; val share carved from the rest when it has no val
@@ -98,13 +101,137 @@ def _canon(key, value) -> str:
     return str(value)
 
 
+def registered(registry: Registry, name: str, where: str = ""):
+    """``registry.get(name)``, an unknown name raising ``DatasetError`` with the registry's message.
+
+    ``registry``: one of the data layer's registries (``DATASET_SOURCES``, ``BUILTIN_DATASETS``, ``STREAM_SOURCES``,
+    ``STREAMS``); ``name``: the name asked for; ``where``: appended to the message (e.g. the URI it came from)."""
+    try:
+        return registry.get(name)
+    except ValueError as e:
+        if name in registry:  # the name exists: the ValueError came from loading its entry point
+            raise
+        raise DatasetError(f"{e}{where}") from None
+
+
+class DatasetSource:
+    """What one dataset URI scheme means: ``scheme:TARGET?query`` → a ``sources.RawSource``.
+
+    Register an instance under its scheme, ``trautoml.registry.DATASET_SOURCES.register("myscheme", source)``, or
+    name one (or its class, or a bare ``read`` function) in the entry-point group ``trautoml.dataset_sources``; the
+    derivation parameters (``PARAMS``), splits and names then work for the new scheme as for the built-in ones.
+
+    ``read``: ``read(target, options) -> RawSource``, the source's splits as ``sources.make_source`` builds them
+        (``target``: the URI's text between the colon and the ``?``; ``options``: this scheme's own query
+        parameters as given, strings). A subclass may override the method instead.
+    ``path``: TARGET is a file or folder path (a manifest resolves a relative one against its own folder; an empty
+        one is reported as a missing path, not a missing name).
+    ``options``: query parameters of this scheme's own, beside ``PARAMS`` (``torchvision`` takes ``root``).
+    ``path_options``: those of ``options`` whose values are paths, resolved like a path TARGET.
+    """
+
+    def __init__(self, read=None, *, path: bool = False, options: tuple = (), path_options: tuple = ()):
+        if read is not None:
+            self.read = read
+        self.path, self.options, self.path_options = path, tuple(options), tuple(path_options)
+
+    def read(self, target: str, options: dict) -> sources.RawSource:
+        """The raw source ``target`` names (``options``: this scheme's query parameters); ``DatasetError`` if bad."""
+        raise NotImplementedError(f"{type(self).__name__} reads nothing: pass read= or override read()")
+
+    def check(self, target: str, options: dict) -> None:
+        """Refuse a bad ``target`` or missing ``options`` while the URI is parsed (``DatasetError``), before any
+        reading; the default accepts everything."""
+
+    def base_name(self, target: str, options: dict) -> str:
+        """The dataset's name before its derivation parameters, without reading it: ``target`` itself, or the
+        file or folder name of a path."""
+        return Path(target).expanduser().resolve().name if self.path else target
+
+    def family(self, target: str, options: dict) -> str:
+        """The family the datasets of ``target`` belong to, without reading them (a stream's items are tagged with
+        it; keep it the ``RawSource``'s ``family``); the base name by default."""
+        return self.base_name(target, options)
+
+
+def dataset_source(scheme: str, where: str = "") -> DatasetSource:
+    """The ``DatasetSource`` registered for ``scheme`` (a registered class is instantiated, a bare function becomes
+    a source's ``read``); an unknown scheme raises ``DatasetError`` listing the known ones (``where`` appended)."""
+    source = registered(DATASET_SOURCES, scheme, where)
+    if isinstance(source, type) and issubclass(source, DatasetSource):
+        return source()
+    if not isinstance(source, DatasetSource):
+        return DatasetSource(source)
+    return source
+
+
+class _Builtin(DatasetSource):
+    def check(self, target, options):
+        registered(BUILTIN_DATASETS, target)
+
+    def read(self, target, options):
+        return registered(BUILTIN_DATASETS, target)()
+
+
+class _Npz(DatasetSource):
+    def __init__(self):
+        super().__init__(path=True)
+
+    def read(self, target, options):
+        return sources.read_npz(Path(target).expanduser())
+
+    def base_name(self, target, options):
+        return Path(target).stem
+
+    def family(self, target, options):
+        return _npz_family(target) or self.base_name(target, options)
+
+
+class _Folder(DatasetSource):
+    def __init__(self):
+        super().__init__(path=True)
+
+    def read(self, target, options):
+        return sources.read_folder(Path(target).expanduser())
+
+
+class _Torchvision(DatasetSource):
+    def __init__(self):
+        super().__init__(options=("root",), path_options=("root",))
+
+    def check(self, target, options):
+        sources.torchvision_family(target)  # validates the name
+        if "root" not in options:
+            raise DatasetError(f"torchvision:{target}: torchvision datasets need ?root=PATH (the folder torchvision "
+                               "would use; trautoml never downloads)")
+
+    def read(self, target, options):
+        return sources.read_torchvision(target, options["root"])
+
+    def base_name(self, target, options):
+        return sources.torchvision_family(target)
+
+
+DATASET_SOURCES.register("builtin", _Builtin())
+DATASET_SOURCES.register("npz", _Npz())
+DATASET_SOURCES.register("folder", _Folder())
+DATASET_SOURCES.register("torchvision", _Torchvision())
+
+
 @dataclass(frozen=True)
 class ParsedURI:
+    """A dataset URI taken apart: ``scheme`` (a key of ``DATASET_SOURCES``), ``target`` (the text between the colon
+    and the ``?``), ``params`` (the canonical derivation parameters, false flags and seed 0 dropped) and
+    ``options`` (the scheme's own query parameters, e.g. torchvision's ``root``)."""
     uri: str
-    scheme: str            # builtin | npz | folder | torchvision
-    target: str            # builtin name, file/folder path, or torchvision dataset name
-    params: dict = field(default_factory=dict)   # canonical derivation parameters (false flags dropped)
-    root: str | None = None
+    scheme: str
+    target: str
+    params: dict = field(default_factory=dict)
+    options: dict = field(default_factory=dict)
+
+    @property
+    def source(self) -> DatasetSource:
+        return dataset_source(self.scheme)
 
     @property
     def seed(self) -> int:
@@ -112,12 +239,7 @@ class ParsedURI:
 
     @property
     def base_name(self) -> str:
-        if self.scheme == "builtin":
-            return self.target
-        if self.scheme == "torchvision":
-            return sources.torchvision_family(self.target)
-        p = Path(self.target)
-        return p.stem if self.scheme == "npz" else p.resolve().name
+        return self.source.base_name(self.target, self.options)
 
     @property
     def name(self) -> str:
@@ -127,9 +249,7 @@ class ParsedURI:
 
     @property
     def family(self) -> str:
-        if self.scheme == "npz":
-            return _npz_family(self.target) or self.base_name
-        return self.base_name
+        return self.source.family(self.target, self.options)
 
 
 def _npz_family(path: str) -> str | None:
@@ -148,16 +268,23 @@ def split_scheme(uri: str) -> tuple[str | None, str]:
     return None, uri
 
 
+def is_stream_scheme(scheme: str | None) -> bool:
+    """Whether ``scheme`` (from ``split_scheme``; None for a bare path) names a stream, not a dataset."""
+    return scheme is not None and scheme not in DATASET_SOURCES and scheme in STREAM_SOURCES
+
+
 def parse_uri(uri: str) -> ParsedURI:
+    """Take a dataset URI apart and check it (scheme, target, query parameters) without reading any data;
+    ``DatasetError`` names what is wrong."""
     if not isinstance(uri, str) or not uri.strip():
         raise DatasetError(f"empty dataset URI {uri!r}")
     uri = uri.strip()
     scheme, rest = split_scheme(uri)
-    if scheme in STREAM_SCHEMES:
+    if is_stream_scheme(scheme):
         raise DatasetError(f"{uri!r} names a stream of datasets; use trautoml.data.load_stream")
-    if scheme is not None and scheme not in DATASET_SCHEMES:
-        raise DatasetError(f"unknown URI scheme {scheme!r} in {uri!r}; expected one of "
-                           f"{', '.join(DATASET_SCHEMES + STREAM_SCHEMES)}, or a path to a .npz file or a folder")
+    if scheme is not None:
+        dataset_source(scheme, f", or a path to a .npz file or a folder; stream schemes (for load_stream): "
+                               f"{', '.join(STREAM_SOURCES)} (in {uri!r})")
     target, _, query = rest.partition("?")
     if scheme is None:
         p = Path(target).expanduser()
@@ -169,45 +296,29 @@ def parse_uri(uri: str) -> ParsedURI:
             raise DatasetError(f"{target}: unsupported file type; a dataset file must be .npz (or give a folder)")
         else:
             raise DatasetError(f"no such file or folder: {target}")
+    source = dataset_source(scheme)
     if not target:
-        raise DatasetError(f"{uri!r}: missing {'name' if scheme in ('builtin', 'torchvision') else 'path'} after "
-                           f"'{scheme}:'")
+        raise DatasetError(f"{uri!r}: missing {'path' if source.path else 'name'} after '{scheme}:'")
     try:
         pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))
     except ValueError:
         raise DatasetError(f"{uri!r}: malformed query string {query!r}") from None
-    params, root, seen = {}, None, set()
+    params, options, seen = {}, {}, set()
     for key, value in pairs:
         if key in seen:
             raise DatasetError(f"{uri!r}: parameter {key!r} given twice")
         seen.add(key)
-        if key == "root" and scheme == "torchvision":
-            root = value
+        if key in source.options:
+            options[key] = value
         elif key in PARAMS:
             v = PARAMS[key](key, value)
             if v is not False and not (key == "seed" and v == 0):  # defaults leave the name alone
                 params[key] = v
         else:
-            allowed = sorted(PARAMS) + (["root"] if scheme == "torchvision" else [])
+            allowed = sorted(PARAMS) + sorted(source.options)
             raise DatasetError(f"{uri!r}: unknown parameter {key!r}; allowed: {', '.join(allowed)}")
-    if scheme == "builtin" and target not in sources.BUILTINS:
-        raise DatasetError(f"unknown builtin dataset {target!r}; available: {', '.join(sources.BUILTINS)}")
-    if scheme == "torchvision":
-        sources.torchvision_family(target)  # validates the name
-        if root is None:
-            raise DatasetError(f"{uri!r}: torchvision datasets need ?root=PATH (the folder torchvision would use; "
-                               "trautoml never downloads)")
-    return ParsedURI(uri, scheme, target, params, root)
-
-
-def _raw_source(p: ParsedURI) -> sources.RawSource:
-    if p.scheme == "builtin":
-        return sources.BUILTINS[p.target]()
-    if p.scheme == "npz":
-        return sources.read_npz(Path(p.target).expanduser())
-    if p.scheme == "folder":
-        return sources.read_folder(Path(p.target).expanduser())
-    return sources.read_torchvision(p.target, p.root)
+    source.check(target, options)
+    return ParsedURI(uri, scheme, target, params, options)
 
 
 def _rng(seed: int, *stream: int) -> np.random.Generator:
@@ -222,7 +333,7 @@ def load_dataset(uri: str, *, family: str | None = None, name: str | None = None
     arrays are the caller's own. ``family`` and ``name`` override the derived tags (stream manifests use them).
     """
     p = parse_uri(uri)
-    raw = _raw_source(p)
+    raw = p.source.read(p.target, p.options)
     prm, seed = p.params, p.seed
     where = p.name
 

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from trautoml.registry import BUILTIN_DATASETS
+
 from . import procedural
 from .dataset import DatasetError
 
@@ -364,8 +366,13 @@ def builtin_photos() -> RawSource:
                        [n.rsplit(".", 1)[0] for n in PHOTOS])
 
 
-BUILTINS = {"fashion-mnist": builtin_fashion_mnist, "digits": builtin_digits, "mnist": builtin_mnist,
-            "photos": builtin_photos, "shapes": builtin_shapes, "textures": builtin_textures}
+# ``builtin:NAME``; more come from ``BUILTIN_DATASETS.register`` or the entry-point group trautoml.builtin_datasets
+BUILTIN_DATASETS.register("fashion-mnist", builtin_fashion_mnist)
+BUILTIN_DATASETS.register("digits", builtin_digits)
+BUILTIN_DATASETS.register("mnist", builtin_mnist)
+BUILTIN_DATASETS.register("photos", builtin_photos)
+BUILTIN_DATASETS.register("shapes", builtin_shapes)
+BUILTIN_DATASETS.register("textures", builtin_textures)
 
 
 # ---------------------------------------------------------------------------------------------- npz

@@ -11,7 +11,12 @@ Stream URIs:
 - ``stream:families`` — 20 datasets of real images in 4 families (MNIST, digits, Fashion-MNIST, photos), 5 members
   each: the collection, two subsamples, a class subset and another resolution, in a mixed arrival order.
 - ``manifest:PATH`` — a file listing datasets (format below).
-- ``folder-stream:DIR`` — every ``.npz`` file and every image-folder dataset directly inside DIR, sorted by name.
+- ``folder-stream:DIR`` — every ``.npz`` file and every image-folder dataset directly inside DIR, sorted by name
+  (``folder_stream_uri`` is the rule; ``trautoml watch`` follows it too).
+
+More named streams: ``trautoml.registry.STREAMS.register("mine", lambda: [uri, ...])`` (or the entry-point group
+``trautoml.streams``); more stream schemes: ``STREAM_SOURCES.register("scheme", lambda rest: [uri, ...])`` (or
+``trautoml.stream_sources``). Either may return dataset URIs, ``StreamItem``s, or both.
 
 Manifest format. A JSON file (``.json``, or any file whose first character is ``[`` or ``{``) holds a list — or
 ``{"datasets": [...]}`` — whose entries are dataset URIs or objects ``{"uri": ..., "family": ..., "name": ...}``
@@ -29,17 +34,22 @@ from pathlib import Path
 
 import numpy as np
 
+from trautoml.registry import DATASET_SOURCES, STREAM_SOURCES, STREAMS
+
 from .dataset import Dataset, DatasetError
-from .loaders import STREAM_SCHEMES, load_dataset, parse_uri, split_scheme
+from .loaders import dataset_source, is_stream_scheme, load_dataset, parse_uri, registered, split_scheme
 
 
 @dataclass(frozen=True)
 class StreamItem:
+    """One dataset of a stream, not loaded yet: its dataset ``uri``, the ``family`` it belongs to (the grouping's
+    ground truth in the benchmark) and its ``name``."""
     uri: str
     family: str
     name: str
 
     def load(self) -> Dataset:
+        """The dataset, loaded now (``DatasetError`` if its URI cannot be read)."""
         return load_dataset(self.uri, family=self.family, name=self.name)
 
 
@@ -92,7 +102,10 @@ def _families() -> list[StreamItem]:
     return [items[i] for i in order]
 
 
-NAMED_STREAMS = {"demo": _demo, "paper-small": _paper_small, "ci": _ci, "families": _families}
+STREAMS.register("demo", _demo)
+STREAMS.register("paper-small", _paper_small)
+STREAMS.register("ci", _ci)
+STREAMS.register("families", _families)
 
 
 def _item(uri: str, family: str | None = None, name: str | None = None) -> StreamItem:
@@ -101,18 +114,41 @@ def _item(uri: str, family: str | None = None, name: str | None = None) -> Strea
 
 
 def load_stream(uri: str) -> list[StreamItem]:
-    """The datasets a stream URI names, in order, each tagged with its family (nothing is loaded yet)."""
+    """The datasets a stream URI names, in order, each tagged with its family (nothing is loaded yet).
+
+    ``uri``: ``SCHEME:REST`` with a scheme of ``trautoml.registry.STREAM_SOURCES`` (``stream:NAME``,
+    ``manifest:PATH``, ``folder-stream:DIR``, or a registered one). Entries given as dataset URIs are parsed here,
+    so a bad one raises ``DatasetError`` now; an unknown scheme or stream name raises it listing what exists."""
     scheme, rest = split_scheme(uri.strip()) if isinstance(uri, str) else (None, "")
-    if scheme not in STREAM_SCHEMES:
-        raise DatasetError(f"{uri!r} is not a stream URI; expected stream:NAME ({', '.join(NAMED_STREAMS)}), "
-                           "manifest:PATH or folder-stream:DIR")
-    if scheme == "stream":
-        if rest not in NAMED_STREAMS:
-            raise DatasetError(f"unknown stream {rest!r}; available: {', '.join(NAMED_STREAMS)}")
-        return [u if isinstance(u, StreamItem) else _item(u) for u in NAMED_STREAMS[rest]()]
-    if scheme == "manifest":
-        return _manifest(Path(rest).expanduser())
-    return _folder_stream(Path(rest).expanduser())
+    if not is_stream_scheme(scheme):
+        named = f"named streams (stream:NAME): {', '.join(STREAMS)}"
+        if scheme is None or scheme in DATASET_SOURCES:
+            raise DatasetError(f"{uri!r} is not a stream URI (a dataset's is read by trautoml.data.load_dataset); "
+                               f"stream schemes: {', '.join(STREAM_SOURCES)}; {named}")
+        registered(STREAM_SOURCES, scheme, f" (in {uri!r}, not a stream URI); {named}")  # raises: unknown
+    return [x if isinstance(x, StreamItem) else _item(x) for x in registered(STREAM_SOURCES, scheme)(rest)]
+
+
+def named_stream(name: str) -> list:
+    """``stream:NAME``'s source: the entries of the stream registered as ``name`` in ``trautoml.registry.STREAMS``
+    (a callable returning dataset URIs and ``StreamItem``s, or such a list itself)."""
+    stream = registered(STREAMS, name)
+    return list(stream() if callable(stream) else stream)
+
+
+def manifest(path: str) -> list[StreamItem]:
+    """``manifest:PATH``'s source: the datasets the manifest file at ``path`` lists (format: module docstring)."""
+    return _manifest(Path(path).expanduser())
+
+
+def folder_stream(folder: str) -> list[StreamItem]:
+    """``folder-stream:DIR``'s source: the datasets directly inside ``folder`` (``folder_stream_uri``), by name."""
+    return _folder_stream(Path(folder).expanduser())
+
+
+STREAM_SOURCES.register("stream", named_stream)
+STREAM_SOURCES.register("manifest", manifest)
+STREAM_SOURCES.register("folder-stream", folder_stream)
 
 
 def _manifest(path: Path) -> list[StreamItem]:
@@ -153,7 +189,7 @@ def _manifest(path: Path) -> list[StreamItem]:
         raise DatasetError(f"manifest {path} lists no datasets")
     items = []
     for uri, family, name in entries:
-        if split_scheme(uri)[0] in STREAM_SCHEMES:
+        if is_stream_scheme(split_scheme(uri)[0]):
             raise DatasetError(f"manifest {path}: {uri!r} is a stream; a manifest lists datasets")
         items.append(_item(_absolutize(uri, path.parent), family, name))
     return items
@@ -164,20 +200,36 @@ def _absolutize(uri: str, base: Path) -> str:
     scheme, rest = split_scheme(uri)
     if scheme is None:
         return uri if Path(uri.partition("?")[0]).expanduser().is_absolute() else str(base / uri)
+    if scheme not in DATASET_SOURCES:
+        return uri  # parse_uri reports the unknown scheme
+    source = dataset_source(scheme)
     target, sep, query = rest.partition("?")
-    if scheme in ("npz", "folder") and not Path(target).expanduser().is_absolute():
+    if source.path and not Path(target).expanduser().is_absolute():
         target = str(base / target)
-    if scheme == "torchvision" and query:
+    if source.path_options and query:
         parts = query.split("&")
         for i, part in enumerate(parts):
-            if part.startswith("root=") and not Path(part[5:]).expanduser().is_absolute():
-                parts[i] = "root=" + str(base / part[5:])
+            key, eq, value = part.partition("=")
+            if eq and key in source.path_options and not Path(value).expanduser().is_absolute():
+                parts[i] = f"{key}={base / value}"
         query = "&".join(parts)
     return f"{scheme}:{target}{sep}{query}"
 
 
-def _is_folder_dataset(d: Path) -> bool:
-    return any(c.is_dir() and not c.name.startswith(".") for c in d.iterdir())
+def folder_stream_uri(p: Path) -> str | None:
+    """The dataset URI ``folder-stream:`` reads for the entry ``p`` of its folder: ``npz:p`` for a ``.npz`` file,
+    ``folder:p`` for a folder holding a (non-hidden) sub-folder, i.e. an image-folder dataset; None for a hidden
+    name, anything else, or an entry removed meanwhile."""
+    if p.name.startswith("."):
+        return None
+    try:
+        if p.is_file() and p.suffix.lower() == ".npz":
+            return f"npz:{p}"
+        if p.is_dir() and any(c.is_dir() and not c.name.startswith(".") for c in p.iterdir()):
+            return f"folder:{p}"
+    except FileNotFoundError:
+        pass
+    return None
 
 
 def _folder_stream(d: Path) -> list[StreamItem]:
@@ -185,12 +237,9 @@ def _folder_stream(d: Path) -> list[StreamItem]:
         raise DatasetError(f"folder-stream: folder not found: {d}")
     items = []
     for p in sorted(d.iterdir(), key=lambda p: p.name):
-        if p.name.startswith("."):
-            continue
-        if p.is_file() and p.suffix.lower() == ".npz":
-            items.append(_item(f"npz:{p}"))
-        elif p.is_dir() and _is_folder_dataset(p):
-            items.append(_item(f"folder:{p}"))
+        uri = folder_stream_uri(p)
+        if uri is not None:
+            items.append(_item(uri))
     if not items:
         raise DatasetError(f"folder-stream: {d} holds no .npz files or image-folder datasets")
     return items
