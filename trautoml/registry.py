@@ -7,8 +7,21 @@ An unknown name gets one error format everywhere: ``unknown <kind> 'x'; availabl
 """
 from __future__ import annotations
 
+import os
+import sys
 from importlib.metadata import entry_points
 from typing import Any, Iterator
+
+
+def _path_state() -> tuple:
+    """sys.path with each folder's modification time: what decides which distributions are installed."""
+    state = []
+    for p in sys.path:
+        try:
+            state.append((p, os.stat(p or ".").st_mtime_ns))
+        except OSError:
+            state.append((p, None))
+    return tuple(state)
 
 
 class Registry:
@@ -18,6 +31,7 @@ class Registry:
         self.kind, self.group = kind, group
         self._objects: dict[str, Any] = {}   # registered by name
         self._loaded: dict[str, Any] = {}    # entry points loaded so far
+        self._eps: tuple | None = None  # (sys.path state, entry points by name)
 
     def register(self, name: str, obj: Any) -> Any:
         """Add (or replace) ``name``; returns ``obj``."""
@@ -25,7 +39,15 @@ class Registry:
         return obj
 
     def _entry_points(self) -> dict:
-        return {} if self.group is None else {ep.name: ep for ep in entry_points(group=self.group)}
+        # Scanning the installed distributions costs milliseconds and a name check (``"x" in registry``) happens on
+        # every URI parsed, so the scan is kept until sys.path or one of its folders changes (a plug-in installed
+        # into a running notebook changes its site-packages folder).
+        if self.group is None:
+            return {}
+        key = _path_state()
+        if self._eps is None or self._eps[0] != key:
+            self._eps = (key, {ep.name: ep for ep in entry_points(group=self.group)})
+        return self._eps[1]
 
     def names(self) -> list[str]:
         """Registered names first (in registration order), then entry points not registered by name."""
