@@ -151,6 +151,9 @@ class _Block(nn.Module):
 
 
 class Landmarker(nn.Module):
+    """The landmarker network of the module doc for ``arch``, taking images of ``input_shape`` (C, H, W) to
+    ``num_classes`` logits (at least 2)."""
+
     def __init__(self, arch: dict, input_shape: tuple[int, int, int], num_classes: int):
         super().__init__()
         a = _check_arch(arch)
@@ -164,6 +167,7 @@ class Landmarker(nn.Module):
         self.head = nn.Linear(a["width"] * HEAD_GRID * HEAD_GRID, int(num_classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (N × num_classes) for a batch ``x`` of images (N × C × H × W)."""
         x = self.blocks(shrink(x))
         return self.head(torch.flatten(F.adaptive_avg_pool2d(x, HEAD_GRID), 1))
 
@@ -174,6 +178,7 @@ def build_landmarker(arch: dict, input_shape: tuple[int, int, int], num_classes:
 
 
 def describe(arch: dict) -> str:
+    """One readable line for ``arch``: its blocks, forward MACs and training cost at 32×32×3."""
     a = _check_arch(arch)
     return (f"{a['depth']}x conv{a['kernel']}x{a['kernel']}/{a['stride']} w{a['width']}"
             f"{' +skip' if a['skip'] else ''} ({forward_macs(a) / 1e6:.1f}M MACs, cost {cost(a) / 1e6:.1f}M @32x32x3)")

@@ -75,10 +75,12 @@ class ProfileBudget:
                 raise ValueError(f"{name} must be a positive count or None, got {v}")
 
     def to_dict(self) -> dict:
+        """The budget as plain JSON."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "ProfileBudget":
+        """The budget `to_dict` wrote (``d``; missing fields take their defaults)."""
         return cls(**d)
 
 
@@ -109,10 +111,12 @@ class Profile:
 
     @property
     def n_trials(self) -> int:
+        """T, the number of trials (rows of ``trials``)."""
         return int(self.trials.shape[0])
 
     @property
     def n_models(self) -> int:
+        """B, the number of landmarkers (columns of ``trials``)."""
         return int(self.trials.shape[1])
 
     @property
@@ -127,6 +131,7 @@ class Profile:
         return d.T @ d / self.n_trials
 
     def to_dict(self) -> dict:
+        """The profile as plain JSON, its ``mean`` included."""
         return {
             "trials": self.trials.tolist(),
             "mean": self.mean.tolist(),
@@ -140,6 +145,7 @@ class Profile:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Profile":
+        """The profile `to_dict` wrote (``d``)."""
         return cls(trials=np.asarray(d["trials"], dtype=np.float64),
                    specs=[ModelSpec.from_dict(s) for s in d["specs"]],
                    wall_seconds=np.asarray(d["wall_seconds"], dtype=np.float64),
@@ -147,10 +153,12 @@ class Profile:
                    budget=ProfileBudget.from_dict(d.get("budget", {})), dataset=d.get("dataset"))
 
     def to_json(self) -> str:
+        """`to_dict` as JSON text (sorted keys)."""
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
     def from_json(cls, s: str) -> "Profile":
+        """The profile `to_json` wrote (``s``)."""
         return cls.from_dict(json.loads(s))
 
 

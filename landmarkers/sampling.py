@@ -67,6 +67,8 @@ def _round(v):
 
 
 def sample_one(rng: random.Random, max_cost: float = MAX_COST) -> ModelSpec:
+    """One landmarker spec drawn from `SPACE` with ``rng``, redrawn until its training cost on a 3×32×32 input is at
+    most ``max_cost``."""
     for _ in range(_MAX_TRIES):
         values = {name: _round(_draw(rng, SPACE[name])) for name in (*ARCH_PARAMS, *TRAIN_PARAMS)}
         arch = {k: values[k] for k in ARCH_PARAMS}

@@ -1,9 +1,9 @@
-"""Fixtures shared by the test modules (helpers that are plain functions live in test_api_helpers)."""
+"""Fixtures shared by the test modules (helpers that are plain functions live in `helpers` and `fakes`)."""
 from __future__ import annotations
 
 import pytest
 
-from test_api_helpers import mlflow_template
+from helpers import mlflow_template
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from search_backends.base import TrialRequest
-from test_api_helpers import all_runs, client, dataset_runs, mlflow_counts, new_workspace, \
+from helpers import all_runs, client, dataset_runs, mlflow_counts, new_workspace, \
     state_counts
 from trautoml import TrAutoML
 from trautoml.models.spec import ModelSpec

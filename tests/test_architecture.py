@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from test_api_helpers import clean_env
+from helpers import clean_env
 from trautoml.registry import Registry
 
 

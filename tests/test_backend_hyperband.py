@@ -2,8 +2,8 @@ import math
 
 import pytest
 
+from fakes import OPT, FakeRunner, fake_spec, quality, sample_fake, task
 from search_backends.hyperband import Hyperband, bracket_cost, brackets, plan_brackets, s_max_of
-from test_backend_random import OPT, FakeRunner, fake_spec, quality, sample_fake, task
 
 
 def test_schedule_R81_eta3():

@@ -1,57 +1,10 @@
 import random
 
-import numpy as np
 import pytest
 
-from search_backends.base import SearchBudget, SearchTask, Trial
+from fakes import OPT, FakeRunner, fake_spec, quality, sample_fake, task
+from search_backends.base import Trial
 from search_backends.random_search import RandomSearch, SpecStream, space_sampler
-from trautoml.data.dataset import Dataset
-from trautoml.models.spec import ModelSpec
-
-OPT = 617
-
-
-def fake_spec(x: int) -> ModelSpec:
-    return ModelSpec("fake", {"x": x})
-
-
-def sample_fake(rng: random.Random) -> ModelSpec:
-    return fake_spec(rng.randrange(1000))
-
-
-def quality(spec: ModelSpec) -> float:
-    return 1.0 - abs(spec.arch["x"] - OPT) / 1000
-
-
-class FakeRunner:
-    """run_trials over a known landscape: accuracy = quality(spec) * r / (r + 1); records every batch."""
-
-    def __init__(self, fail=lambda spec: False):
-        self.calls: list[list] = []
-        self.fail = fail
-
-    def __call__(self, requests):
-        self.calls.append(list(requests))
-        out = []
-        for r in requests:
-            if self.fail(r.spec):
-                out.append(Trial(r.spec, r.resource, r.seed, 0.0, 0.0, 0.0, status="failed", error="boom"))
-            else:
-                acc = quality(r.spec) * r.resource / (r.resource + 1)
-                out.append(Trial(r.spec, r.resource, r.seed, acc, acc, 0.01))
-        return out
-
-
-def tiny_dataset() -> Dataset:
-    rng = np.random.default_rng(0)
-    x = rng.random((20, 1, 8, 8), dtype=np.float32)
-    y = np.arange(20, dtype=np.int64) % 2
-    return Dataset("tiny", x, y, x, y, x, y, num_classes=2)
-
-
-def task(runner, warm=(), seed=0, **budget) -> SearchTask:
-    return SearchTask(dataset=tiny_dataset(), budget=SearchBudget(**budget), run_trials=runner, seed=seed,
-                      warm_start=list(warm))
 
 
 def test_finds_best_of_fake_landscape_in_one_batch():

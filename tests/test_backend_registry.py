@@ -10,7 +10,7 @@ from search_backends import available_backends, get_backend
 from search_backends.base import SearchBudget, SearchTask, Trial
 from search_backends.hyperband import Hyperband
 from search_backends.random_search import RandomSearch
-from test_backend_random import tiny_dataset
+from trautoml.testing import tiny_dataset
 
 PLUGIN = Path(__file__).parent / "plugins" / "trautoml_fake_backend"
 

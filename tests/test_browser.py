@@ -107,8 +107,8 @@ def _cells(dom: str, column: str) -> list[str]:
 def test_the_url_trautoml_ui_prints_opens_the_runs_table_with_groups_decisions_and_short_names(tmp_path):
     """`trautoml ui` prints the runs table's URL; the page it opens shows, in the table's own cells, each run's
     group and decision (the saved view's columns) and its dataset by short name (the dataset input)."""
-    from test_api_helpers import cli_cmd, clean_env
-    from test_tracking import _decision
+    from fakes import tracked_decision
+    from helpers import cli_cmd, clean_env
 
     tracker = Tracker.for_workspace(tmp_path / "ws")
     for name, group, outcome, reason in (("digits", "g1", "searched", "empty-cluster"),
@@ -116,7 +116,7 @@ def test_the_url_trautoml_ui_prints_opens_the_runs_table_with_groups_decisions_a
         run_id = tracker.start_dataset_run(name, "h-" + name, {})
         tracker.log_dataset_input(run_id, name=name, content_hash=f"{len(name):064x}", uri="builtin:" + name,
                                   input_shape=(1, 8, 8), num_classes=10, sizes={"train": 100})
-        decision = _decision(name, group, outcome, reason)
+        decision = tracked_decision(name, group, outcome, reason)
         tracker.log_decision(run_id, decision)
         tracker.log_display_tags(run_id, decision)
         tracker.end_run(run_id)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from test_api_helpers import all_gone, all_runs, clean_env, cli_cmd, client, dataset_runs, descendants, digits_npz, \
+from helpers import all_gone, all_runs, clean_env, cli_cmd, client, dataset_runs, descendants, digits_npz, \
     mlflow_counts, new_workspace, run_cli, state_counts, tree_digest
 from trautoml.cli import main
 

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from test_api_helpers import run_cli
+from helpers import run_cli
 
 INGEST_ONLY = ("--backend", "--grouper", "--preset", "--executor", "--seed", "--set", "--backend-option", "--agent",
                "--mechanism", "--backbone", "--weights", "--cut", "--finetune")

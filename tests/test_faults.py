@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from test_api_helpers import all_runs, clean_env, cli_cmd, dataset_runs, digits_npz, \
+from helpers import all_runs, clean_env, cli_cmd, dataset_runs, digits_npz, \
     new_workspace, run_cli, state_counts
 from trautoml import TrAutoML
 from trautoml.executor import LocalExecutor

@@ -9,7 +9,7 @@ from trautoml.decision import REASONS
 from trautoml.grouping import (GROUPERS, KMeansGrouper, MetaFeatureGrouper, RandomGrouper, SequentialKMeansGrouper,
                                grouper_from_dict, make_grouper)
 
-from test_grouping_markov import synthetic_stream
+from fakes import synthetic_stream
 
 pytestmark = pytest.mark.filterwarnings("error")
 

@@ -12,22 +12,9 @@ from sklearn.metrics import adjusted_rand_score
 from trautoml.decision import REASONS
 from trautoml.grouping import MarkovBFGrouper, grouper_from_dict, make_grouper
 
+from fakes import B, T, synthetic_stream
+
 pytestmark = pytest.mark.filterwarnings("error")
-
-B, T = 6, 8
-
-
-def synthetic_stream(rng, n_groups=6, n=120, sd=0.015, tau=0.0, spacing=0.1):
-    """Landmarker-like accuracies: group means on a 0.1 grid in [0.2, 0.9]^B (distinct), dataset means within
-    ``tau`` of their group's, trials with noise ``sd``. Returns (true labels, list of T × B matrices)."""
-    grid = np.round(np.arange(0.2, 0.901, spacing), 3)
-    means: set = set()
-    while len(means) < n_groups:
-        means.add(tuple(rng.choice(grid, B)))
-    means = np.array(sorted(means))
-    labels = rng.integers(n_groups, size=n)
-    dataset_means = means[labels] + rng.normal(0.0, tau, size=(n, B))
-    return labels, list(dataset_means[:, None, :] + rng.normal(0.0, sd, size=(n, T, B)))
 
 
 def naive_log_posterior(g: MarkovBFGrouper, x: np.ndarray) -> np.ndarray:

@@ -14,7 +14,7 @@ import pytest
 
 from trautoml.models.spec import ModelSpec
 
-from test_api_helpers import all_gone, all_runs, clean_env, cli_cmd, dataset_runs, descendants, run_cli, state_counts
+from helpers import all_gone, all_runs, clean_env, cli_cmd, dataset_runs, descendants, run_cli, state_counts
 
 POINTS = 20
 URI = "builtin:digits?subsample=0.6"

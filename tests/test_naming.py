@@ -63,13 +63,13 @@ def test_find_dataset_by_name_uri_or_long_name():
 def test_an_ingest_takes_a_free_readable_name_under_the_workspace_lock(tmp_path):
     """A workspace already holding a 'digits': another digits variant whose readable name is also 'digits' (it
     differs only in a size cap) becomes 'digits·2'; a rotated one is 'digits·rotated'; the stored names hold."""
-    from test_workspace import _commit
+    from fakes import commit
     from trautoml.api import TrAutoML
     from trautoml.data import load_dataset
     from trautoml.workspace import Workspace
 
     with Workspace(tmp_path) as ws:
-        _commit(ws, "digits", "g1", founds=True, version=None)
+        commit(ws, "digits", "g1", founds=True, version=None)
     t = TrAutoML(tmp_path, preset="tiny", quiet=True)
     capped = t._named(load_dataset("builtin:digits?max_train=500"))
     assert capped.name == "digits·2" and capped.uri == "builtin:digits?max_train=500"

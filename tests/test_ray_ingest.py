@@ -19,7 +19,7 @@ os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip install 'trautoml[ray]')")
 pytestmark = pytest.mark.ray
 
-from test_api_helpers import digits_npz, mlflow_template, new_workspace  # noqa: E402
+from helpers import digits_npz, mlflow_template, new_workspace  # noqa: E402
 from trautoml import TrAutoML  # noqa: E402
 
 SEED = 3

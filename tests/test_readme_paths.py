@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from test_api_helpers import ROOT, clean_env
+from helpers import ROOT, clean_env
 
 TRAUTOML = Path(sys.executable).with_name("trautoml")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from test_api_helpers import clean_env, run_cli
+from helpers import clean_env, run_cli
 
 
 def _free_port() -> int:

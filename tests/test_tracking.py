@@ -12,12 +12,10 @@ import numpy as np
 import pytest
 import torch
 
+from fakes import SPEC, tracked_decision
 from search_backends.base import Trial
-from trautoml.decision import Decision
 from trautoml.models.spec import ModelSpec
 from trautoml.tracking import Tracker, group_model_name
-
-SPEC = ModelSpec("cnn", {"layers": [{"type": "conv", "filters": 4, "kernel": 3, "stride": 1}]}, {"lr": 0.01})
 
 
 @dataclass
@@ -51,12 +49,6 @@ class FakeAssignment:
         return f"joined {self.group}"
 
 
-def _decision(name, group, outcome="searched", reason="empty-cluster"):
-    return Decision(dataset=name, content_hash="h-" + name, group=group, outcome=outcome, reason=reason, spec=SPEC,
-                    backend="random", val_accuracy=0.8, test_accuracy=0.75, profile_seconds=1.0,
-                    search_seconds=2.0, train_seconds=0.5, explanation="x")
-
-
 @pytest.fixture
 def tracker(tmp_path):
     return Tracker.for_workspace(tmp_path)
@@ -78,7 +70,7 @@ def test_dataset_run_contents(tmp_path, tracker):
     trials.append(Trial(SPEC, 1.0, 1, float("nan"), float("nan"), 0.0, status="failed", error="boom"))
     tracker.log_trials(run_id, trials)
     module = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3))
-    tracker.log_decision(run_id, _decision("digits", "g1", "reused", "test-accepted"), module=module,
+    tracker.log_decision(run_id, tracked_decision("digits", "g1", "reused", "test-accepted"), module=module,
                          input_example=np.zeros((1, 1, 8, 8), np.float32))
     tracker.log_groups_figure(run_id, ["a", "digits"], np.array([[0.1, 0.2, 0.3], [0.2, 0.2, 0.1]]),
                               ["g1", "g1"], highlight="digits")
@@ -121,7 +113,7 @@ def test_group_registry_has_a_version_per_member(tracker, monkeypatch):
     versions = []
     for name in ("a", "b"):
         run_id = tracker.start_dataset_run(name, "h-" + name, {})
-        tracker.log_decision(run_id, _decision(name, "g7"), module=module, input_example=example)
+        tracker.log_decision(run_id, tracked_decision(name, "g7"), module=module, input_example=example)
         versions.append(tracker.register_group_model("g7", run_id))
         tracker.end_run(run_id)
     assert versions == [1, 2]

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from test_api_helpers import new_workspace
-from test_tracking import _decision
+from fakes import tracked_decision
+from helpers import new_workspace
 from trautoml.data import load_dataset
 from trautoml.summary import summarize
 from trautoml.tracking import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, Tracker, group_model_name
@@ -64,7 +64,7 @@ def test_dataset_input_digest_is_the_content_hash_and_source_the_uri(tracker):
 
 
 def test_stream_summary_is_the_experiments_description(tracker):
-    s = summarize([_decision("a", "g1"), _decision("b", "g1", "reused", "test-accepted")])
+    s = summarize([tracked_decision("a", "g1"), tracked_decision("b", "g1", "reused", "test-accepted")])
     tracker.log_stream_summary(s)
     tags = _tags(tracker)
     assert "searching all 2 would have cost" in tags["mlflow.note.content"]
@@ -82,7 +82,7 @@ def test_group_alias_champion_loads_the_groups_latest_model(tracker, monkeypatch
         torch.manual_seed(i)
         modules[name] = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2))
         run_id = tracker.start_dataset_run(name, "h-" + name, {})
-        tracker.log_decision(run_id, _decision(name, "g3"), module=modules[name], input_example=example)
+        tracker.log_decision(run_id, tracked_decision(name, "g3"), module=modules[name], input_example=example)
         tracker.register_group_model("g3", run_id)
         tracker.end_run(run_id)
     mv = tracker.client.get_model_version_by_alias(group_model_name("g3"), "champion")

@@ -10,29 +10,10 @@ from types import SimpleNamespace
 
 import pytest
 
+from fakes import OTHER, SETTINGS, SPEC, commit
 from trautoml import decide
-from trautoml.decision import Decision
-from trautoml.models.spec import ModelSpec
 from trautoml.presets import PRESETS, get_preset
 from trautoml.workspace import Workspace, WorkspaceError, state_path
-
-SPEC = ModelSpec("cnn", {"layers": [{"type": "conv", "filters": 4, "kernel": 3, "stride": 1}]}, {"lr": 0.01})
-OTHER = ModelSpec("cnn", {"layers": [{"type": "conv", "filters": 8, "kernel": 3, "stride": 1}]}, {"lr": 0.01})
-SETTINGS = {"grouper": "mh", "n_models": 3, "n_trials": 5}
-
-
-def _decision(name, group, outcome="searched", reason="empty-cluster", spec=SPEC, val=0.8):
-    return Decision(dataset=name, content_hash="hash-" + name, group=group, outcome=outcome, reason=reason, spec=spec,
-                    backend="random", val_accuracy=val, test_accuracy=0.7, profile_seconds=1.0, search_seconds=2.0,
-                    train_seconds=0.5, run_id="run-" + name)
-
-
-def _commit(ws, name, group, *, founds, version, state=None, spec=SPEC, outcome="searched", val=0.8):
-    return ws.commit_ingest(grouper_name="mh", grouper_state=state or {"n": name}, expected_version=version,
-                            settings=SETTINGS, decision=_decision(name, group, outcome, spec=spec, val=val),
-                            name=name, uri=f"npz:{name}.npz", family="f", profile={"mean": [0.1, 0.2, 0.3]},
-                            assignment={"group": group}, founds_group=founds,
-                            group_spec=spec.to_dict() if founds else None)
 
 
 def _counts(path):
@@ -43,10 +24,10 @@ def _counts(path):
 
 def test_state_lives_under_dot_trautoml_and_survives_reopening(tmp_path):
     with Workspace(tmp_path) as ws:
-        _commit(ws, "a", "g1", founds=True, version=None)
-        _commit(ws, "b", "g1", founds=False, version=1, outcome="reused", val=0.6)
-        _commit(ws, "c", "g2", founds=True, version=2, spec=OTHER)
-        assert _commit(ws, "d", "g1", founds=False, version=3, outcome="searched", spec=OTHER, val=0.9) == 4
+        commit(ws, "a", "g1", founds=True, version=None)
+        commit(ws, "b", "g1", founds=False, version=1, outcome="reused", val=0.6)
+        commit(ws, "c", "g2", founds=True, version=2, spec=OTHER)
+        assert commit(ws, "d", "g1", founds=False, version=3, outcome="searched", spec=OTHER, val=0.9) == 4
     assert state_path(tmp_path) == tmp_path / ".trautoml" / "state.db"
     with sqlite3.connect(state_path(tmp_path)) as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -72,18 +53,18 @@ def test_opening_a_missing_workspace_read_only_creates_nothing(tmp_path):
 @pytest.mark.parametrize("case", ["stale-version", "duplicate", "join-unknown-group", "found-existing-group"])
 def test_a_refused_commit_changes_nothing(tmp_path, case):
     ws = Workspace(tmp_path)
-    _commit(ws, "a", "g1", founds=True, version=None)
+    commit(ws, "a", "g1", founds=True, version=None)
     before = _counts(state_path(tmp_path))
     state_before = ws.grouper_state()
     with pytest.raises(WorkspaceError):
         if case == "stale-version":
-            _commit(ws, "b", "g1", founds=False, version=None)
+            commit(ws, "b", "g1", founds=False, version=None)
         elif case == "duplicate":
-            _commit(ws, "a", "g1", founds=False, version=1)
+            commit(ws, "a", "g1", founds=False, version=1)
         elif case == "join-unknown-group":
-            _commit(ws, "b", "g7", founds=False, version=1)
+            commit(ws, "b", "g7", founds=False, version=1)
         else:
-            _commit(ws, "b", "g1", founds=True, version=1)
+            commit(ws, "b", "g1", founds=True, version=1)
     assert _counts(state_path(tmp_path)) == before
     assert ws.grouper_state() == state_before
 
@@ -91,7 +72,7 @@ def test_a_refused_commit_changes_nothing(tmp_path, case):
 def test_settings_are_fixed_by_the_first_ingest(tmp_path):
     ws = Workspace(tmp_path)
     ws.check_settings({"anything": 1})  # empty workspace: any settings
-    _commit(ws, "a", "g1", founds=True, version=None)
+    commit(ws, "a", "g1", founds=True, version=None)
     ws.check_settings(dict(SETTINGS))
     with pytest.raises(WorkspaceError, match="n_trials=5 \\(asked 8\\)"):
         ws.check_settings({**SETTINGS, "n_trials": 8})
@@ -111,7 +92,7 @@ def test_trial_and_profile_caches_round_trip(tmp_path):
 
 def test_state_is_json_not_pickle(tmp_path):
     ws = Workspace(tmp_path)
-    _commit(ws, "a", "g1", founds=True, version=None)
+    commit(ws, "a", "g1", founds=True, version=None)
     with sqlite3.connect(state_path(tmp_path)) as db:
         for table, col in (("grouper", "state"), ("datasets", "decision"), ("datasets", "profile"),
                            ("groups", "spec")):

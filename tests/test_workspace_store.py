@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from test_api_helpers import clean_env
+from helpers import clean_env
 from trautoml.tracking import EXPERIMENT, Tracker
 from trautoml.workspace_store import StoreError, ensure_store, store_problem
 

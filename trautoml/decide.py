@@ -52,6 +52,7 @@ class Plan:
     escalated: bool = False
 
     def describe(self) -> str:
+        """What the plan does, one line for people (the stage line and the decision's explanation)."""
         if self.action == REUSE:
             return f"reuse the model of group {self.group} ({self.spec.key()}), weights trained afresh"
         if self.escalated:
@@ -78,12 +79,17 @@ def plan(assignment, group_spec: ModelSpec | None) -> Plan:
 
 @dataclass(frozen=True)
 class ReuseCheck:
+    """Outcome of `check_reuse`. ``reused_val``: the reused model's validation accuracy on the new dataset;
+    ``reference``: the mean the group's members reached with the same spec (None: no member measured); ``tolerance``:
+    the allowed shortfall (None: the check is off); ``escalate``: search after all."""
+
     reused_val: float
     reference: float | None
     tolerance: float | None
     escalate: bool
 
     def to_dict(self) -> dict:
+        """The check as plain JSON (logged with the decision)."""
         return {"reused_val": self.reused_val, "reference": self.reference, "tolerance": self.tolerance,
                 "escalate": self.escalate}
 

@@ -13,6 +13,12 @@ REASONS = ("empty-cluster", "test-rejected", "test-accepted")
 
 @dataclass
 class Decision:
+    """One dataset's decision. ``outcome``: one of `OUTCOMES`; ``reason``: one of `REASONS`; ``spec``: the model the
+    dataset got, ``backend`` the search backend that found it (or found it for the group); ``val_accuracy`` /
+    ``test_accuracy``: that model trained on this dataset; ``*_seconds``: wall time of each step; ``F`` / ``p_value``:
+    the Behrens–Fisher test, ``log_posterior`` / ``runner_up_log_posterior``: the MH grouper's (None where the grouper
+    has none); ``run_id``: the dataset's MLflow run; ``extra``: anything else worth keeping (JSON)."""
+
     dataset: str
     content_hash: str
     group: str
@@ -41,13 +47,16 @@ class Decision:
 
     @property
     def total_seconds(self) -> float:
+        """Profile, search and training seconds together."""
         return self.profile_seconds + self.search_seconds + self.train_seconds
 
     def to_dict(self) -> dict:
+        """The decision as plain JSON (the spec as its dict)."""
         d = asdict(self)
         d["spec"] = self.spec.to_dict()
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "Decision":
+        """The decision `to_dict` wrote (``d``)."""
         return cls(**{**d, "spec": ModelSpec.from_dict(d["spec"])})

@@ -9,7 +9,7 @@ is. A name somebody chose (a manifest's ``name``, a ``Dataset`` built in Python)
 Names are unique within a workspace: a readable name already held by other content gets ``·2``, ``·3``, …
 (`unique_name`). They are stable: a name is given once, when the dataset is first ingested, and stored with it;
 ingesting the same content again returns the same decision under the same name. The URI stays the run's tag
-``trautoml.uri`` and parameter ``uri``; `find_dataset` accepts a name, the URI, the old long name
+``trautoml.uri`` and parameter ``uri``; `find_dataset` accepts a name, the URI, the long name the URI derives
 (``digits?subsample=0.5``) or a content hash (prefix).
 """
 from __future__ import annotations

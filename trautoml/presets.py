@@ -37,6 +37,9 @@ from dataclasses import dataclass, fields
 
 @dataclass(frozen=True)
 class Preset:
+    """A named set of budgets; the fields are listed in the module's docstring. ``name`` and ``description`` say what it
+    is for; `with_overrides` changes fields."""
+
     name: str
     description: str
     # profile (002 §2.1)
@@ -90,6 +93,7 @@ class Preset:
         return dataclasses.replace(self, **{k: _convert(k, v, types[k]) for k, v in overrides.items()})
 
     def to_dict(self) -> dict:
+        """Every field as plain JSON."""
         return dataclasses.asdict(self)
 
 
@@ -136,6 +140,8 @@ PRESETS: dict[str, Preset] = {
 
 
 def get_preset(name: str | Preset, **overrides) -> Preset:
+    """The preset called ``name`` (or ``name`` itself when it is a `Preset`) with ``overrides`` applied
+    (`Preset.with_overrides`); ValueError naming the presets for an unknown name."""
     if isinstance(name, Preset):
         return name.with_overrides(**overrides)
     if name not in PRESETS:

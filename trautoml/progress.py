@@ -11,6 +11,9 @@ from typing import TextIO
 
 
 class Progress:
+    """Stage lines and bars on ``stream`` (default stderr). ``quiet``: print nothing; ``width``: a bar's width in
+    characters. A write that fails (a closed pipe) is ignored."""
+
     def __init__(self, quiet: bool = False, stream: TextIO | None = None, width: int = 24):
         self.quiet = quiet
         self.stream = stream if stream is not None else sys.stderr
@@ -32,6 +35,7 @@ class Progress:
             pass
 
     def message(self, text: str) -> None:
+        """Print ``text`` as a line of its own, ending an open bar's line first."""
         if self.quiet:
             return
         if self._open_bar:
@@ -40,6 +44,7 @@ class Progress:
         self._write(text + "\n")
 
     def bar(self, label: str) -> "Bar":
+        """A new `Bar` labelled ``label``."""
         return Bar(self, label)
 
 

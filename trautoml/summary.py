@@ -66,6 +66,7 @@ class StreamSummary:
     per_group: list[GroupSummary] = field(default_factory=list)
 
     def to_dict(self) -> dict:
+        """Every field as plain JSON, the per-group summaries included."""
         return asdict(self)
 
     def lines(self) -> list[str]:
@@ -91,6 +92,7 @@ class StreamSummary:
         return out
 
     def text(self) -> str:
+        """`lines` joined into one string."""
         return "\n".join(self.lines())
 
     def markdown(self, max_groups: int = 20) -> str:

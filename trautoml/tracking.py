@@ -1,7 +1,7 @@
 """MLflow, the user's window: one parent run per ingested dataset, a child run per search trial, a registered
 model per group with a version per member.
 
-Store: MLflow 3.x refuses the old ``./mlruns`` file store, so a workspace keeps tracking and registry in SQLite
+Store: MLflow 3.x refuses the ``./mlruns`` file store, so a workspace keeps tracking and registry in SQLite
 (``<workspace>/mlflow.db``) and artifacts under ``<workspace>/mlruns/``, unless a tracking URI (argument or
 ``MLFLOW_TRACKING_URI``) points elsewhere, e.g. a remote ``mlflow server``.
 
@@ -51,10 +51,12 @@ DATASET_SOURCE_TYPE = "trautoml"
 
 
 def workspace_tracking_uri(workspace: Path) -> str:
+    """The MLflow tracking URI of the workspace at ``workspace``: its ``mlflow.db``."""
     return f"sqlite:///{Path(workspace).resolve() / 'mlflow.db'}"
 
 
 def group_model_name(group_id: str) -> str:
+    """The registered model name of group ``group_id`` (``trautoml-group-g1``, …)."""
     return f"trautoml-group-{group_id}"
 
 
@@ -194,10 +196,12 @@ class Tracker:
         return closed
 
     def finished_run_for(self, content_hash: str) -> str | None:
+        """The id of the latest finished run of the dataset with ``content_hash``, or None."""
         runs = self._runs(f"tags.`{TAG}content_hash` = '{content_hash}' and attributes.status = 'FINISHED'")
         return runs[0].info.run_id if runs else None
 
     def end_run(self, run_id: str, status: str = "FINISHED") -> None:
+        """Terminate run ``run_id`` with ``status`` (FINISHED, FAILED or KILLED)."""
         self.client.set_terminated(run_id, status=status)
 
     # ---------------------------------------------------------------- logging
@@ -388,6 +392,8 @@ class Tracker:
             self.client.log_artifact(run_id, str(path))
 
     def log_artifacts_dir(self, run_id: str, folder: Path, artifact_path: str) -> None:
+        """Log the files under ``folder`` as artifacts of ``run_id`` under ``artifact_path``; nothing when the folder is
+        missing or empty."""
         if Path(folder).is_dir() and any(Path(folder).iterdir()):
             self.client.log_artifacts(run_id, str(folder), artifact_path)
 

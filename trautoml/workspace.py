@@ -106,10 +106,12 @@ def _dumps(obj: Any) -> str:
 
 
 def state_dir(root: Path) -> Path:
+    """The folder of workspace ``root`` that holds trautoml's own state (``.trautoml``)."""
     return Path(root) / STATE_DIR
 
 
 def state_path(root: Path) -> Path:
+    """The state database of workspace ``root`` (``.trautoml/state.db``)."""
     return state_dir(root) / "state.db"
 
 
@@ -155,9 +157,11 @@ class Workspace:
 
     @classmethod
     def exists(cls, root: Path | str) -> bool:
+        """Whether a workspace has been set up at ``root`` (its state database exists)."""
         return state_path(Path(root)).exists()
 
     def close(self) -> None:
+        """Close the database connection (the context manager does this on exit)."""
         self._db.close()
 
     def __enter__(self) -> "Workspace":
@@ -200,6 +204,7 @@ class Workspace:
 
     # ------------------------------------------------------------------ settings
     def get_meta(self, key: str, default: Any = None) -> Any:
+        """The JSON value stored under ``key`` in the ``meta`` table, ``default`` when there is none."""
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return default if row is None else json.loads(row["value"])
 
@@ -216,6 +221,7 @@ class Workspace:
 
     # ------------------------------------------------------------------ reads
     def count_datasets(self) -> int:
+        """How many datasets the workspace holds."""
         return int(self._db.execute("SELECT COUNT(*) FROM datasets").fetchone()[0])
 
     def grouper_version(self) -> tuple[str, int] | None:
@@ -224,10 +230,12 @@ class Workspace:
         return None if row is None else (row["name"], int(row["version"]))
 
     def grouper_state(self) -> tuple[str, dict, int] | None:
+        """(grouper name, its ``to_dict()`` state, state version), or None before the first commit."""
         row = self._db.execute("SELECT name, state, version FROM grouper WHERE id = 1").fetchone()
         return None if row is None else (row["name"], json.loads(row["state"]), int(row["version"]))
 
     def decision_by_hash(self, content_hash: str) -> Decision | None:
+        """The stored decision of the dataset with ``content_hash``, or None."""
         row = self._db.execute("SELECT decision FROM datasets WHERE content_hash = ?", (content_hash,)).fetchone()
         return None if row is None else Decision.from_dict(json.loads(row["decision"]))
 
@@ -246,6 +254,7 @@ class Workspace:
         return self._db.execute("SELECT 1 FROM datasets WHERE name = ? LIMIT 1", (name,)).fetchone() is not None
 
     def datasets(self) -> list[dict]:
+        """Every dataset row in arrival order, its profile, assignment and decision parsed from JSON."""
         return [self._row(r) for r in self._db.execute("SELECT * FROM datasets ORDER BY seq")]
 
     @staticmethod
@@ -264,6 +273,7 @@ class Workspace:
                 for r in self._db.execute("SELECT id, spec FROM groups ORDER BY founded_seq, id")]
 
     def group_spec(self, group_id: str) -> dict | None:
+        """The model spec (as its dict) of group ``group_id``, or None for an unknown group."""
         row = self._db.execute("SELECT spec FROM groups WHERE id = ?", (group_id,)).fetchone()
         return None if row is None else json.loads(row["spec"])
 
@@ -284,16 +294,22 @@ class Workspace:
 
     # ------------------------------------------------------------------ caches (written as results arrive)
     def cached_profile(self, content_hash: str, settings_key: str) -> dict | None:
+        """The profile (as its dict) measured earlier for ``content_hash`` under the profile settings ``settings_key``,
+        or None."""
         row = self._db.execute(f"SELECT profile FROM {self._c}.profiles WHERE content_hash = ? AND settings = ?",
                                (content_hash, settings_key)).fetchone()
         return None if row is None else json.loads(row["profile"])
 
     def store_profile(self, content_hash: str, settings_key: str, profile: dict) -> None:
+        """Keep ``profile`` (a dict) as the measurement for ``content_hash`` under ``settings_key``, replacing any
+        earlier one; committed at once."""
         with self.transaction() as db:
             db.execute(f"INSERT OR REPLACE INTO {self._c}.profiles VALUES (?, ?, ?, ?)",
                        (content_hash, settings_key, _dumps(profile), time.time()))
 
     def cached_trial(self, content_hash: str, spec_key: str, resource: float, seed: int, caps: str) -> dict | None:
+        """The trial (as its dict) measured earlier for ``content_hash`` with spec ``spec_key`` at ``resource`` epochs,
+        training seed ``seed`` and data caps ``caps``, or None."""
         row = self._db.execute(f"SELECT trial FROM {self._c}.trials WHERE content_hash = ? AND spec_key = ? "
                                "AND resource = ? "
                                "AND seed = ? AND caps = ?",
@@ -301,6 +317,8 @@ class Workspace:
         return None if row is None else json.loads(row["trial"])
 
     def store_trials(self, content_hash: str, caps: str, trials: list[dict]) -> None:
+        """Keep measured ``trials`` of ``content_hash`` under data caps ``caps``, in one transaction. Each item holds
+        ``spec_key``, ``resource``, ``seed`` and ``trial`` (the trial's dict, with its ``wall_seconds``)."""
         if not trials:
             return
         now = time.time()

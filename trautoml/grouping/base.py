@@ -70,6 +70,7 @@ class Assignment:
         return f"{head}: {post}.\n{self.test.explain()}"
 
     def to_dict(self) -> dict:
+        """The assignment as plain JSON, its `explain` text included (the test as its dict)."""
         return {"index": self.index, "group": self.group, "founded": self.founded, "reason": self.reason,
                 "method": self.method, "test": None if self.test is None else self.test.to_dict(),
                 "log_posterior": self.log_posterior, "runner_up_log_posterior": self.runner_up_log_posterior,
@@ -79,6 +80,7 @@ class Assignment:
 
 
 def group_id(g: int) -> str:
+    """The id of group index ``g`` (0-based, founding order): ``g1``, ``g2``, …"""
     return f"g{g + 1}"
 
 
@@ -95,10 +97,12 @@ class Grouper:
     # -- bookkeeping -------------------------------------------------------------------------------------------
     @property
     def n_observed(self) -> int:
+        """How many datasets the grouper has seen."""
         return len(self._labels)
 
     @property
     def n_groups(self) -> int:
+        """How many groups have been founded."""
         return len(self._members)
 
     def groups(self) -> dict[str, list[int]]:
@@ -156,10 +160,13 @@ class Grouper:
             self._record(g)
 
     def to_dict(self) -> dict:  # pragma: no cover - every subclass overrides
+        """The grouper's whole state as plain JSON (``type``: its name; `from_dict` restores it)."""
         raise NotImplementedError
 
     @classmethod
     def from_dict(cls, d: dict) -> "Grouper":  # pragma: no cover
+        """A grouper restored from `to_dict`'s ``d``, making the same future decisions as the one saved (ValueError when
+        ``d`` is another grouper's state)."""
         raise NotImplementedError
 
 
@@ -169,6 +176,7 @@ def rng_state(rng: np.random.Generator) -> dict:
 
 
 def rng_from_state(state: dict) -> np.random.Generator:
+    """A generator continuing from ``state`` (`rng_state`'s output)."""
     bg = getattr(np.random, state["bit_generator"])()
     bg.state = state
     return np.random.Generator(bg)

@@ -72,6 +72,9 @@ class _MeanGrouper(Grouper):
 
 
 class RandomGrouper(_MeanGrouper):
+    """Random grouping (see the module doc). ``n_groups``: draw each dataset's label among this many (None: found a new
+    group with probability ``p_new``, else join a random existing one); ``seed``: the generator's seed."""
+
     name = "random"
 
     def __init__(self, n_groups: int | None = None, p_new: float = 0.5, seed: int = 0) -> None:
@@ -85,9 +88,12 @@ class RandomGrouper(_MeanGrouper):
         self._label_group: dict[int, int] = {}   # label → group index (n_groups mode)
 
     def params(self) -> dict:
+        """The constructor's arguments (saved with the state)."""
         return {"n_groups": self.n_groups_max, "p_new": self.p_new, "seed": self.seed}
 
     def observe(self, trials) -> Assignment:
+        """Assign the dataset with trial matrix ``trials`` (T × B, or a length-B vector) to a group, for good: at
+        random."""
         self._xs.append(self._point(trials))
         if self.n_groups_max is not None:
             label = int(self.rng.integers(self.n_groups_max))
@@ -153,6 +159,9 @@ def kmeans(points: np.ndarray, k: int, rng: np.random.Generator, n_init: int = 4
 
 
 class KMeansGrouper(_MeanGrouper):
+    """k-means refit at each arrival (see the module doc). ``k``: the number of clusters; ``seed``: the generator's
+    seed; ``n_init``: Lloyd runs per refit, the best kept."""
+
     name = "kmeans"
 
     def __init__(self, k: int = 7, seed: int = 0, n_init: int = 4) -> None:
@@ -163,9 +172,12 @@ class KMeansGrouper(_MeanGrouper):
         self.rng = np.random.default_rng(seed)
 
     def params(self) -> dict:
+        """The constructor's arguments (saved with the state)."""
         return {"k": self.k, "seed": self.seed, "n_init": self.n_init}
 
     def observe(self, trials) -> Assignment:
+        """Assign the dataset with trial matrix ``trials`` (T × B, or a length-B vector) to a group, for good: the group
+        most of its k-means cluster mates belong to, or a new one when it is alone in its cluster."""
         self._xs.append(self._point(trials))
         points = np.array(self._xs)
         k = min(self.k, len(np.unique(points, axis=0)))
@@ -191,6 +203,9 @@ class KMeansGrouper(_MeanGrouper):
 
 
 class SequentialKMeansGrouper(_MeanGrouper):
+    """Sequential k-means with the leader rule (see the module doc). ``threshold``: the RMS distance to the nearest
+    centre up to which a dataset joins that centre's group."""
+
     name = "seq-kmeans"
 
     def __init__(self, threshold: float = 0.05) -> None:
@@ -201,9 +216,13 @@ class SequentialKMeansGrouper(_MeanGrouper):
         self._centres: list[np.ndarray] = []
 
     def params(self) -> dict:
+        """The constructor's arguments (saved with the state)."""
         return {"threshold": self.threshold}
 
     def observe(self, trials) -> Assignment:
+        """Assign the dataset with trial matrix ``trials`` (T × B, or a length-B vector) to a group, for good: the group
+        of the nearest centre within ``threshold`` (its centre moves to the members' mean), else a new group centred on
+        it."""
         x = self._point(trials)
         self._xs.append(x)
         if self._centres:
@@ -242,14 +261,19 @@ class NoGrouping(_MeanGrouper):
     name = "none"
 
     def params(self) -> dict:
+        """No parameters: an empty dict (saved with the state)."""
         return {}
 
     def observe(self, trials) -> Assignment:
+        """Check ``trials`` (T × B, or a length-B vector) and found a new group for the dataset."""
         self._check(trials)  # whatever it is given must still be a well-formed profile
         return self._assignment(self.n_groups, "no grouping: every dataset is searched")
 
 
 class MetaFeatureGrouper(_MeanGrouper):
+    """Nearest earlier dataset by standardised meta-features (see the module doc). ``threshold``: the RMS standardised
+    distance up to which a dataset joins its nearest neighbour's group."""
+
     name = "metafeatures"
 
     def __init__(self, threshold: float = 0.5) -> None:
@@ -259,9 +283,12 @@ class MetaFeatureGrouper(_MeanGrouper):
         self.threshold = float(threshold)
 
     def params(self) -> dict:
+        """The constructor's arguments (saved with the state)."""
         return {"threshold": self.threshold}
 
     def observe(self, trials) -> Assignment:
+        """Assign the dataset with meta-feature rows ``trials`` (a length-B vector, or rows averaged into one) to a
+        group, for good: its nearest earlier dataset's group within ``threshold``, else a new one."""
         x = self._point(trials)
         self._xs.append(x)
         if len(self._xs) == 1:

@@ -62,17 +62,20 @@ class BFTestResult:
     swapped: bool = False
 
     def explain(self) -> str:
+        """One readable line: F, its degrees of freedom, p against α and the verdict."""
         verdict = "reject H0 (means differ)" if self.reject else "keep H0 (same mean)"
         return (f"Behrens–Fisher F({self.df[0]},{self.df[1]}) = {self.F:.3g}, p = {self.p_value:.3g} "
                 f"{'<' if self.reject else '≥'} α = {self.alpha:g}: {verdict}")
 
     def to_dict(self) -> dict:
+        """The result as plain JSON."""
         d = asdict(self)
         d["df"] = list(self.df)
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "BFTestResult":
+        """The result `to_dict` wrote (``d``)."""
         return cls(**{**d, "df": tuple(d["df"])})
 
 

@@ -55,7 +55,12 @@ _LOG_2PI = math.log(2.0 * math.pi)
 
 
 class MarkovBFGrouper(Grouper):
-    """Online MH grouping (see the module doc). ``observe(trials)`` takes a T × B trial matrix, T > B."""
+    """Online MH grouping (see the module doc). ``observe(trials)`` takes a T × B trial matrix, T > B.
+
+    ``alpha``: the Behrens–Fisher test's significance level; ``gamma``: the prior's rate (w = 1 − exp(−γ|I|));
+    ``K``: the number of surplus clusters; ``sigma0_sq``: σ0², the empty clusters' variance before the K^(1/B)
+    scaling; ``seed``: the generator's seed (the centres and every later draw); ``cov_floor``: f, the variance added
+    to every group's covariance (default 0.1·σ0²)."""
 
     name = "mh"
 
@@ -236,10 +241,13 @@ class MarkovBFGrouper(Grouper):
 
     # -- state ---------------------------------------------------------------------------------------------------
     def params(self) -> dict:
+        """The constructor's arguments (saved with the state)."""
         return {"alpha": self.alpha, "gamma": self.gamma, "K": self.K, "sigma0_sq": self.sigma0_sq,
                 "seed": self.seed, "cov_floor": self.cov_floor}
 
     def to_dict(self) -> dict:
+        """The state as plain JSON: parameters, the centre matrix, every dataset's trials with its cluster, and the
+        generator's state."""
         return {**self._base_state(), "params": self.params(),
                 "centres": None if self.dim is None else self._centres.tolist(),
                 "datasets": [{"trials": X.tolist(), "cluster": k} for X, k in zip(self._trials, self._clusters)],
@@ -247,6 +255,8 @@ class MarkovBFGrouper(Grouper):
 
     @classmethod
     def from_dict(cls, d: dict) -> "MarkovBFGrouper":
+        """A grouper restored from `to_dict`'s ``d`` by replaying the updates: it makes the same future decisions, bit
+        for bit (ValueError for another grouper's or an inconsistent state)."""
         self = cls(**d["params"])
         if d.get("type") != self.name:
             raise ValueError(f"state is for grouper {d.get('type')!r}, not {self.name!r}")

@@ -130,10 +130,12 @@ def validate_cnn_arch(arch: Any) -> None:
 # ------------------------------------------------------------------------------------------------------ builder
 
 def activation_module(name: str) -> nn.Module:
+    """A fresh torch module for activation ``name`` (one of `ACTIVATIONS`)."""
     return {"relu": nn.ReLU, "elu": nn.ELU, "leaky_relu": nn.LeakyReLU, "tanh": nn.Tanh}[name]()
 
 
 def check_input_shape(input_shape) -> tuple[int, int, int]:
+    """``input_shape`` as a (channels, height, width) tuple of ints; ValueError unless it has three positive sizes."""
     shape = tuple(int(s) for s in input_shape)
     if len(shape) != 3 or min(shape) < 1:
         raise ValueError(f"input_shape must be (channels, height, width) with positive sizes, got {input_shape!r}")

@@ -27,23 +27,31 @@ DEFAULT_TRAIN: dict[str, Any] = {
 
 @dataclass(frozen=True)
 class ModelSpec:
+    """One model: ``space`` names the family of architectures (the builder registered under that name in
+    `MODEL_SPACES`), ``arch`` the architecture in that space's format, ``train`` the training hyper-parameters that
+    override `DEFAULT_TRAIN`. Hashable; two specs are equal when their canonical JSON (`to_json`) is."""
+
     space: str
     arch: dict = field(default_factory=dict)
     train: dict = field(default_factory=dict)
 
     def train_params(self) -> dict:
+        """The training hyper-parameters in full: `DEFAULT_TRAIN` updated with ``train``."""
         return {**DEFAULT_TRAIN, **self.train}
 
     def to_dict(self) -> dict:
+        """The spec as plain JSON (copies of ``arch`` and ``train``)."""
         return {"space": self.space, "arch": copy.deepcopy(self.arch), "train": copy.deepcopy(self.train)}
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelSpec":
+        """The spec `to_dict` wrote (``d``); ValueError when ``d`` is not a spec."""
         if not isinstance(d, dict) or "space" not in d:
             raise ValueError(f"not a model spec: {d!r}")
         return cls(space=str(d["space"]), arch=dict(d.get("arch", {})), train=dict(d.get("train", {})))
 
     def to_json(self) -> str:
+        """The spec as canonical JSON (sorted keys, no spaces): the text `key` digests."""
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
 
     def key(self) -> str:

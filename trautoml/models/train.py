@@ -25,6 +25,10 @@ EVAL_BATCH = 1024
 
 @dataclass
 class TrainResult:
+    """What one training reports: ``val_accuracy`` / ``test_accuracy`` of the trained model, ``wall_seconds`` of the
+    whole call, the ``epochs`` asked for and the optimiser ``steps`` taken, the last finite training loss
+    (``final_loss``), ``diverged`` when a loss turned NaN/inf, and the trained ``module`` when asked for."""
+
     val_accuracy: float
     test_accuracy: float
     wall_seconds: float
@@ -48,6 +52,7 @@ def single_thread() -> Iterator[None]:
 
 
 def default_device() -> torch.device:
+    """CUDA when torch sees a GPU, the CPU otherwise."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
@@ -78,6 +83,8 @@ def _subset(x: np.ndarray, y: np.ndarray, cap: int | None, rng: np.random.Genera
 
 @torch.no_grad()
 def accuracy(module: nn.Module, x: np.ndarray, y: np.ndarray, device: torch.device) -> float:
+    """The fraction of ``x`` that ``module`` classifies as ``y``, evaluated on ``device`` in batches of `EVAL_BATCH`
+    (the module is put in eval mode)."""
     module.eval()
     correct = 0
     for i in range(0, len(y), EVAL_BATCH):

@@ -1,4 +1,5 @@
-"""Helpers shared by the API, CLI and workspace end-to-end tests (no tests here)."""
+"""Helpers shared by the API, CLI and workspace end-to-end tests: workspaces, datasets, the CLI as a subprocess, what
+MLflow and the state store hold, processes. A plain module (pytest does not collect it); fakes live in `fakes`."""
 from __future__ import annotations
 
 import hashlib
