@@ -15,6 +15,7 @@ from helpers import all_runs, client, dataset_runs, mlflow_counts, new_workspace
     state_counts
 from trautoml import TrAutoML
 from trautoml.models.spec import ModelSpec
+from trautoml.stages import GroupStage, ProfileStage, Recovery, SearchTrainStage
 from trautoml.workspace import WorkspaceError
 
 FIRST, SECOND = "builtin:digits", "builtin:digits?subsample=0.5"
@@ -43,7 +44,7 @@ def test_first_dataset_searches_and_founds_a_group(stream):
     assert d.spec.space == "cnn" and 0.0 <= d.test_accuracy <= 1.0 and d.val_accuracy > 0.1  # 10 classes
     assert d.profile_seconds > 0 and d.search_seconds > 0 and d.train_seconds > 0
     assert d.total_seconds == pytest.approx(d.profile_seconds + d.search_seconds + d.train_seconds)
-    assert d.extra["trials"] >= 2 and d.extra["cached_trials"] == 0 and d.extra["founded"]
+    assert d.trials >= 2 and d.cached_trials == 0 and d.founded
     assert d.run_id and "founded g1" in d.explanation
 
 
@@ -51,9 +52,9 @@ def test_a_similar_dataset_reuses_the_group_model(stream):
     d = stream.second
     assert (d.dataset, d.outcome, d.reason, d.group) == ("digits·half", "reused", "test-accepted", "g1")
     assert d.spec == stream.first.spec
-    assert d.search_seconds == 0.0 and d.train_seconds > 0 and d.extra["trials"] == 0
+    assert d.search_seconds == 0.0 and d.train_seconds > 0 and d.trials == 0
     assert d.F is not None and d.p_value is not None and d.p_value >= 0.005
-    assert d.extra["reuse_check"]["escalate"] is False  # the feedback check is off in every preset
+    assert d.reuse_check["escalate"] is False  # the feedback check is off in every preset
 
 
 def test_groups_and_decision_for(stream):
@@ -77,8 +78,8 @@ def test_reingest_returns_the_earlier_decision_without_recomputing(stream, monke
     def recomputed(*args, **kwargs):
         raise AssertionError("a re-ingest must not profile, search or train")
 
-    for step in ("profile", "group", "search_and_train"):
-        monkeypatch.setattr(TrAutoML, step, recomputed)
+    for stage in (ProfileStage, GroupStage, SearchTrainStage):
+        monkeypatch.setattr(stage, "__call__", recomputed)
     again = TrAutoML(stream.ws, preset="tiny", executor="serial", quiet=True).ingest(FIRST)
     assert again.to_dict() == stream.first.to_dict()
     assert (state_counts(stream.ws), mlflow_counts(stream.ws)) == before
@@ -105,7 +106,7 @@ def test_mlflow_holds_one_run_per_dataset_with_tags_trials_and_models(stream):
     assert "test.F" in runs["digits·half"].data.metrics
     children = c.search_runs([runs["digits"].info.experiment_id],
                              f"tags.mlflow.parentRunId = '{stream.first.run_id}'")
-    assert len(children) == stream.first.extra["trials"]
+    assert len(children) == stream.first.trials
     assert all(json.loads(ch.data.params["spec"])["space"] == "cnn" for ch in children)
     versions = c.search_model_versions("name = 'trautoml-group-g1'")
     assert sorted(v.tags["trautoml.dataset"] for v in versions) == ["digits", "digits·half"]
@@ -138,7 +139,7 @@ def test_a_reused_model_is_retrained_not_copied(stream):
 def test_trials_are_cached_with_their_measured_seconds(stream):
     t = stream.t
     ds = t.load("builtin:digits?subsample=0.5&seed=3")
-    runner = t._trial_runner(ds, None)
+    runner = t.searcher.runner(ds)
     spec = ModelSpec.from_dict(stream.first.spec.to_dict())
     first = runner([TrialRequest(spec, 0.2, 0)])[0]
     again = runner([TrialRequest(spec, 0.2, 0), TrialRequest(spec, 0.2, 1)])
@@ -182,7 +183,7 @@ def test_metafeatures_grouper_and_random_backend_through_ingest_stream(tmp_path,
         ds = t.load("builtin:digits?subsample=0.5")
         decisions = t.ingest_stream(["builtin:digits", ds])
     assert [d.backend for d in decisions] == ["random", "random"]
-    assert decisions[0].outcome == "searched" and decisions[0].extra["trials"] == 2  # search_trials=2
+    assert decisions[0].outcome == "searched" and decisions[0].trials == 2  # search_trials=2
     assert [g["members"] for g in t.groups()] in ([["digits", "digits·half"]],
                                                   [["digits"], ["digits·half"]])
     assert len(dataset_runs(ws)) == 2
@@ -194,7 +195,7 @@ def test_escalation_and_recovery_of_an_unfinished_run(tmp_path, template, monkey
     ws = new_workspace(tmp_path / "ws", template)
     # 1. The first ingest commits but its process "dies" before finishing the MLflow run and registering the model.
     t1 = TrAutoML(ws, preset="tiny", executor="serial", quiet=True)
-    monkeypatch.setattr(TrAutoML, "_finish_run", lambda self, run_id, decision: None)
+    monkeypatch.setattr(Recovery, "finish", lambda self, run_id, decision: None)
     first = t1.ingest(FIRST)
     monkeypatch.undo()
     c = client(ws)
@@ -204,12 +205,12 @@ def test_escalation_and_recovery_of_an_unfinished_run(tmp_path, template, monkey
     # below the founder's validation accuracy: with no tolerance the reuse check escalates to a search.
     t2 = TrAutoML(ws, preset="tiny", executor="serial", quiet=True, reuse_tolerance=0.0)
     second = t2.ingest(SECOND)
-    check = second.extra["reuse_check"]
+    check = second.reuse_check
     assert check["reused_val"] < check["reference"] == first.val_accuracy
     assert c.get_run(first.run_id).info.status == "FINISHED"
     assert len(c.search_model_versions("name = 'trautoml-group-g1'")) == 2
-    assert second.group == "g1" and second.reason == "test-accepted" and second.extra["escalated"]
-    assert second.search_seconds > 0 and second.extra["trials"] >= 2
+    assert second.group == "g1" and second.reason == "test-accepted" and second.escalated
+    assert second.search_seconds > 0 and second.trials >= 2
     assert second.outcome in ("searched", "reused")
     if second.outcome == "searched":  # its own model; the group's model stays the founder's
         assert second.spec != first.spec
@@ -246,11 +247,11 @@ def test_the_grouper_is_kept_between_ingests_only_while_the_workspace_holds_its_
         assert replayed == []  # t1 goes on with the grouper it committed
         t2.ingest(uris[2])
         assert replayed == [2]  # t2 never saw that state: it restores it
-        real_search_and_train = TrAutoML.search_and_train
-        monkeypatch.setattr(TrAutoML, "search_and_train", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("x")))
+        real_search_and_train = SearchTrainStage.__call__
+        monkeypatch.setattr(SearchTrainStage, "__call__", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("x")))
         with pytest.raises(RuntimeError):
             t2.ingest(uris[3])  # observed with t2's grouper, then failed: that grouper must not be used again
-        monkeypatch.setattr(TrAutoML, "search_and_train", real_search_and_train)
+        monkeypatch.setattr(SearchTrainStage, "__call__", real_search_and_train)
         t2.ingest(uris[3])
         assert replayed == [2, 3]
         t1.ingest(uris[4])  # t1's grouper is two commits behind the workspace

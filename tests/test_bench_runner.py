@@ -97,7 +97,7 @@ def test_the_peer_row_runs_the_syne_tune_backend_over_the_stream(tmp_path):
     assert row["total_search_s"] > 0 and row["groups"] == 3 and row["reused"] == 0
     decisions = TrAutoML(tmp_path / "cache" / "runs" / "peer-zeroshot" / "order0", tracking=False).decisions()
     assert {d.backend for d in decisions} == {"synetune-zeroshot"}
-    assert [d.extra["search"]["earlier_tasks"] for d in decisions] == [0, 1, 2]  # state carried, in order
+    assert [d.search["earlier_tasks"] for d in decisions] == [0, 1, 2]  # state carried, in order
 
 
 def test_a_peer_that_cannot_run_is_left_out_and_the_report_says_why(tmp_path, monkeypatch):

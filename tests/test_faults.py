@@ -108,7 +108,7 @@ def test_worker_killed_mid_landmarker_and_mid_search_trial_is_retried_and_the_in
     assert all(runs.count(k) >= 2 for k in killed)  # each killed trial ran again
     assert len({k for k in runs if k.startswith("landmarker:")}) == 5 * 3  # preset tiny: T = 5 x B = 3
     # nothing was lost: a complete profile, no failed trial, a searched model
-    assert d.outcome == "searched" and d.extra["failed_trials"] == 0 and d.extra["trials"] >= 2
+    assert d.outcome == "searched" and d.failed_trials == 0 and d.trials >= 2
     with sqlite3.connect(tmp_path / "ws" / ".trautoml" / "state.db") as db:
         profile = json.loads(db.execute("SELECT profile FROM datasets").fetchone()[0])
     # ... and the retried trials gave what they give undisturbed: the profile equals one computed in process
@@ -137,12 +137,12 @@ def test_a_trial_that_keeps_killing_its_worker_is_recorded_failed_and_the_search
     runs = ex.executions()
     assert runs.count(ex.doomed) == 2  # the first try and its one retry (max_retries=1)
     # recorded as failed in the workspace decision ...
-    assert d.outcome == "searched" and d.extra["failed_trials"] == 1  # the trials beside it were only rerun
+    assert d.outcome == "searched" and d.failed_trials == 1  # the trials beside it were only rerun
     # ... and in MLflow, as a FAILED child run of the dataset's run that names the lost worker
     children = [r for r in all_runs(ws) if r.data.tags.get("mlflow.parentRunId") == d.run_id]
-    assert len(children) == d.extra["trials"]
+    assert len(children) == d.trials
     failed = [r for r in children if r.info.status == "FAILED"]
-    assert len(failed) == d.extra["failed_trials"]
+    assert len(failed) == d.failed_trials
     doomed_spec, doomed_resource = ex.doomed.removeprefix("search:").rsplit("@", 1)
     doomed_runs = [r for r in failed if r.data.params["spec_key"] == doomed_spec
                    and float(r.data.params["resource"]) == float(doomed_resource)]
@@ -229,8 +229,8 @@ def test_driver_killed_mid_stream_resumes_without_redoing_finished_work(tmp_path
     assert {k: after["trials"][k] for k in before["trials"]} == before["trials"]
     assert {k: after["profiles"][k] for k in before["profiles"]} == before["profiles"]
     b_decision = json.loads(next(dec for h, (n, dec) in after["datasets"].items() if h != a_hash))
-    assert b_decision["extra"]["profile_cached"] is True
-    assert b_decision["extra"]["cached_trials"] == len(b_trials)
+    assert b_decision["profile_cached"] is True
+    assert b_decision["cached_trials"] == len(b_trials)
     assert state_counts(ws)["trials"] == len(after["trials"]) > len(before["trials"])  # B's later rung(s)
     runs = dataset_runs(ws)
     assert sorted(r.data.tags["trautoml.dataset"] for r in runs) == sorted([a_name, "b"])

@@ -122,11 +122,11 @@ def test_sigkill_anywhere_then_rerun(tmp_path, milestones):
         shown = json.loads(run_cli("show", "digits?subsample=0.6", "--json", "--workspace", ws).stdout)
         # The final training is cached too, but with tracking it is trained again on a rerun: its weights are
         # logged as the model, and they are not kept before the commit. Every search trial must come from the cache.
-        final = (ModelSpec.from_dict(shown["spec"]).key(), shown["extra"]["final_epochs"])
+        final = (ModelSpec.from_dict(shown["spec"]).key(), shown["final_epochs"])
         trials = sum(1 for key, epochs in cached if (key, epochs) != final)
         if not committed:  # the rerun did the ingest: what the killed one had finished came from the cache
-            assert shown["extra"]["profile_cached"] == (profiles > 0), target
-            assert shown["extra"]["cached_trials"] >= trials, target
+            assert shown["profile_cached"] == (profiles > 0), target
+            assert shown["cached_trials"] >= trials, target
         report.append(f"{target:5.1f}s after «{stage[:50]}»: committed={committed} profiles={profiles} "
                       f"trials={trials}; rerun cached_trials={shown['extra']['cached_trials']}")
         print(report[-1], flush=True)

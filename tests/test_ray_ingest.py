@@ -90,8 +90,8 @@ def test_ingest_through_ray_runs_trials_in_ray_workers_and_matches_serial(tmp_pa
     # every landmarker trial (T x B) and every search trial went through Ray, each in a Ray worker process
     kinds = [k for k, _, _ in executor.where]
     assert kinds.count("_run_trial") == 5 * 3  # preset tiny: T = 5 trials of B = 3 landmarkers
-    assert kinds.count("run_trial") == on_ray.extra["trials"] >= 2
-    assert on_ray.extra["cached_trials"] == on_ray.extra["failed_trials"] == 0
+    assert kinds.count("run_trial") == on_ray.trials >= 2
+    assert on_ray.cached_trials == on_ray.failed_trials == 0
     assert all(pid is not None and pid != os.getpid() for _, pid, _ in executor.where)
     assert all(wid for _, _, wid in executor.where)
 
@@ -104,4 +104,4 @@ def test_ingest_through_ray_runs_trials_in_ray_workers_and_matches_serial(tmp_pa
            (serial.group, serial.outcome, serial.reason, serial.spec)
     assert (on_ray.val_accuracy, on_ray.test_accuracy) == (serial.val_accuracy, serial.test_accuracy)
     seconds = lambda d: {k: v for k, v in d.items() if k != "seconds"}  # noqa: E731 - wall clock differs
-    assert seconds(ray_state["decision"]["extra"]["search"]) == seconds(serial_state["decision"]["extra"]["search"])
+    assert seconds(ray_state["decision"]["search"]) == seconds(serial_state["decision"]["search"])

@@ -14,10 +14,10 @@ SPEC = ModelSpec(space="cnn", arch={"layers": []})
 
 def _d(name, group, outcome, search, test, *, val=None, profile=1.0, train=2.0, escalated=None):
     reason = "empty-cluster" if outcome == "searched" and not escalated else "test-accepted"
-    extra = {} if escalated is None else {"escalated": {"kept": escalated}}
     return Decision(dataset=name, content_hash="h" + name, group=group, outcome=outcome, reason=reason, spec=SPEC,
                     backend="hyperband", val_accuracy=test if val is None else val, test_accuracy=test,
-                    profile_seconds=profile, search_seconds=search, train_seconds=train, extra=extra)
+                    profile_seconds=profile, search_seconds=search, train_seconds=train,
+                    escalated=None if escalated is None else {"kept": escalated})
 
 
 def _stream():

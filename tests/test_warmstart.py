@@ -56,10 +56,10 @@ def test_untracked_workspaces_share_one_cache_and_warm_start_from_earlier_models
     warm = TrAutoML(tmp_path / "b", grouper="none", warm_start="latest", warm_k=1, **common)
     second = [warm.ingest(u) for u in uris]
     # the first dataset has no earlier one: the same search, every trial and the final training from the cache
-    assert second[0].extra["cached_trials"] == second[0].extra["trials"]
+    assert second[0].cached_trials == second[0].trials
     assert second[0].test_accuracy == first[0].test_accuracy and second[0].train_seconds == first[0].train_seconds
     # the second starts from the first's model, within the same budget: that spec was trained on it
-    assert second[1].extra["trials"] == first[1].extra["trials"]
+    assert second[1].trials == first[1].trials
     import sqlite3
 
     with sqlite3.connect(tmp_path / "cache.db") as db:

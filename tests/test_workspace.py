@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from fakes import OTHER, SETTINGS, SPEC, commit
+from fakes import OTHER, SETTINGS, SPEC, commit, stored_decision
 from trautoml import decide
 from trautoml.presets import PRESETS, get_preset
 from trautoml.workspace import Workspace, WorkspaceError, state_path
@@ -178,3 +178,18 @@ def test_reuse_check_and_escalation():
     assert not decide.check_reuse(0.1, [], 0.1).escalate  # nothing to compare with
     p = decide.escalation(decide.plan(_assignment("g1", False, "test-accepted"), SPEC))
     assert (p.action, p.founds_group, p.warm_start, p.group) == ("search", False, (SPEC,), "g1")
+
+
+def test_a_decision_recorded_with_an_extra_dict_is_read_into_its_fields():
+    """Workspaces written before the Decision had typed fields keep the details in ``extra``."""
+    from trautoml.decision import Decision
+
+    d = stored_decision("old", "g1").to_dict()
+    for key in ("trials", "cached_trials", "founded", "escalated", "search", "uri"):
+        d.pop(key)
+    d["extra"] = {"trials": 7, "cached_trials": 3, "founded": True, "escalated": {"kept": "reused"},
+                  "search": {"backend": "random"}, "uri": "builtin:digits", "something_else": 1}
+    back = Decision.from_dict(d)
+    assert (back.trials, back.cached_trials, back.founded, back.uri) == (7, 3, True, "builtin:digits")
+    assert back.escalated == {"kept": "reused"} and back.search == {"backend": "random"}
+    assert Decision.from_dict(back.to_dict()) == back

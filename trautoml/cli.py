@@ -354,7 +354,7 @@ def cmd_show(args) -> int:
     if args.json:
         print(json.dumps(d.to_dict(), indent=2, sort_keys=True))
         return EXIT_OK
-    founded = "founded" if d.extra.get("founded") else "joined"
+    founded = "founded" if d.founded else "joined"
     lines = [
         ("dataset", f"{d.dataset}   (#{row['seq']}, family {row.get('family') or '-'})"),
         ("uri", row.get("uri") or "-"),
@@ -370,10 +370,10 @@ def cmd_show(args) -> int:
     ]
     if d.F is not None:
         lines.append(("test", f"Behrens–Fisher F = {d.F:.3f}, p = {d.p_value:.3g}"))
-    if d.extra.get("trials"):
-        lines.append(("trials", f"{d.extra['trials']} ({d.extra.get('cached_trials', 0)} from the cache, "
-                                f"{d.extra.get('failed_trials', 0)} failed), "
-                                f"{_fmt_seconds(d.extra.get('trial_seconds', 0.0))} measured"))
+    if d.trials:
+        lines.append(("trials", f"{d.trials} ({d.cached_trials} from the cache, "
+                                f"{d.failed_trials} failed), "
+                                f"{_fmt_seconds(d.trial_seconds)} measured"))
     lines.append(("MLflow run", d.run_id or "-"))
     width = max(len(k) for k, _ in lines)
     print("\n".join(f"{k.ljust(width)}  {v}" for k, v in lines))

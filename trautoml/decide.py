@@ -21,9 +21,9 @@ falls short by more than ``tolerance`` (a preset field, ``reuse_tolerance``), th
   sequential model does not have, and founding a group with d_n's profile inside another group's cluster would make
   the two groups indistinguishable to later datasets. So the group and its model stay as they are, and d_n gets
   *its own* model: the Decision's outcome is ``searched`` (reason still ``test-accepted``), its spec the found one,
-  ``extra["escalated"]`` records the numbers. Later members keep reusing the group's model;
+  ``Decision.escalated`` records the numbers. Later members keep reusing the group's model;
 * the found model is kept only if its final validation accuracy beats the reused one; otherwise d_n keeps the
-  reused model (outcome ``reused``, ``extra["escalated"]`` says the search did not help), so escalation never makes
+  reused model (outcome ``reused``, ``Decision.escalated`` says the search did not help), so escalation never makes
   a decision worse on validation data.
 
 Escalation is off by default in every preset (``reuse_tolerance=None``), since the paper has no such step and it

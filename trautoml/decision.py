@@ -1,7 +1,7 @@
 """What trautoml decided for one dataset (paper 002, Algorithm 1), in a form people and MLflow can read."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 from trautoml.models.spec import ModelSpec
 
@@ -17,7 +17,16 @@ class Decision:
     dataset got, ``backend`` the search backend that found it (or found it for the group); ``val_accuracy`` /
     ``test_accuracy``: that model trained on this dataset; ``*_seconds``: wall time of each step; ``F`` / ``p_value``:
     the Behrens–Fisher test, ``log_posterior`` / ``runner_up_log_posterior``: the MH grouper's (None where the grouper
-    has none); ``run_id``: the dataset's MLflow run; ``extra``: anything else worth keeping (JSON)."""
+    has none); ``run_id``: the dataset's MLflow run.
+
+    Where the dataset came from and what the ingest ran with: ``uri``, ``family`` (its stream's family, if given),
+    ``preset``, ``grouper``. What it cost: ``final_epochs`` of the final training; ``profile_cached`` (the profile
+    came from the workspace cache); ``trials`` run by the search, ``cached_trials`` of them from the cache and
+    ``failed_trials`` failed; ``trial_seconds``: the trials' measured seconds (a cached one's when it ran);
+    ``search_own_seconds``: the backend's compute outside its trials. ``founded``: the dataset founded its group;
+    ``search``: the backend's report (`trautoml.search.SearchResult.info`); ``reuse_check``: the feedback check
+    after a reuse (`trautoml.decide.ReuseCheck`); ``escalated``: set when a reuse fell short and a search ran
+    (``kept``: the outcome kept, ``group_model``: the group's spec)."""
 
     dataset: str
     content_hash: str
@@ -37,7 +46,21 @@ class Decision:
     log_posterior: float | None = None
     runner_up_log_posterior: float | None = None
     run_id: str | None = None
-    extra: dict = field(default_factory=dict)
+    uri: str | None = None
+    family: str | None = None
+    preset: str | None = None
+    grouper: str | None = None
+    final_epochs: float | None = None
+    profile_cached: bool = False
+    trials: int = 0
+    cached_trials: int = 0
+    failed_trials: int = 0
+    trial_seconds: float = 0.0
+    search_own_seconds: float = 0.0
+    founded: bool = False
+    search: dict = field(default_factory=dict)
+    reuse_check: dict | None = None
+    escalated: dict | None = None
 
     def __post_init__(self) -> None:
         if self.outcome not in OUTCOMES:
@@ -58,5 +81,9 @@ class Decision:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Decision":
-        """The decision `to_dict` wrote (``d``)."""
-        return cls(**{**d, "spec": ModelSpec.from_dict(d["spec"])})
+        """The decision `to_dict` wrote (``d``). A record that keeps these details in an ``extra`` dict, as
+        workspaces written by trautoml 0.1's first releases do, is read too; keys neither form knows are ignored."""
+        d = dict(d)
+        d.update({k: v for k, v in (d.pop("extra", None) or {}).items() if k not in d})
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known} | {"spec": ModelSpec.from_dict(d["spec"])})

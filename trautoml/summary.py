@@ -19,7 +19,7 @@ ESTIMATE_METHOD = ("each dataset that reused a model is counted at the mean sear
 
 def ran_search(d) -> bool:
     """Whether a search ran for this decision: it was searched, or reused after an escalation's search."""
-    return d.outcome == "searched" or bool(d.extra.get("escalated"))
+    return d.outcome == "searched" or bool(d.escalated)
 
 
 def _mean(xs: Sequence[float]) -> float | None:
@@ -141,7 +141,7 @@ def summarize(decisions: Iterable) -> StreamSummary:
     profile = float(sum(d.profile_seconds for d in ds))
     searched = [d for d in ds if d.outcome == "searched"]
     reused = [d for d in ds if d.outcome == "reused"]
-    escalated = [d for d in ds if d.extra.get("escalated")]
+    escalated = [d for d in ds if d.escalated]
     group_searched_test = {g: _mean([d.test_accuracy for d in m if d.outcome == "searched"])
                            for g, m in by_group.items()}
     gaps = [d.test_accuracy - group_searched_test[d.group] for d in reused

@@ -281,8 +281,7 @@ def _outcome(decision, name: str, family: str, solo: bool = False) -> Outcome:
     """A row's `Outcome` for dataset ``name`` (its name in the stream; the workspace may give it a readable one),
     from the Decision the product returned, charged measured seconds. ``solo``: the dataset was ingested into a
     workspace of its own (its group id means nothing across datasets)."""
-    extra = decision.extra
-    search = float(extra.get("trial_seconds", 0.0)) + float(extra.get("search_own_seconds", 0.0))
+    search = float(decision.trial_seconds) + float(decision.search_own_seconds)
     return Outcome(name, family, None if solo else decision.group, decision.outcome,
                    1.0 - decision.test_accuracy,
                    search, float(decision.train_seconds), float(decision.profile_seconds))

@@ -1,0 +1,35 @@
+"""Decide: Algorithm 1's branch (`trautoml.decide.plan`), with warm-start models for a search."""
+from __future__ import annotations
+
+import dataclasses
+
+from trautoml import decide
+
+__all__ = ["DecideStage"]
+
+
+class DecideStage:
+    """group → **decide**: ``stage(assignment, features) -> Plan``.
+
+    ``ctx``: the pipeline's context (``workspace``, ``progress``). ``warm_start`` / ``warm_k``: a search first
+    trains the models of ``warm_k`` earlier datasets, the ``latest`` ones or the nearest by ``profile`` or
+    ``metafeatures`` (`trautoml.warmstart`); None: no warm start beyond what Algorithm 1 gives."""
+
+    def __init__(self, ctx, warm_start: str | None = None, warm_k: int = 3):
+        self.ctx, self.warm_start, self.warm_k = ctx, warm_start, warm_k
+
+    def __call__(self, assignment, features=None) -> decide.Plan:
+        from trautoml.models.spec import ModelSpec
+
+        ws = self.ctx.workspace
+        spec = ws.group_spec(assignment.group)
+        plan = decide.plan(assignment, None if spec is None else ModelSpec.from_dict(spec))
+        if plan.action == decide.SEARCH and self.warm_start is not None:
+            from trautoml.warmstart import neighbour_specs
+
+            point = None if features is None else features.mean
+            specs = neighbour_specs(ws.datasets(), point, self.warm_start, self.warm_k)
+            plan = dataclasses.replace(plan, warm_start=tuple(plan.warm_start) +
+                                       tuple(ModelSpec.from_dict(s) for s in specs))
+        self.ctx.progress.message(f"  decide: {plan.describe()}")
+        return plan

@@ -1,0 +1,158 @@
+"""Search/train: a search for a dataset that founds a group (the backend through the trial runner), or the group's
+model reused; then the dataset's model trained afresh (paper 002, Algorithm 1; weights are never copied)."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from trautoml import decide
+from trautoml.models.spec import adapt_spec
+from trautoml.trial_runner import TrialRunner, caps_key
+from trautoml.workspace import state_dir
+
+__all__ = ["Outcome", "SearchTrainStage"]
+
+
+@dataclass
+class Outcome:
+    """What the search/train stage produced for one dataset.
+
+    ``outcome``: ``searched`` or ``reused``; ``spec``: the dataset's model; ``final``: the final training's
+    `TrainResult` (its module kept when tracked); ``search_seconds`` / ``train_seconds``: charged seconds;
+    ``final_epochs``: epochs of the final training; ``trials`` / ``search_info``: the search's trials and its
+    backend's report; ``check``: the reuse check; ``escalated``: a reuse fell short and a search ran;
+    ``search_own_seconds``: the backend's compute outside its trials (what a cache cannot replay)."""
+
+    outcome: str
+    spec: Any
+    final: Any
+    search_seconds: float
+    train_seconds: float
+    final_epochs: float
+    trials: list
+    search_info: dict = field(default_factory=dict)
+    check: decide.ReuseCheck | None = None
+    escalated: bool = False
+    search_own_seconds: float = 0.0
+
+
+class SearchTrainStage:
+    """decide → **search/train**: ``stage(dataset, plan, observer) -> Outcome``.
+
+    ``ctx``: the pipeline's context (``preset``, ``seed``, ``root``, ``workspace``, ``executor``, ``progress``).
+    ``backend`` / ``backend_name``: the search backend and its registered name (its state folder). ``tracking``:
+    with tracking the final model is trained here and kept (it is logged); without, it is a cached trial like the
+    search's. ``observer``: gets each batch of trials (``trials``) and the backend's state folder after a search
+    (``backend_state``)."""
+
+    def __init__(self, ctx, backend, backend_name: str, tracking: bool):
+        self.ctx, self.backend, self.backend_name, self.tracking = ctx, backend, backend_name, tracking
+
+    # ---- the budget and seed of a search
+    def budget(self):
+        """The preset's search budget (`trautoml.search.SearchBudget`)."""
+        from trautoml.search import SearchBudget
+
+        p = self.ctx.preset
+        return SearchBudget(max_trials=max(1, round(p.search_trials)), max_epochs=p.search_epochs,
+                            min_epochs=p.search_min_epochs, max_seconds=p.search_seconds)
+
+    def seed(self, dataset) -> int:
+        """The seed of a search on ``dataset``: fixed by the workspace seed and the dataset's content, so each
+        dataset explores its own candidates, and a rerun (or the benchmark's standalone search) repeats it."""
+        digest = hashlib.sha256(f"{self.ctx.seed}:{dataset.content_hash()}".encode()).hexdigest()
+        return int(digest[:8], 16)
+
+    def runner(self, dataset, observer=None, limits: tuple[int | None, int | None] | None = None) -> TrialRunner:
+        """The trial runner for ``dataset`` over the workspace cache and the executor. ``limits``: (max_train,
+        max_eval) images a trial uses; default: the preset's search caps."""
+        p, ctx = self.ctx.preset, self.ctx
+        max_train, max_eval = limits if limits is not None else (p.search_max_train, p.search_max_eval)
+        return TrialRunner(dataset, ctx.workspace, lambda: ctx.executor, max_train, max_eval,
+                           on_trials=None if observer is None else observer.trials)
+
+    # ---- the stage
+    def __call__(self, dataset, plan: decide.Plan, observer) -> Outcome:
+        p = self.ctx.preset
+        if plan.action == decide.SEARCH:
+            result, search_s, own_s = self.search(dataset, plan, observer)
+            epochs = p.final_epochs or result.best_resource
+            final, train_s = self.train(result.best, dataset, epochs)
+            return Outcome("searched", result.best, final, search_s, train_s, epochs, result.trials, result.info,
+                           search_own_seconds=own_s)
+
+        epochs = p.final_epochs or p.search_epochs
+        plan = dataclasses.replace(plan, spec=adapt_spec(plan.spec, dataset.input_shape, dataset.num_classes))
+        final, train_s = self.train(plan.spec, dataset, epochs)
+        members = self.ctx.workspace.member_val_accuracies(plan.group, plan.spec.to_dict())
+        check = decide.check_reuse(final.val_accuracy, members, p.reuse_tolerance)
+        if not check.escalate:
+            return Outcome("reused", plan.spec, final, 0.0, train_s, epochs, [], {}, check)
+        self.ctx.progress.message(f"  check: reused val {check.reused_val:.3f} < group's {check.reference:.3f} - "
+                                  f"{check.tolerance}: escalating to a search")
+        result, search_s, own_s = self.search(dataset, decide.escalation(plan), observer)
+        epochs2 = p.final_epochs or result.best_resource
+        final2, train2_s = self.train(result.best, dataset, epochs2)
+        if final2.val_accuracy > final.val_accuracy:
+            return Outcome("searched", result.best, final2, search_s, train_s + train2_s, epochs2, result.trials,
+                           result.info, check, escalated=True, search_own_seconds=own_s)
+        return Outcome("reused", plan.spec, final, search_s, train_s + train2_s, epochs, result.trials,
+                       result.info, check, escalated=True, search_own_seconds=own_s)
+
+    def search(self, dataset, plan: decide.Plan, observer):
+        """Run the backend on ``dataset`` (warm-started from the plan's specs, adapted to its shape): the
+        `SearchResult`, its wall seconds, and the seconds it spent outside its trials."""
+        from trautoml.search import SearchTask, run_search
+
+        folder = state_dir(self.ctx.root) / "backends" / self.backend_name
+        folder.mkdir(parents=True, exist_ok=True)
+        runner = self.runner(dataset, observer)
+        in_trials = [0.0]
+
+        def run_trials(requests):
+            t = time.perf_counter()
+            try:
+                return runner(requests)
+            finally:
+                in_trials[0] += time.perf_counter() - t
+
+        warm = [adapt_spec(s, dataset.input_shape, dataset.num_classes) for s in plan.warm_start]
+        task = SearchTask(dataset=dataset, budget=self.budget(), run_trials=run_trials, seed=self.seed(dataset),
+                          warm_start=warm, task_id=plan.group, state_dir=folder,
+                          progress=lambda msg: self.ctx.progress.message("  search: " + msg))
+        t0 = time.perf_counter()
+        result = run_search(self.backend, task)
+        seconds = time.perf_counter() - t0
+        observer.backend_state(folder)
+        return result, seconds, max(0.0, seconds - in_trials[0])
+
+    def train(self, spec, dataset, epochs: float):
+        """The final training of the dataset's model: weights trained afresh on its full train split. Returns the
+        result and the seconds it is charged (measured; a cached one's measured when it ran).
+
+        With tracking the module is kept and logged, and the measurement goes into the trial cache; without, no
+        module is needed, so a training measured before (same dataset, spec, epochs, seed, image cap) is not run
+        again: it is the same call either way (`run_trial` wraps `train_and_evaluate`)."""
+        from trautoml.models.train import TrainResult, train_and_evaluate
+        from trautoml.search import Trial, TrialRequest
+
+        ctx = self.ctx
+        ctx.progress.message(f"  train: {spec.space} {spec.key()} for {epochs:g} epochs")
+        limits = (ctx.preset.final_max_train, None)
+        if not self.tracking:
+            trial = self.runner(dataset, None, limits=limits)([TrialRequest(spec, epochs, ctx.seed)])[0]
+            if trial.status != "ok":
+                raise RuntimeError(f"the final training of {spec.key()} failed: {trial.error}")
+            return TrainResult(trial.val_accuracy, trial.test_accuracy, trial.wall_seconds, epochs, 0,
+                               float("nan")), trial.wall_seconds
+        t0 = time.perf_counter()
+        res = train_and_evaluate(spec, dataset, epochs, ctx.seed, max_train=limits[0], keep_module=True)
+        seconds = time.perf_counter() - t0
+        trial = Trial(spec=spec, resource=epochs, seed=ctx.seed, val_accuracy=res.val_accuracy,
+                      test_accuracy=res.test_accuracy, wall_seconds=res.wall_seconds)
+        ctx.workspace.store_trials(dataset.content_hash(), caps_key(*limits), [
+            {"spec_key": spec.key(), "resource": epochs, "seed": ctx.seed, "trial": trial.to_dict()}])
+        return res, seconds
