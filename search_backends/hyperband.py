@@ -97,6 +97,9 @@ def _ranked(trials: list[Trial]) -> list[Trial]:
 class Hyperband(SearchBackend):
     name = "hyperband"
 
+    #: Searches any sampler given as ``space`` (the predefined mechanism wraps it around a head sampler).
+    samples_any_space = True
+
     def __init__(self, eta: int = 3, space: str | Sampler = "cnn", R: int | None = None):
         _check(R if R is not None else 1, eta)
         self.eta, self.R = int(eta), R
@@ -144,10 +147,9 @@ class Hyperband(SearchBackend):
         top_resource = max((t.resource for t in ok), default=0.0)
         best = best_of([t for t in ok if t.resource >= top_resource * (1 - 1e-9)] or trials)
         return SearchResult(best=best.spec, best_val_accuracy=best.val_accuracy, trials=trials,
-                            best_resource=budget.max_epochs,
+                            best_resource=budget.max_epochs, stopped_early=stopped_early,
                             info={"backend": self.name, "space": self.space, "R": R, "eta": self.eta,
                                   "unit_epochs": unit, "brackets_planned": len(plan), "brackets_run": brackets_run,
                                   "configs": len({t.spec for t in trials}),
                                   "fbe_used": sum(t.resource for t in trials) / budget.max_epochs,
-                                  "best_resource_reached": top_resource, "stopped_early": stopped_early,
-                                  "seconds": task.elapsed()})
+                                  "best_resource_reached": top_resource})

@@ -520,5 +520,4 @@ class MetaQNN(SearchBackend):
                                   "q_table_loaded": loaded, "exhausted_levels": exhausted,
                                   "q_states": len(self.q.q), "max_depth": self.space.max_depth,
                                   "size_threshold": self.space.threshold,
-                                  "greedy_layers": actions_to_layers(greedy),
-                                  "seconds": task.elapsed()})
+                                  "greedy_layers": actions_to_layers(greedy)})

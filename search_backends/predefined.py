@@ -46,14 +46,13 @@ random-search or Hyperband backend through their ``space=`` sampler hook, so bot
 """
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
 import random
 from collections import OrderedDict
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -61,10 +60,10 @@ from torch import nn
 
 from trautoml.models.cnn import (ACTIVATIONS, DROPOUTS, NORMS, build_cnn, sample_train_params, validate_cnn_arch)
 from trautoml.models.spec import ModelSpec, build_module
+from trautoml.registry import BACKENDS
+from trautoml.tracking import mlflow_store
 
 from .base import SearchBackend, SearchResult, SearchTask
-from .hyperband import Hyperband
-from .random_search import RandomSearch
 
 SPACE = "predefined"
 KINDS = ("torchvision", "file", "mlflow")
@@ -141,27 +140,6 @@ def _state_dict_from(path: str) -> dict[str, torch.Tensor]:
     return {k[7:] if k.startswith("module.") else k: v for k, v in obj.items()}
 
 
-@contextlib.contextmanager
-def _mlflow_store(uri: str | None) -> Iterator[None]:
-    """Point MLflow's global tracking/registry URIs at ``uri`` for a moment (resolving a ``runs:/`` or
-    ``models:/`` URI reads only those), then restore the raw values, as `trautoml.tracking.Tracker` does."""
-    import mlflow
-    from mlflow.tracking._model_registry import utils as registry_utils
-    from mlflow.tracking._tracking_service import utils as tracking_utils
-
-    if uri is None:
-        yield
-        return
-    old_uri, old_reg = tracking_utils._tracking_uri, registry_utils._registry_uri
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    try:
-        yield
-    finally:
-        mlflow.set_tracking_uri(old_uri)
-        registry_utils._registry_uri = old_reg
-
-
 def _mlflow_source_run(client, model_uri: str) -> str | None:
     """The run that logged ``model_uri`` (runs:/RUN/..., models:/m-ID, models:/NAME/VERSION), when known."""
     if model_uri.startswith("runs:/"):
@@ -185,7 +163,7 @@ def _mlflow_model(model_uri: str, tracking_uri: str | None) -> tuple[nn.Module, 
     import mlflow
     import mlflow.pytorch
 
-    with _mlflow_store(tracking_uri):
+    with mlflow_store(tracking_uri):
         module = mlflow.pytorch.load_model(mlflow.artifacts.download_artifacts(artifact_uri=model_uri),
                                            map_location="cpu")
         client = mlflow.MlflowClient()
@@ -451,12 +429,13 @@ class PredefinedSearch(SearchBackend):
 
     def __init__(self, backbone: dict, freeze: bool = True, inner: str = "random", *, resize: int | None = None,
                  normalize: Any = BUILDER_DEFAULT, **inner_options):
-        inners = {"random": RandomSearch, "hyperband": Hyperband}
-        if inner not in inners:
-            raise ValueError(f"inner must be one of {sorted(inners)}, got {inner!r}")
+        cls = BACKENDS.get(inner)  # ValueError naming the registered backends
+        if not getattr(cls, "samples_any_space", False):
+            raise ValueError(f"inner backend {inner!r} cannot search a given sampler (it does not declare "
+                             "samples_any_space); use random or hyperband")
         self.backbone, self.freeze, self.inner_name = dict(backbone), bool(freeze), inner
         self.sample = make_predefined_task_space(self.backbone, self.freeze, resize=resize, normalize=normalize)
-        self.inner = inners[inner](space=self.sample, **inner_options)
+        self.inner = cls(space=self.sample, **inner_options)
 
     def search(self, task: SearchTask) -> SearchResult:
         ds = task.dataset

@@ -62,7 +62,13 @@ class SpecStream:
 
 
 class RandomSearch(SearchBackend):
+    """Random search (the baseline of Li et al.'s Hyperband paper): ``budget.max_trials`` specs drawn from
+    ``space`` (a model-space name or a sampler ``rng -> ModelSpec``), warm starts first, each trained at
+    ``budget.max_epochs``; ``chunk_size``: specs per batch when a time budget needs checking between batches."""
+
     name = "random"
+    #: Searches any sampler given as ``space`` (the predefined mechanism wraps it around a head sampler).
+    samples_any_space = True
 
     def __init__(self, space: str | Sampler = "cnn", chunk_size: int | None = None):
         self.sample = space_sampler(space)
@@ -86,6 +92,5 @@ class RandomSearch(SearchBackend):
                           + (f"{max(ok):.4f}" if ok else "n/a"))
         best = best_of(trials)
         return SearchResult(best=best.spec, best_val_accuracy=best.val_accuracy, trials=trials,
-                            best_resource=budget.max_epochs,
-                            info={"backend": self.name, "space": self.space, "configs": len(trials),
-                                  "stopped_early": stopped_early, "seconds": task.elapsed()})
+                            best_resource=budget.max_epochs, stopped_early=stopped_early,
+                            info={"backend": self.name, "space": self.space, "configs": len(trials)})

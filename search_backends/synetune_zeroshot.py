@@ -199,7 +199,6 @@ class ZeroShotSearch(SearchBackend):
         self._save(task.state_dir, history)
         best = best_of(trials)
         return SearchResult(best=best.spec, best_val_accuracy=best.val_accuracy, trials=trials,
-                            best_resource=budget.max_epochs,
+                            best_resource=budget.max_epochs, stopped_early=stopped_early,
                             info={"backend": self.name, "earlier_tasks": len(earlier), "configs": len(trials),
-                                  "transfer_seconds": transfer_seconds, "stopped_early": stopped_early,
-                                  "seconds": time.monotonic() - t0})
+                                  "transfer_seconds": transfer_seconds})

@@ -309,7 +309,7 @@ def test_enas_search_stops_rounds_at_the_wall_clock_cap(digits):
     task = SearchTask(digits, SearchBudget(max_trials=40, max_epochs=1.0, max_seconds=1e-3),
                       _run_trials_on(digits, calls), seed=1)
     res = ENAS("macro", layers=3, channels=8, controller_steps=1, controller_samples=2, candidates=2).search(task)
-    assert res.info["rounds"] == 1 and res.info["stopped_early"] and len(calls) == 1
+    assert res.info["rounds"] == 1 and res.stopped_early and len(calls) == 1
 
 
 def test_enas_rejects_bad_options():

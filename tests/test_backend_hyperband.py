@@ -138,7 +138,7 @@ def test_max_seconds_stops_after_the_first_rung():
     runner = FakeRunner()
     res = Hyperband(eta=3, space=sample_fake, R=27).search(task(runner, max_trials=8, max_epochs=2.7,
                                                                 max_seconds=0.0))
-    assert len(runner.calls) == 1 and res.info["stopped_early"]
+    assert len(runner.calls) == 1 and res.stopped_early
     assert res.info["best_resource_reached"] == pytest.approx(0.1) and res.best_resource == 2.7
 
 

@@ -186,6 +186,13 @@ def test_head_search_runs_on_tiny_data(cnn_backbone, inner):
     assert final.val_accuracy > 1 / 3  # better than chance on the 3-class toy data
 
 
+@pytest.mark.parametrize("inner, message", [("metaqnn", "cannot search a given sampler"),
+                                            ("nope", "unknown search backend 'nope'; available: ")])
+def test_an_inner_backend_that_cannot_search_the_head_space_is_refused(cnn_backbone, inner, message):
+    with pytest.raises(ValueError, match=message):
+        PredefinedSearch(cnn_backbone[0], inner=inner)
+
+
 @pytest.mark.slow  # ~15 s: a fresh MLflow SQLite store (~7 s) and a pt2 export (~5 s)
 def test_mlflow_backbone(tmp_path, cnn_backbone):
     """A model logged the way trautoml logs its models (traced pt2 + model_spec.json in the run), read back."""

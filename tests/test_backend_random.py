@@ -39,10 +39,10 @@ def test_seeded_and_deterministic():
 def test_max_seconds_stops_issuing_chunks():
     runner = FakeRunner()
     res = RandomSearch(space=sample_fake, chunk_size=3).search(task(runner, max_trials=10, max_seconds=0.0))
-    assert [len(c) for c in runner.calls] == [3] and res.info["stopped_early"]
+    assert [len(c) for c in runner.calls] == [3] and res.stopped_early
     runner = FakeRunner()
     res = RandomSearch(space=sample_fake, chunk_size=3).search(task(runner, max_trials=10, max_seconds=60))
-    assert [len(c) for c in runner.calls] == [3, 3, 3, 1] and not res.info["stopped_early"]
+    assert [len(c) for c in runner.calls] == [3, 3, 3, 1] and not res.stopped_early
 
 
 def test_failed_trials_are_kept_but_never_best():

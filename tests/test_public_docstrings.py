@@ -13,9 +13,12 @@ ROOT = Path(__file__).resolve().parents[1]
 #: Modules whose public names must all carry a docstring (packages: every public module in them).
 DOCUMENTED = ["trautoml/grouping", "trautoml/models", "landmarkers", "trautoml/workspace.py", "trautoml/tracking.py",
               "trautoml/summary.py", "trautoml/naming.py", "trautoml/progress.py", "trautoml/decision.py",
-              "trautoml/decide.py", "trautoml/warmstart.py", "trautoml/presets.py"]
+              "trautoml/decide.py", "trautoml/warmstart.py", "trautoml/presets.py", "trautoml/stages",
+              "trautoml/trial_runner.py", "trautoml/search.py", "trautoml/api.py", "trautoml/registry.py",
+              "trautoml/testing.py"]
 #: Packages that must list their public API in ``__all__``.
-PACKAGES = ["trautoml/grouping", "trautoml/models", "trautoml/bench", "landmarkers", "search_backends"]
+PACKAGES = ["trautoml/grouping", "trautoml/models", "trautoml/bench", "trautoml/stages", "landmarkers",
+            "search_backends"]
 
 
 def _files(entry: str) -> list[Path]:

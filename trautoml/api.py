@@ -132,6 +132,7 @@ class TrAutoML:
 
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:
+        """Close the executor this instance made and the workspace (an instance is usable again afterwards)."""
         if self._executor is not None and isinstance(self._executor_spec, str):
             self._executor.close()
         self._executor = None
@@ -147,6 +148,7 @@ class TrAutoML:
 
     @property
     def executor(self):
+        """The executor trials and profiles run on, made on first use from the ``executor`` argument."""
         if self._executor is None:
             if isinstance(self._executor_spec, str):
                 from trautoml.executor import make_executor
@@ -170,6 +172,7 @@ class TrAutoML:
 
     @property
     def tracker(self):
+        """The MLflow `trautoml.tracking.Tracker` of the workspace (its store made on first use)."""
         if self._tracker is None:
             from trautoml.tracking import Tracker
 
@@ -341,6 +344,7 @@ class TrAutoML:
         return Decision.from_dict(row["decision"])
 
     def decisions(self) -> list[Decision]:
+        """Every dataset's Decision, in arrival order."""
         ws = self._existing_workspace()
         return [] if ws is None else [Decision.from_dict(r["decision"]) for r in ws.datasets()]
 

@@ -187,14 +187,19 @@ class _BudgetedTrials:
 
 @dataclass
 class SearchResult:
-    """The best spec a search found, with every trial it ran."""
+    """The best spec a search found, with every trial it ran.
+
+    ``best_resource``: the epochs the best spec should be trained with for the final model; ``stopped_early``: the
+    time budget ended the search before its plan did; ``seconds``: the search's wall seconds (set by `run_search`);
+    ``info``: what else the backend reports about itself (JSON: its schedule, its cost accounting, ...)."""
 
     best: ModelSpec
     best_val_accuracy: float
     trials: list[Trial]
-    #: The resource (epochs) the best spec should be trained with for the final model.
     best_resource: float
     info: dict = field(default_factory=dict)
+    stopped_early: bool = False
+    seconds: float = 0.0
 
 
 class SearchBackend(abc.ABC):
@@ -204,20 +209,25 @@ class SearchBackend(abc.ABC):
     name: str = "abstract"
 
     @abc.abstractmethod
-    def search(self, task: SearchTask) -> SearchResult: ...
+    def search(self, task: SearchTask) -> SearchResult:
+        """Search ``task.dataset`` within ``task.budget``: train candidates through ``task.run_trials`` (asking
+        ``task.out_of_time()`` between batches) and return the best as a `SearchResult`."""
 
 
 def run_search(backend: "SearchBackend", task: SearchTask) -> SearchResult:
     """``backend.search(task)``, with the budget enforced: a backend stopped by `SearchBudgetSpent` returns the best
-    of the trials it ran (``info["stopped_by_budget"]`` says why), its other state as it left it."""
+    of the trials it ran (``stopped_early``, and ``info["stopped_by_budget"]`` says why), its other state as it left
+    it. The result's ``seconds`` are the task's."""
     try:
-        return backend.search(task)
+        result = backend.search(task)
     except SearchBudgetSpent as exc:
         best = best_of(task.trials)
-        return SearchResult(best=best.spec, best_val_accuracy=best.val_accuracy, trials=list(task.trials),
-                            best_resource=best.resource,
-                            info={"backend": getattr(backend, "name", type(backend).__name__),
-                                  "stopped_by_budget": str(exc), "seconds": task.elapsed()})
+        result = SearchResult(best=best.spec, best_val_accuracy=best.val_accuracy, trials=list(task.trials),
+                              best_resource=best.resource, stopped_early=True,
+                              info={"backend": getattr(backend, "name", type(backend).__name__),
+                                    "stopped_by_budget": str(exc)})
+    result.seconds = task.elapsed()
+    return result
 
 
 def best_of(trials: Sequence[Trial]) -> Trial:

@@ -117,6 +117,36 @@ def _log_model_in_this_process(tracking_uri: str, experiment: str, run_id: str, 
     return _trackers[key]._log_model_here(run_id, module, input_example)
 
 
+
+@contextlib.contextmanager
+def mlflow_store(uri: str | None) -> Iterator[None]:
+    """Point MLflow's process-global tracking/registry URIs at ``uri`` for a moment (the fluent API, and the
+    registry resolving a ``runs:/`` or ``models:/m-...`` URI, read only those), then restore them exactly: the raw
+    module values, not ``get_tracking_uri()``'s default, since ``set_tracking_uri`` and ``set_registry_uri`` also
+    write ``MLFLOW_TRACKING_URI`` / ``MLFLOW_REGISTRY_URI`` into the environment, where the next
+    ``Tracker.for_workspace``, a client without a registry URI, or a child process would read them. ``uri=None``:
+    MLflow's current store, nothing changed."""
+    if uri is None:
+        yield
+        return
+    import mlflow
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    old_uri, old_reg = tracking_utils._tracking_uri, registry_utils._registry_uri
+    old_reg_env = os.environ.get("MLFLOW_REGISTRY_URI")
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(old_uri)  # None unsets the environment variable again
+        registry_utils._registry_uri = old_reg
+        if old_reg_env is None:
+            os.environ.pop("MLFLOW_REGISTRY_URI", None)
+        else:
+            os.environ["MLFLOW_REGISTRY_URI"] = old_reg_env
+
 class Tracker:
     """Writes what trautoml does into MLflow; every method takes the parent run id it writes to."""
 
@@ -316,30 +346,9 @@ class Tracker:
                                                   pip_requirements=reqs)
         return info.model_uri
 
-    @contextlib.contextmanager
-    def _global_store(self) -> Iterator[None]:
-        """Point MLflow's process-global tracking/registry URIs at this tracker's store for a moment (the fluent
-        API, and the registry resolving a ``models:/m-...`` source, read only those), then restore them exactly:
-        the raw module values, not ``get_tracking_uri()``'s default, since ``set_tracking_uri`` and
-        ``set_registry_uri`` also write ``MLFLOW_TRACKING_URI`` / ``MLFLOW_REGISTRY_URI`` into the environment, where
-        the next ``Tracker.for_workspace``, a client without a registry URI, or a child process would read them."""
-        from mlflow.tracking._model_registry import utils as registry_utils
-        from mlflow.tracking._tracking_service import utils as tracking_utils
-
-        mlflow = self._mlflow
-        old_uri, old_reg = tracking_utils._tracking_uri, registry_utils._registry_uri
-        old_reg_env = os.environ.get("MLFLOW_REGISTRY_URI")
-        mlflow.set_tracking_uri(self.tracking_uri)
-        mlflow.set_registry_uri(self.tracking_uri)
-        try:
-            yield
-        finally:
-            mlflow.set_tracking_uri(old_uri)  # None unsets the environment variable again
-            registry_utils._registry_uri = old_reg
-            if old_reg_env is None:
-                os.environ.pop("MLFLOW_REGISTRY_URI", None)
-            else:
-                os.environ["MLFLOW_REGISTRY_URI"] = old_reg_env
+    def _global_store(self):
+        """MLflow's process-global URIs on this tracker's store for a moment (`mlflow_store`)."""
+        return mlflow_store(self.tracking_uri)
 
     @contextlib.contextmanager
     def _active(self, run_id: str) -> Iterator[None]:

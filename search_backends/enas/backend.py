@@ -291,7 +291,7 @@ class ENAS(SearchBackend):
             "retrain_seconds": best.wall_seconds, "seconds": seconds,
             "cost_ratio": seconds / (n_distinct * retrain),
             "cost_ratio_budget": seconds / (budget.max_trials * retrain),
-            "stopped_early": stopped_early, "device": str(dev),
+            "device": str(dev),
         }
         return SearchResult(best=best.spec, best_val_accuracy=best.val_accuracy, trials=trials,
-                            best_resource=budget.max_epochs, info=info)
+                            best_resource=budget.max_epochs, info=info, stopped_early=stopped_early)

@@ -31,7 +31,6 @@ the caller logs to MLflow.
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from search_backends.base import SearchBackend, SearchResult, SearchTask, Trial, TrialRequest, best_of
@@ -151,10 +150,9 @@ class TransferController(SearchBackend):
         learner.history.append(summary)
         self._save(learner)
         return SearchResult(best=best.spec, best_val_accuracy=best.val_accuracy, trials=trials,
-                            best_resource=budget.max_epochs,
+                            best_resource=budget.max_epochs, stopped_early=stopped_early,
                             info={"backend": self.name, "agent": self.agent, "space": space.name, "task": group,
                                   "transfer": transfer, "updates_before": updates_before,
                                   "updates": learner.updates, "samples": samples, "repeated_samples": repeats,
-                                  "stopped_early": stopped_early, "seconds": task.elapsed(),
                                   "tasks_known": sorted({k.split("|", 1)[1] for k in learner.stats}),
                                   "state_files": [str(p) for p in self.artifact_paths()]})

@@ -39,6 +39,11 @@ class Outcome:
     search_own_seconds: float = 0.0
 
 
+def _report(result) -> dict:
+    """The search's report for the decision record: the backend's ``info`` with the result's typed fields."""
+    return {**result.info, "stopped_early": result.stopped_early, "seconds": result.seconds}
+
+
 class SearchTrainStage:
     """decide → **search/train**: ``stage(dataset, plan, observer) -> Outcome``.
 
@@ -81,8 +86,8 @@ class SearchTrainStage:
             result, search_s, own_s = self.search(dataset, plan, observer)
             epochs = p.final_epochs or result.best_resource
             final, train_s = self.train(result.best, dataset, epochs)
-            return Outcome("searched", result.best, final, search_s, train_s, epochs, result.trials, result.info,
-                           search_own_seconds=own_s)
+            return Outcome("searched", result.best, final, search_s, train_s, epochs, result.trials,
+                           _report(result), search_own_seconds=own_s)
 
         epochs = p.final_epochs or p.search_epochs
         plan = dataclasses.replace(plan, spec=adapt_spec(plan.spec, dataset.input_shape, dataset.num_classes))
@@ -98,9 +103,9 @@ class SearchTrainStage:
         final2, train2_s = self.train(result.best, dataset, epochs2)
         if final2.val_accuracy > final.val_accuracy:
             return Outcome("searched", result.best, final2, search_s, train_s + train2_s, epochs2, result.trials,
-                           result.info, check, escalated=True, search_own_seconds=own_s)
+                           _report(result), check, escalated=True, search_own_seconds=own_s)
         return Outcome("reused", plan.spec, final, search_s, train_s + train2_s, epochs, result.trials,
-                       result.info, check, escalated=True, search_own_seconds=own_s)
+                       _report(result), check, escalated=True, search_own_seconds=own_s)
 
     def search(self, dataset, plan: decide.Plan, observer):
         """Run the backend on ``dataset`` (warm-started from the plan's specs, adapted to its shape): the
