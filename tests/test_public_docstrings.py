@@ -15,10 +15,12 @@ DOCUMENTED = ["trautoml/grouping", "trautoml/models", "landmarkers", "trautoml/w
               "trautoml/summary.py", "trautoml/naming.py", "trautoml/progress.py", "trautoml/decision.py",
               "trautoml/decide.py", "trautoml/warmstart.py", "trautoml/presets.py", "trautoml/stages",
               "trautoml/trial_runner.py", "trautoml/search.py", "trautoml/api.py", "trautoml/registry.py",
-              "trautoml/testing.py"]
+              "trautoml/testing.py", "trautoml/__init__.py", "trautoml/cli.py", "trautoml/data", "trautoml/executor.py",
+              "trautoml/workers.py", "trautoml/bench", "trautoml/mechanisms.py", "trautoml/plots.py",
+              "trautoml/workspace_store.py", "search_backends"]
 #: Packages that must list their public API in ``__all__``.
-PACKAGES = ["trautoml/grouping", "trautoml/models", "trautoml/bench", "trautoml/stages", "landmarkers",
-            "search_backends"]
+PACKAGES = ["trautoml/grouping", "trautoml/models", "trautoml/bench", "trautoml/stages", "trautoml/data",
+            "landmarkers", "search_backends", "search_backends/enas", "search_backends/transfer"]
 
 
 def _files(entry: str) -> list[Path]:

@@ -137,6 +137,8 @@ def section_dests(command: str) -> set[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``trautoml`` argument parser: one sub-command per entry of ``COMMANDS``, each with its own and its shared
+    option sections (the shared ones are accepted before the command too)."""
     parser = _Parser(prog="trautoml", description="Transferable AutoML over a stream of image datasets.",
                      epilog="Each command's options: trautoml COMMAND --help.")
     # accepted before the command too (trautoml --workspace ws groups), listed under each command that takes them
@@ -249,6 +251,8 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
 
 
 def decisions_table(decisions) -> str:
+    """A plain-text table of ``decisions`` (Decision objects), one row each: dataset, group, decision, reason,
+    validation and test accuracy, time."""
     rows = [[d.dataset, d.group, d.outcome, d.reason, f"{d.val_accuracy:.3f}", f"{d.test_accuracy:.3f}",
              _fmt_seconds(d.total_seconds)] for d in decisions]
     return _table(rows, ["dataset", "group", "decision", "reason", "val acc", "test acc", "time"])
@@ -277,6 +281,9 @@ def _spec_summary(spec: dict) -> str:
 
 # ------------------------------------------------------------------------------------------ commands
 def cmd_ingest(args, stream=None) -> int:
+    """``trautoml ingest``: ingest ``args.uris`` (or, given, the named ``stream``) into the workspace, then print the
+    decisions table, what grouping saved and how to open the UI. Every dataset named is loaded before the first is
+    ingested; a dataset or workspace the data layer refuses raises ``BadInput``. Returns the exit status."""
     from trautoml.data import DatasetError
     from trautoml.workspace import WorkspaceError
 
@@ -312,6 +319,8 @@ def _announce(t, items):
 
 
 def cmd_demo(args) -> int:
+    """``trautoml demo``: `cmd_ingest` over ``stream:demo``, then the wall-clock time on stderr (unless ``--quiet``).
+    Returns the exit status."""
     started = time.perf_counter()
     code = cmd_ingest(args, stream="stream:demo")
     if not args.quiet:
@@ -329,6 +338,8 @@ def _read_workspace(args):
 
 
 def cmd_groups(args) -> int:
+    """``trautoml groups``: print the workspace's groups (id, size, model, members in arrival order), or as JSON with
+    ``--json``. Returns the exit status."""
     ws = _read_workspace(args)
     groups = [] if ws is None else ws.groups()
     if args.json:
@@ -342,6 +353,8 @@ def cmd_groups(args) -> int:
 
 
 def cmd_show(args) -> int:
+    """``trautoml show NAME``: print one dataset's decision (group, outcome, backend, model, accuracies, times, why), or
+    as JSON with ``--json``; ``BadInput`` when the workspace has no such dataset. Returns the exit status."""
     from trautoml.decision import Decision
     from trautoml.naming import find_dataset
 
@@ -382,6 +395,8 @@ def cmd_show(args) -> int:
 
 
 def cmd_summary(args) -> int:
+    """``trautoml summary``: print what grouping saved over the workspace's stream (with one row per group), or as JSON
+    with ``--json``. Returns the exit status."""
     from trautoml.decision import Decision
     from trautoml.summary import summarize
 
@@ -462,6 +477,8 @@ class FolderWatch:
         return [(p, sig) for _, _, p, sig in sorted(ready)]
 
     def done(self, path: Path, signature: tuple) -> None:
+        """Mark ``path``, with the content ``signature`` that `ready` gave, as handled: it is not handed out again until
+        its content changes."""
         self._done[path] = signature
 
     def __len__(self) -> int:
@@ -470,6 +487,9 @@ class FolderWatch:
 
 
 def cmd_watch(args) -> int:
+    """``trautoml watch DIR``: poll ``args.dir`` every ``--poll`` seconds and ingest each ready dataset (see
+    `FolderWatch`), one line per dataset on stdout; a refused dataset is reported on stderr and skipped. Stops on Ctrl-C
+    or SIGTERM, or after ``--max-items``. Returns the exit status."""
     from trautoml.data import DatasetError
     from trautoml.data.streams import folder_stream_uri
     from trautoml.workspace import WorkspaceError
@@ -540,6 +560,9 @@ def _watch_summary(t) -> None:
 
 
 def cmd_ui(args) -> int:
+    """``trautoml ui``: serve the MLflow UI over the workspace's store (or ``--tracking-uri``) on 127.0.0.1:``--port``,
+    open the runs table in a browser unless ``--no-browser``, and wait until it stops. Only prints the address when the
+    store is a server already. Returns the exit status."""
     from trautoml.tracking import workspace_tracking_uri
 
     root = Path(args.workspace).expanduser().resolve()
@@ -673,6 +696,8 @@ def _open_browser_when_up(url: str, port: int, wait_s: float = 90.0) -> None:
 
 
 def cmd_bench(args) -> int:
+    """``trautoml bench``: run the benchmark preset ``--preset`` for each of ``--backends`` (``run_bench``), print
+    its table (markdown, or JSON with ``--json``) and write the report under ``--out``. Returns the exit status."""
     from trautoml.bench.runner import BENCH_PRESETS, run_bench
     from trautoml.bench.report import markdown_table
 
@@ -726,6 +751,8 @@ def _refuse_foreign_options(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the ``trautoml`` command line ``argv`` (default ``sys.argv[1:]``) and return its exit status: 0 done, 2 bad
+    input (one line on stderr), 1 an unexpected failure (``TRAUTOML_DEBUG=1`` re-raises it), 130 interrupted."""
     try:
         args = build_parser().parse_args(argv)
         _refuse_foreign_options(args)

@@ -24,20 +24,31 @@ OnError = Callable[[Any, BaseException], Any]
 
 
 class Executor(Protocol):
+    """What runs independent trials (see the module docstring); ``name`` is its key in ``EXECUTORS``."""
+
     name: str
 
-    def map(self, fn: Callable[[Any], Any], items: Iterable[Any], on_error: OnError | None = None) -> list[Any]: ...
+    def map(self, fn: Callable[[Any], Any], items: Iterable[Any], on_error: OnError | None = None) -> list[Any]:
+        """``[fn(item) for item in items]``, in order. An item whose worker is lost (after the executor's retries)
+        gets ``on_error(item, exc)`` as its result; without ``on_error`` the error propagates."""
+        ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Release the workers (and whatever else the executor started)."""
+        ...
 
 
 class SerialExecutor:
+    """Runs every item in this process, one after the other (no workers, no retries)."""
+
     name = "serial"
 
     def map(self, fn, items, on_error=None):
+        """``[fn(item) for item in items]`` in this process; an exception propagates (``on_error`` is unused)."""
         return [fn(item) for item in items]
 
     def close(self) -> None:
+        """Nothing to release."""
         pass
 
 
@@ -61,9 +72,13 @@ class LocalExecutor:
         return self._pool
 
     def worker_pids(self) -> list[int]:
+        """The process ids of the pool's live workers (none before the first parallel `map` or after `close`)."""
         return self._pool.pids() if self._pool else []
 
     def map(self, fn, items, on_error=None):
+        """``[fn(item) for item in items]``, in order, over the pool (in this process when ``workers`` is 1 or there is
+        at most one item). Items lost to a dying worker are retried each in a process of its own, up to ``max_retries``
+        times; then ``on_error(item, exc)`` gives the result, or BrokenProcessPool is raised."""
         items = list(items)
         if self.workers == 1 or len(items) <= 1:
             return [fn(item) for item in items]
@@ -109,6 +124,7 @@ class LocalExecutor:
                     pools[i].close()
 
     def close(self) -> None:
+        """Shut the pool down, killing its workers; the next `map` starts a fresh one."""
         if self._pool is not None:
             self._pool.close()
             self._pool = None
@@ -151,6 +167,9 @@ class RayExecutor:
         self.options = {"num_cpus": num_cpus, "num_gpus": num_gpus, "max_retries": max_retries}
 
     def map(self, fn, items, on_error=None):
+        """``[fn(item) for item in items]``, in order, each item a Ray task with the per-task ``num_cpus``, ``num_gpus``
+        and ``max_retries``. A task that crashes or raises goes to ``on_error(item, exc)``, or the error propagates
+        without it."""
         ray = self._ray
         remote = ray.remote(_ray_call).options(**self.options)
         refs = [remote.remote(fn, item) for item in items]
@@ -166,6 +185,7 @@ class RayExecutor:
         return results
 
     def close(self) -> None:
+        """Shut down the Ray started by this executor (a cluster it only connected to is left running)."""
         if self._started_here and self._ray.is_initialized():
             self._ray.shutdown()
             self._started_here = False

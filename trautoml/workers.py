@@ -83,12 +83,15 @@ class WorkerPool:
         self._processes: dict[int, object] = {}
 
     def submit(self, fn, *args):
+        """Run ``fn(*args)`` in a worker; returns its Future (BrokenProcessPool from ``result()`` when a worker
+        died)."""
         future = self._pool.submit(fn, *args)
         # the pool starts its processes on the first submit; keep them, to read their exit codes after a death
         self._processes.update(getattr(self._pool, "_processes", None) or {})
         return future
 
     def pids(self) -> list[int]:
+        """The process ids of the workers still alive."""
         return [pid for pid, p in self._processes.items() if p.exitcode is None]
 
     def death_report(self) -> str:
@@ -117,6 +120,7 @@ class WorkerPool:
         return " | ".join(line.strip() for line in lines[-STDERR_TAIL_LINES:] if line.strip())
 
     def close(self) -> None:
+        """Shut the pool down without waiting, killing its workers, and remove the stderr folder."""
         self._pool.shutdown(wait=False, kill_workers=True)
         if self.stderr_dir is not None:
             shutil.rmtree(self.stderr_dir, ignore_errors=True)

@@ -28,6 +28,9 @@ ERROR_FLOOR = 1e-3
 
 @dataclass
 class Outcome:
+    """What one method did for one dataset: its ``group`` (None: a group of its own), ``outcome`` (``searched`` or
+    ``reused``), ``test_error`` and the seconds of search, of the final training and of profiling overhead (see the
+    module docstring)."""
     dataset: str
     family: str
     group: str | None
@@ -38,6 +41,7 @@ class Outcome:
     overhead_s: float
 
     def to_dict(self) -> dict:
+        """The fields as a plain dict."""
         return asdict(self)
 
 

@@ -25,6 +25,8 @@ def _cell(summary: dict, key: str) -> str:
 
 
 def markdown_table(table: dict[str, dict]) -> str:
+    """The benchmark table in Markdown: one row per method of ``table`` (method → its summary), one column per entry of
+    ``COLUMNS``; a missing or NaN value shows as –, a ``KEY_std`` beside a value as ± std."""
     head = "| method | " + " | ".join(label for _, label in COLUMNS) + " |"
     rule = "|---|" + "---|" * len(COLUMNS)
     rows = [f"| {name} | " + " | ".join(_cell(s, key) for key, _ in COLUMNS) + " |" for name, s in table.items()]

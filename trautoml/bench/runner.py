@@ -76,6 +76,8 @@ def peer_unavailable(method: str) -> str | None:
 
 @dataclass(frozen=True)
 class BenchPreset:
+    """A benchmark preset (``BENCH_PRESETS``): the ``stream`` it runs, the engine preset (``engine_preset``, see
+    ``trautoml.presets``) and its field ``overrides``, and how many random stream ``orders`` it averages over."""
     name: str
     stream: str
     engine_preset: str
@@ -145,6 +147,9 @@ class StreamBench:
 
     # ----------------------------------------------------------------- the protocol
     def run(self, items) -> dict:
+        """Run every method over every order of ``items`` (the stream's items, loaded here), in fresh workspaces under
+        ``workspace/runs`` that share the cache, then close the executor. Returns ``table`` (row → metrics), ``curves``,
+        ``sweep``, ``context`` and ``relative_errors``, as ``write_report`` takes them."""
         t_start = time.perf_counter()
         runs = self.workspace / "runs"
         shutil.rmtree(runs, ignore_errors=True)  # the rows' own workspaces; the cache is kept

@@ -47,6 +47,7 @@ class Dataset:
         return tuple(int(s) for s in self.x_train.shape[1:])  # type: ignore[return-value]
 
     def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(x, y)`` of split ``name`` (``train``, ``val`` or ``test``); another name raises ``DatasetError``."""
         if name not in SPLITS:
             raise DatasetError(f"unknown split {name!r}; expected one of {SPLITS}")
         return getattr(self, f"x_{name}"), getattr(self, f"y_{name}")

@@ -231,14 +231,17 @@ class ParsedURI:
 
     @property
     def source(self) -> DatasetSource:
+        """The ``DatasetSource`` registered for ``scheme``."""
         return dataset_source(self.scheme)
 
     @property
     def seed(self) -> int:
+        """The ``seed`` derivation parameter (0 when absent)."""
         return self.params.get("seed", 0)
 
     @property
     def base_name(self) -> str:
+        """The source's name for ``target`` before the derivation parameters (see ``DatasetSource.base_name``)."""
         return self.source.base_name(self.target, self.options)
 
     @property
@@ -249,6 +252,7 @@ class ParsedURI:
 
     @property
     def family(self) -> str:
+        """The family of ``target``'s datasets, without reading them (see ``DatasetSource.family``)."""
         return self.source.family(self.target, self.options)
 
 

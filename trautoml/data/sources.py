@@ -28,6 +28,9 @@ from .dataset import DatasetError
 
 @dataclass(frozen=True, eq=False)
 class RawSource:
+    """A source's data as read, before derivation: ``family``, ``base_name``, ``splits`` (split name → (x, y), ``train``
+    always, ``val`` and ``test`` when the source has them), ``num_classes`` and optional ``class_names``. Made by
+    `make_source`, which checks and freezes the arrays."""
     family: str
     base_name: str
     splits: dict          # split name ("train", optionally "val", "test") → (x, y)
@@ -226,10 +229,15 @@ _MNIST_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
 
 
 def fashion_mnist_dir() -> Path:
+    """The folder read for ``builtin:fashion-mnist``: ``$TRAUTOML_FASHION_MNIST_DIR``, else the Debian package's
+    ``FASHION_MNIST_DIR``."""
     return Path(os.environ.get("TRAUTOML_FASHION_MNIST_DIR") or FASHION_MNIST_DIR)
 
 
 def builtin_fashion_mnist() -> RawSource:
+    """``builtin:fashion-mnist``: the 60,000 train and 10,000 test images of the IDX files (``.gz`` or uncompressed) in
+    `fashion_mnist_dir`; a missing folder or file raises ``DatasetError`` saying how to get it. Cached per file path,
+    size and mtime."""
     d = fashion_mnist_dir()
     if not d.is_dir():
         raise DatasetError(f"builtin:fashion-mnist needs the Debian package dataset-fashion-mnist ({d} not found): "
@@ -287,6 +295,7 @@ def builtin_digits() -> RawSource:
 
 @lru_cache(maxsize=1)
 def builtin_shapes() -> RawSource:
+    """``builtin:shapes``: the generated shape images (``procedural.shapes``), a train split only."""
     x, y = procedural.shapes()
     return make_source("shapes", "shapes", {"train": (x, y)}, "shapes", len(procedural.SHAPE_CLASSES),
                        procedural.SHAPE_CLASSES)
@@ -294,6 +303,7 @@ def builtin_shapes() -> RawSource:
 
 @lru_cache(maxsize=1)
 def builtin_textures() -> RawSource:
+    """``builtin:textures``: the generated texture images (``procedural.textures``), a train split only."""
     x, y = procedural.textures()
     return make_source("textures", "textures", {"train": (x, y)}, "textures", len(procedural.TEXTURE_CLASSES),
                        procedural.TEXTURE_CLASSES)
@@ -381,6 +391,8 @@ NPZ_SPLIT_KEYS = tuple(f"{a}_{s}" for s in ("train", "val", "test") for a in ("x
 
 
 def read_npz(path: str | Path) -> RawSource:
+    """The ``RawSource`` in the npz file at ``path`` (format: the package docstring's ``npz:PATH``); bad input raises
+    ``DatasetError``. Cached per path, size and mtime."""
     path = Path(path)
     return _read_npz_cached(*_file_key(path))
 
@@ -453,6 +465,8 @@ def folder_layout(root: Path) -> dict[str, list[tuple[str, list[Path]]]]:
 
 
 def read_folder(path: str | Path) -> RawSource:
+    """The ``RawSource`` of the image folder at ``path``: one sub-folder per class, or ``train/``, ``test/`` (and
+    ``val/``) each holding class folders. Cached per the images' paths, sizes and mtimes."""
     root = Path(path)
     layout = folder_layout(root)
     signature = tuple(_file_key(p) for classes in layout.values() for _, files in classes for p in files)
@@ -516,6 +530,8 @@ _TV_MNIST_CLASS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "kmnist": 
 
 
 def torchvision_family(name: str) -> str:
+    """The family of torchvision dataset ``name`` (case, dashes and underscores ignored), e.g. ``fashion-mnist`` for
+    FashionMNIST; an unsupported name raises ``DatasetError``."""
     key = name.lower().replace("-", "").replace("_", "")
     if key not in TORCHVISION:
         raise DatasetError(f"unknown torchvision dataset {name!r}; supported: MNIST, FashionMNIST, KMNIST, CIFAR10, "
