@@ -57,6 +57,7 @@ def bracket_rungs(n: int, s: int, R: int, eta: int) -> Rungs:
 
 
 def bracket_n(s: int, s_max: int, eta: int) -> int:
+    """Configurations bracket ``s`` starts with: ceil((s_max + 1) * eta**s / (s + 1))."""
     return -(-(s_max + 1) * eta ** s // (s + 1))  # ceil in integers
 
 
@@ -95,6 +96,9 @@ def _ranked(trials: list[Trial]) -> list[Trial]:
 
 
 class Hyperband(SearchBackend):
+    """Hyperband (module docstring) over ``space`` (a model-space name or a sampler ``rng -> ModelSpec``), keeping the
+    best 1/``eta`` of each rung; ``R``: resource levels in a full training (default: ``budget.max_epochs /
+    budget.min_epochs``, rounded)."""
     name = "hyperband"
 
     #: Searches any sampler given as ``space`` (the predefined mechanism wraps it around a head sampler).

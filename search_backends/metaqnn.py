@@ -135,6 +135,8 @@ class StateSpace:
 
     # -- sizes ------------------------------------------------------------------------------------------------
     def bin(self, size: int) -> str:
+        """The size bucket of a ``size`` px feature map: large at or above twice ``threshold``, medium at or above
+        ``threshold``, else small."""
         t = self.threshold
         return LARGE if size >= 2 * t else MEDIUM if size >= t else SMALL
 
@@ -144,6 +146,7 @@ class StateSpace:
         return (b == LARGE and k < 2 * t) or (b == MEDIUM and k < t)
 
     def start(self) -> tuple[State, int]:
+        """The start state and the image size it sees (``input_size``)."""
         return ("start", 0, self.bin(self.input_size), 0, 0, 0), self.input_size
 
     # -- transitions ------------------------------------------------------------------------------------------
@@ -213,6 +216,8 @@ class StateSpace:
 
 
 def actions_to_layers(actions: Sequence[Action]) -> list[dict]:
+    """The ``cnn`` arch layers an action path describes (convs, max pools, fully connected layers; terminate adds
+    nothing); the inverse of `layers_to_actions`."""
     layers = []
     for a in actions:
         if a[0] == "conv":
@@ -268,20 +273,25 @@ class QTable:
         self.q: dict[State, dict[Action, float]] = {}
 
     def get(self, s: State, a: Action) -> float:
+        """Q(``s``, ``a``), or the default ``init`` for a pair never set."""
         return self.q.get(s, {}).get(a, self.init)
 
     def set(self, s: State, a: Action, v: float) -> None:
+        """Set Q(``s``, ``a``) to ``v``."""
         self.q.setdefault(s, {})[a] = float(v)
 
     def max(self, s: State, actions: Sequence[Action]) -> float:
+        """The largest Q(``s``, a) over ``actions``."""
         return max(self.get(s, a) for a in actions)
 
     def to_dict(self) -> dict:
+        """Plain JSON: the default and the set values, states and actions written as ``|``-joined keys."""
         return {"init": self.init,
                 "q": {_key(s): {_key(a): v for a, v in acts.items()} for s, acts in self.q.items()}}
 
     @classmethod
     def from_dict(cls, d: dict) -> "QTable":
+        """The inverse of `to_dict`."""
         t = cls(d.get("init", 0.5))
         for s, acts in d.get("q", {}).items():
             for a, v in acts.items():
@@ -336,6 +346,8 @@ class MetaQNN(SearchBackend):
 
     # -- Q-learning -------------------------------------------------------------------------------------------
     def new_space(self, input_shape: Sequence[int]) -> StateSpace:
+        """The `StateSpace` for images of ``input_shape`` (C, H, W): sized by the smaller side, with this backend's
+        space options."""
         return StateSpace(input_size=int(min(input_shape[1:])), **self.space_options)
 
     def update_path(self, actions: Sequence[Action], reward: float) -> bool:
@@ -394,11 +406,15 @@ class MetaQNN(SearchBackend):
 
     # -- specs ------------------------------------------------------------------------------------------------
     def to_spec(self, actions: Sequence[Action]) -> ModelSpec:
+        """The ``cnn`` ModelSpec of an action path: its layers, the backend's ``arch_defaults`` and training
+        settings."""
         arch = {"layers": actions_to_layers(actions), **self.arch_defaults}
         return ModelSpec("cnn", arch, dict(self.train))
 
     # -- persistence ------------------------------------------------------------------------------------------
     def save(self, path: Path) -> None:
+        """Write the Q-table and the replay memory (paths as ``cnn`` layers, with their rewards) to ``path`` as JSON,
+        atomically (the inverse of `load`)."""
         data = {"format": Q_FORMAT, "backend": self.name, "table": self.q.to_dict(),
                 "memory": [{"layers": actions_to_layers(m.actions), "reward": m.reward} for m in self.memory]}
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -112,6 +112,9 @@ def validate_backbone(backbone: Any) -> dict:
 
 
 def validate_predefined_arch(arch: Any) -> None:
+    """Raise ValueError (FileNotFoundError for a missing backbone file) naming the first bad field of a
+    ``predefined`` arch: only ``ARCH_FIELDS``, a valid ``backbone`` (see `validate_backbone`), a boolean ``freeze``,
+    a ``cnn`` ``head``, ``resize`` null or a positive int, ``normalize`` null or ``"imagenet"``."""
     if not isinstance(arch, dict):
         raise ValueError(f"a {SPACE} arch must be a dict, got {type(arch).__name__}")
     unknown = set(arch) - ARCH_FIELDS
@@ -271,6 +274,9 @@ class InputAdapter(nn.Module):
             self.mean = self.std = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` resized to ``resize`` x ``resize`` (bilinear) when set, brought to the backbone's channel count (grey
+        replicated, colour averaged to grey, else a learned 1x1 projection) and, with ImageNet normalisation,
+        standardised."""
         if self.resize is not None and tuple(x.shape[-2:]) != (self.resize, self.resize):
             x = F.interpolate(x, size=(self.resize, self.resize), mode="bilinear", align_corners=False)
         if self.proj is not None:
@@ -302,11 +308,14 @@ class FrozenBatchNorm(nn.Module):
         self.register_buffer("running_var", bn.running_var.detach().clone())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` normalised with the fixed statistics and scaled and shifted by the fixed affine parameters (per
+        channel, axis 1)."""
         shape = (1, -1) + (1,) * (x.dim() - 2)
         scale = self.weight * (self.running_var + self.eps).rsqrt()
         return x * scale.view(shape) + (self.bias - self.running_mean * scale).view(shape)
 
     def extra_repr(self) -> str:
+        """The channel count and eps, for ``repr``."""
         return f"{self.weight.numel()}, eps={self.eps}"
 
 
@@ -333,12 +342,16 @@ class PredefinedNet(nn.Module):
             trunk.eval()
 
     def train(self, mode: bool = True) -> "PredefinedNet":
+        """Set train (``mode`` True) or eval mode, as ``nn.Module.train`` does, except that a frozen trunk stays in eval
+        mode. Returns the network."""
         super().train(mode)
         if self.freeze:
             self.trunk.eval()  # frozen: dropout (if any) off, the backbone computes what it was trained to
         return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The logits for images ``x``: adapter, trunk (without gradients when it is frozen and the adapter learns
+        nothing), its output flattened to (N, features, 1, 1) for a flat trunk, then the head."""
         x = self.adapter(x)
         if self.freeze and self.adapter.proj is None:
             with torch.no_grad():

@@ -25,6 +25,8 @@ SPACE_SAMPLERS: dict[str, Sampler] = {"cnn": sample_cnn_spec, "mlp": sample_mlp_
 
 
 def space_sampler(space: str | Sampler) -> Sampler:
+    """The sampler for ``space``: a callable is returned as it is, a name is looked up in ``SPACE_SAMPLERS`` (ValueError
+    for an unknown one)."""
     if callable(space):
         return space
     if space not in SPACE_SAMPLERS:
@@ -45,6 +47,8 @@ class SpecStream:
         self._seen: set[ModelSpec] = set()
 
     def take(self, k: int) -> list[ModelSpec]:
+        """Up to ``k`` specs not handed out before: warm-start specs first, then samples (fewer when ``50 * k`` draws
+        find no more)."""
         out: list[ModelSpec] = []
         while self._warm and len(out) < k:
             spec = self._warm.pop(0)

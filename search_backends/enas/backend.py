@@ -115,6 +115,8 @@ class ENAS(SearchBackend):
 
     @property
     def spec_space(self) -> str:
+        """The model space of the specs this backend returns: ``enas-macro`` for the macro space, else
+        ``enas-cells``."""
         return MACRO_SPACE if self.space == "macro" else CELLS_SPACE
 
     def build(self, input_shape, num_classes: int) -> tuple[nn.Module, MacroController | MicroController, dict]:

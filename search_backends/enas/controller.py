@@ -103,6 +103,9 @@ class MacroController(_LSTMController):
         self._init_uniform()
 
     def sample(self, generator: torch.Generator | None = None) -> Sample:
+        """Sample one child arch, ``{"layers": [{"op", "skips"}, ...]}``, drawing from ``generator`` (torch's default
+        one when None); returns it as a `Sample` with its log-probability, entropy and skip penalty (the KL divergence
+        from ``skip_target``, averaged over the layers that have skips)."""
         state, inp = self._zero_state(), self.g_emb
         anchors, anchors_w1, layers = [], [], []
         log_prob = entropy = penalty = self.g_emb.new_zeros(())
@@ -175,6 +178,9 @@ class MicroController(_LSTMController):
         return cell, log_prob, entropy, state
 
     def sample(self, generator: torch.Generator | None = None) -> Sample:
+        """Sample one child arch, a normal and a reduction cell (``{"normal": [...], "reduction": [...]}``), drawing
+        from ``generator`` (torch's default one when None); returns it as a `Sample` with its log-probability and
+        entropy (the penalty is 0)."""
         normal, lp1, ent1, state = self._cell(generator, self._zero_state())
         reduction, lp2, ent2, _ = self._cell(generator, state)
         return Sample({"normal": normal, "reduction": reduction}, lp1 + lp2, ent1 + ent2,

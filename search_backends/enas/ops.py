@@ -21,6 +21,8 @@ CELL_OPS = ("sep3", "sep5", "avg3", "max3", "identity")
 
 
 def bn(c: int, shared: bool) -> nn.BatchNorm2d:
+    """BatchNorm over ``c`` channels; a super-network's (``shared``) keeps no running statistics (batch statistics in
+    evaluation too), as ENAS's shared weights do."""
     return nn.BatchNorm2d(c, track_running_stats=not shared)
 
 
@@ -61,6 +63,7 @@ class FactorizedReduce(nn.Module):
         self.bn = bn(c_out, shared)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` (N, C_in, H, W) → (N, c_out, ceil(H/2), ceil(W/2))."""
         x = F.relu(x)
         shifted = F.pad(x[:, :, 1:, 1:], (0, 1, 0, 1))
         return self.bn(torch.cat([self.conv1(x), self.conv2(shifted)], dim=1))
@@ -118,6 +121,8 @@ class SelectedConcatProjection(nn.Module):
         self.bn = bn(c_out, shared)
 
     def forward(self, inputs: list[torch.Tensor], chosen: list[int]) -> torch.Tensor:
+        """The projection of ``inputs``, the outputs of the ``chosen`` candidate nodes in that order: only those nodes'
+        weight blocks are used."""
         cols = torch.cat([torch.arange(self.c_in) + self.c_in * self.candidates.index(i) for i in chosen])
         w = self.weight.index_select(1, cols.to(self.weight.device))
         return self.bn(F.conv2d(F.relu(torch.cat(inputs, dim=1)), w))

@@ -113,6 +113,9 @@ def validate_macro_arch(arch: Any) -> None:
 
 
 def validate_cell(cell: Any, where: str) -> None:
+    """Raise ValueError naming the first bad field of ``cell``, a normal or reduction cell of an ``enas-cells`` arch:
+    1..``MAX_NODES`` nodes, each ``{"inputs": [i, j], "ops": [a, b]}`` with node n's inputs in 0..n+1 and ops from
+    ``CELL_OPS``. ``where`` names the cell in the message."""
     if not isinstance(cell, list) or not 1 <= len(cell) <= MAX_NODES:
         raise ValueError(f"{where} must be a list of 1..{MAX_NODES} nodes, got {cell!r}")
     for n, node in enumerate(cell):

@@ -75,6 +75,7 @@ class MacroNet(nn.Module):
         self.head = _head(c, int(num_classes), float(dropout))
 
     def forward(self, x: torch.Tensor, arch: dict | None = None) -> torch.Tensor:
+        """The logits for images ``x`` under ``arch`` (``{"layers": [...]}``; default: the child's own arch)."""
         layers = (arch or self.arch)["layers"]
         nodes: list[torch.Tensor | None] = [self.stem(x)]
         for j in range(1, self.num_layers + 1):
@@ -144,6 +145,8 @@ class Cell(nn.Module):
         return [2, 1] if n > 0 else [2]
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, cell: list[dict]) -> torch.Tensor:
+        """The cell's output from the two previous cells' outputs ``s0`` (older) and ``s1``, wired as ``cell`` (a list
+        of ``{"inputs", "ops"}`` nodes)."""
         states = [self.pre0(s0), self.pre1(s1)]
         for n, node in enumerate(cell):
             y = None
@@ -184,6 +187,8 @@ class MicroNet(nn.Module):
         self.head = nn.Sequential(nn.ReLU(), _head(c, int(num_classes), float(dropout)))
 
     def forward(self, x: torch.Tensor, arch: dict | None = None) -> torch.Tensor:
+        """The logits for images ``x`` under ``arch`` (the normal and the reduction cell; default: the child's own
+        arch)."""
         arch = arch or self.arch
         s0 = s1 = self.stem(x)
         for kind, cell in zip(self.kinds, self.cells):
