@@ -99,6 +99,7 @@ class Hyperband(SearchBackend):
     """Hyperband (module docstring) over ``space`` (a model-space name or a sampler ``rng -> ModelSpec``), keeping the
     best 1/``eta`` of each rung; ``R``: resource levels in a full training (default: ``budget.max_epochs /
     budget.min_epochs``, rounded)."""
+
     name = "hyperband"
 
     #: Searches any sampler given as ``space`` (the predefined mechanism wraps it around a head sampler).

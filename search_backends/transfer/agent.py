@@ -21,6 +21,7 @@ from .spaces import Decision, Walker
 
 
 def action_key(state: str, action: Any) -> str:
+    """The embedding name of ``action`` at ``state``: ``"<state>=<json value>"``."""
     return f"{state}={json.dumps(action)}"
 
 
@@ -39,6 +40,7 @@ class KeyedTable(nn.Module):
         return name in self.index
 
     def names(self) -> list[str]:
+        """The names with a row, in creation (index) order."""
         return list(self.index)
 
     def add(self, name: str) -> bool:
@@ -53,10 +55,12 @@ class KeyedTable(nn.Module):
         return True
 
     def get(self, name: str) -> torch.Tensor:
+        """The row of ``name``, created first if it is new."""
         self.add(name)
         return self.rows[str(self.index[name])]
 
     def stack(self, names: list[str]) -> torch.Tensor:
+        """The rows of ``names`` (created as needed) stacked into a (len(names), dim) tensor."""
         return torch.stack([self.get(n) for n in names]) if names else torch.empty(0, self.dim)
 
     def restore_index(self, index: dict[str, int]) -> None:
@@ -69,6 +73,7 @@ class KeyedTable(nn.Module):
 
 
 def uniform_init(scale: float) -> Callable[[torch.Tensor, torch.Generator], None]:
+    """A row initialiser drawing uniformly from [-``scale``, ``scale``] with the given generator."""
     def init(t: torch.Tensor, gen: torch.Generator) -> None:
         with torch.no_grad():
             t.uniform_(-scale, scale, generator=gen)
@@ -76,6 +81,8 @@ def uniform_init(scale: float) -> Callable[[torch.Tensor, torch.Generator], None
 
 
 def normal_init(std: float) -> Callable[[torch.Tensor, torch.Generator], None]:
+    """A row initialiser drawing from a normal distribution of mean 0 and standard deviation ``std`` with the given
+    generator."""
     def init(t: torch.Tensor, gen: torch.Generator) -> None:
         with torch.no_grad():
             t.normal_(0.0, std, generator=gen)
@@ -96,21 +103,27 @@ class Episode:
 
     @property
     def actions(self) -> list:
+        """The action chosen at each step."""
         return [acts[i] for acts, i in zip(self.offered, self.chosen)]
 
     def key(self) -> str:
+        """The walk's identity as JSON: its space and its actions (what the priority queue deduplicates on)."""
         return json.dumps([self.space, self.actions])
 
     def steps_json(self) -> list:
+        """The steps as plain JSON, ``[state, offered actions, chosen index]`` each (the inverse of `from_steps`)."""
         return [[s, list(a), i] for s, a, i in zip(self.states, self.offered, self.chosen)]
 
     @classmethod
     def from_steps(cls, space: str, task: str, steps: list, gamma: float = 0.0) -> "Episode":
+        """The episode of ``space`` on ``task`` described by `steps_json`'s ``steps``, sampled with mixing ``gamma``."""
         return cls(space, task, [s for s, _, _ in steps], [tuple(a) for _, a, _ in steps],
                    [int(i) for _, _, i in steps], gamma)
 
     @classmethod
     def from_walker(cls, space: str, task: str, walker: Walker, gamma: float = 0.0) -> "Episode":
+        """The episode a finished ``walker`` took (its steps and its result), for ``space`` on ``task``, sampled with
+        mixing ``gamma``."""
         return cls(space, task, [s for s, _ in walker.history], list(walker.offered),
                    [acts.index(a) for (_, a), acts in zip(walker.history, walker.offered)], gamma, walker.result)
 
@@ -126,6 +139,7 @@ class Agent(nn.Module):
 
     # -- vocabulary ------------------------------------------------------------------------------------------
     def tables(self) -> dict[str, KeyedTable]:
+        """The agent's embedding tables (its `KeyedTable` children), by attribute name."""
         return {name: m for name, m in self.named_children() if isinstance(m, KeyedTable)}
 
     def register_space(self, state_actions: dict[str, tuple]) -> None:
@@ -133,12 +147,15 @@ class Agent(nn.Module):
         raise NotImplementedError
 
     def register_task(self, task: str) -> bool:
+        """Create the embedding of ``task`` unless it exists; True when created."""
         raise NotImplementedError
 
     def vocab(self) -> dict[str, dict[str, int]]:
+        """Each table's name → index map (saved with the weights, see `persistence`)."""
         return {name: dict(t.index) for name, t in self.tables().items()}
 
     def restore_vocab(self, vocab: dict[str, dict[str, int]]) -> None:
+        """Recreate the rows of a saved `vocab` (placeholder values) so that the saved state dict can be loaded."""
         tables = self.tables()
         for name, index in vocab.items():
             tables[name].restore_index(index)
@@ -149,9 +166,11 @@ class Agent(nn.Module):
         raise NotImplementedError
 
     def next_logits(self, ctx: Any, decision: Decision) -> torch.Tensor:
+        """The logits over ``decision.actions`` in the sampling context ``ctx`` (from `start`)."""
         raise NotImplementedError
 
     def advance(self, ctx: Any, state: str, action: Any) -> None:
+        """Record in ``ctx`` that ``action`` was taken at ``state``."""
         raise NotImplementedError
 
     def episode_logits(self, episodes: list[Episode]) -> list[list[torch.Tensor]]:

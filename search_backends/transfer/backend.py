@@ -43,6 +43,11 @@ from .spaces import model_space
 
 
 class TransferController(SearchBackend):
+    """The ``transfer`` search backend (module docstring): a `Learner` of kind ``agent`` over the model space ``space``
+    (``cnn`` or ``mlp``), kept in ``state_dir`` (default: ``task.state_dir``; in memory without either). ``batch_size``:
+    walks sampled per batch of trials; ``samples_per_trial``: at most this many walks per new spec trained;
+    ``agent_options`` and ``train_options`` go to the learner."""
+
     name = "transfer"
 
     def __init__(self, agent: str = "transformer", space: str = "cnn", batch_size: int = 4,

@@ -49,10 +49,15 @@ AGENT_DEFAULTS: dict[str, dict] = {
 
 
 def pair_key(space: str, task: str) -> str:
+    """The key of the (``space``, ``task``) pair in a learner's statistics and queues: ``"space|task"``."""
     return f"{space}|{task}"
 
 
 class Learner:
+    """A search policy that learns: an agent of kind ``agent`` (``lstm`` or ``transformer``, built with
+    ``agent_options``), its Adam optimiser and the per-(space, task) statistics (module docstring). ``train_options``
+    override the kind's `AGENT_DEFAULTS`; an unknown one raises ValueError."""
+
     def __init__(self, agent: str = "transformer", seed: int = 0, agent_options: dict | None = None,
                  **train_options):
         if agent not in AGENTS:
@@ -136,6 +141,8 @@ class Learner:
         return {names[id(p)]: dict(s) for p, s in self._opt.state.items() if id(p) in names}
 
     def load_optimizer_state(self, state: dict[str, dict]) -> None:
+        """Restore Adam's per-parameter state saved by `optimizer_state` (by parameter name; an empty state is a
+        no-op)."""
         if not state:
             return
         opt = self.optimizer()
@@ -144,6 +151,8 @@ class Learner:
                 opt.state[p] = state[name]
 
     def advantage(self, ep: Episode, reward: float) -> float:
+        """The advantage of ``reward`` for the episode's pair, by the configured rule (``normalized``: Wong et al.,
+        ``baseline``: Borsos et al.); updates the pair's reward statistics."""
         st = self.stats[pair_key(ep.space, ep.task)]
         if self.config["advantage"] == "normalized":
             return st.normalized_advantage(reward)

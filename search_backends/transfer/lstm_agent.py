@@ -33,6 +33,10 @@ class _Ctx:
 
 
 class LSTMAgent(Agent):
+    """The multitask LSTM controller (module docstring): ``layers`` LSTM layers of ``hidden`` units over action
+    embeddings of size ``action_dim`` concatenated with task embeddings of size ``task_dim`` (the two must add up to
+    ``hidden``), a per-(state, action) output layer; weights drawn with ``seed``."""
+
     kind = "lstm"
 
     def __init__(self, seed: int = 0, hidden: int = 50, action_dim: int = 25, task_dim: int = 25,

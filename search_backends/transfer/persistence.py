@@ -30,6 +30,8 @@ FORMAT = 1
 
 
 def state_paths(folder: str | Path, kind: str) -> tuple[Path, Path]:
+    """The (weights, statistics) files of a ``kind`` learner in ``folder``: ``transfer_<kind>.pt`` and
+    ``transfer_<kind>.json``."""
     folder = Path(folder)
     return folder / f"transfer_{kind}.pt", folder / f"transfer_{kind}.json"
 
@@ -62,6 +64,8 @@ def to_state(learner: Learner) -> tuple[dict, dict]:
 
 
 def from_state(blob: dict, meta: dict, kind: str, where: str = "state") -> Learner:
+    """The learner that `to_state` gave ``blob`` and ``meta``; ValueError when they are not a ``kind`` state of this
+    format or their update counts disagree (``where`` names them in the message)."""
     for d in (blob, meta):
         if d.get("format") != FORMAT or d.get("kind") != kind:
             raise ValueError(f"{where}: not a format-{FORMAT} {kind!r} transfer-controller state")

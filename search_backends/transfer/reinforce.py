@@ -50,17 +50,21 @@ class RewardStats:
 
     @property
     def mean(self) -> float:
+        """The bias-corrected moving mean of the rewards so far (0 before the first)."""
         return self.m / self._correction() if self.count else 0.0
 
     @property
     def var(self) -> float:
+        """The bias-corrected moving variance of the rewards so far (0 before the first)."""
         return self.v / self._correction() if self.count else 0.0
 
     @property
     def std(self) -> float:
+        """The square root of `var`."""
         return math.sqrt(max(self.var, 0.0))
 
     def update(self, reward: float) -> None:
+        """Fold ``reward`` into the moving mean and variance (weight ``decay``)."""
         a = self.decay
         self.count += 1
         self.m = (1 - a) * self.m + a * reward
@@ -81,11 +85,13 @@ class RewardStats:
         return adv
 
     def to_dict(self) -> dict:
+        """Plain JSON: the state (``decay``, ``count``, ``m``, ``v``), plus ``mean`` and ``std`` for the record."""
         return {"decay": self.decay, "count": self.count, "m": self.m, "v": self.v,
                 "mean": self.mean, "std": self.std}
 
     @classmethod
     def from_dict(cls, d: dict) -> "RewardStats":
+        """The inverse of `to_dict` (``mean`` and ``std`` are recomputed)."""
         return cls(decay=float(d["decay"]), count=int(d["count"]), m=float(d["m"]), v=float(d["v"]))
 
 
@@ -111,12 +117,14 @@ class TopK:
         return kept
 
     def sample(self, rng: random.Random) -> dict | None:
+        """One kept experience drawn uniformly with ``rng``, or None when there is none."""
         return rng.choice(self.items) if self.items else None
 
     def __len__(self) -> int:
         return len(self.items)
 
     def rewards(self) -> list[float]:
+        """The kept experiences' rewards, best first."""
         return [it["reward"] for it in self.items]
 
 
@@ -137,5 +145,6 @@ def mixed_log_probs(logits: torch.Tensor, gamma: float) -> torch.Tensor:
 
 
 def entropy(logits: torch.Tensor) -> torch.Tensor:
+    """The entropy of ``softmax(logits)`` over the last dimension."""
     logp = torch.log_softmax(logits, dim=-1)
     return -(logp.exp() * logp).sum(-1)

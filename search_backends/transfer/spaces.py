@@ -68,6 +68,8 @@ class Walker:
         self.decision: Decision | None = next(self._gen)
 
     def take(self, action: Action) -> None:
+        """Take ``action`` at the pending decision and move on to the next (``result`` is set once the walk is
+        complete); ValueError for an action not offered or a complete walk."""
         d = self.decision
         if d is None:
             raise ValueError("the walk is already complete")
@@ -87,16 +89,20 @@ class SearchSpace(abc.ABC):
     name: str = "abstract"
 
     @abc.abstractmethod
-    def program(self) -> Program: ...
+    def program(self) -> Program:
+        """A generator that yields each `Decision` in turn, is sent the action taken, and returns what the actions
+        build (a ModelSpec for the model spaces)."""
 
     @abc.abstractmethod
     def state_actions(self) -> dict[str, tuple]:
         """Every state this space can visit, with the union of the actions it can offer there."""
 
     def walker(self) -> Walker:
+        """A fresh `Walker` over this space's program."""
         return Walker(self.program())
 
     def walk(self, choose: Callable[[Decision], Action]) -> Walker:
+        """Walk the space to the end, taking ``choose(decision)`` at each decision; returns the finished walker."""
         w = self.walker()
         while w.decision is not None:
             w.take(choose(w.decision))
@@ -340,6 +346,7 @@ MODEL_SPACES: dict[str, Callable[[], SearchSpace]] = {"cnn": CNNSpace, "mlp": ML
 
 
 def model_space(name: str) -> SearchSpace:
+    """A fresh model space (`CNNSpace` or `MLPSpace`) by name; ValueError for any other name."""
     if name not in MODEL_SPACES:
         raise ValueError(f"the transfer controller has no search space {name!r}; known: {', '.join(MODEL_SPACES)}")
     return MODEL_SPACES[name]()
@@ -354,6 +361,8 @@ class MergedSpace:
             self.add(s)
 
     def add(self, space: SearchSpace) -> None:
+        """Add ``space`` under its name (adding the same object again is a no-op); ValueError for a different space of a
+        name already taken."""
         if space.name in self.spaces and self.spaces[space.name] is not space:
             raise ValueError(f"two different spaces named {space.name!r}")
         self.spaces[space.name] = space
@@ -369,4 +378,6 @@ class MergedSpace:
         return Walker(program())
 
     def state_actions(self, space: str) -> dict[str, tuple]:
+        """Every state a walk of ``space`` can visit in the merged space, with the actions offered there: `START`
+        (offering only ``space``), then the space's own."""
         return {START: (space,), **self.spaces[space].state_actions()}

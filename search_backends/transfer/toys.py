@@ -58,11 +58,15 @@ DOUBLE_XOR = ChainSpace("double-xor", [(f"s{i}", (0, 1)) for i in range(1, 8)])
 
 
 def double_xor_reward(actions) -> float:
+    """The double-XOR reward of a walk of `DOUBLE_XOR` (its seven binary actions): 1.0 when s1 XOR s5 and s3 XOR s7 both
+    hold, else 0.0."""
     a = list(actions)
     return float((a[0] ^ a[4]) and (a[2] ^ a[6]))
 
 
 def median_or_none(values: list[float]) -> float | None:
+    """The median of ``values``, or None when there are none or the median is infinite (most runs never reached the
+    threshold)."""
     m = statistics.median(values) if values else math.inf
     return None if math.isinf(m) else float(m)
 
@@ -116,16 +120,22 @@ class TaskSuite:
     held_out: list[str]
 
     def reward(self, task: str, states: list[str], actions: list) -> float:
+        """The reward of a walk of ``task``: the mean over its steps (the start state excluded) of 1 − |action − the
+        task's optimum for that state| / (N_ACTIONS − 1), in [0, 1]."""
         opt = self.optima[task]
         scored = [(s, a) for s, a in zip(states, actions) if s != START]
         return sum(1 - abs(a - opt[s]) / (N_ACTIONS - 1) for s, a in scored) / len(scored)
 
     def episode_reward(self, ep: Episode) -> float:
+        """`reward` for the episode's task, states and actions."""
         return self.reward(ep.task, ep.states, ep.actions)
 
 
 def make_suite(seed: int, states: list[str], families: int = 2, train_per_family: int = 3,
                held_out_per_family: int = 1, family_states: int = 2, task_states: int = 1) -> TaskSuite:
+    """A `TaskSuite` over ``states``, drawn with ``seed``: a base optimum per state; ``families`` families each redraw
+    ``family_states`` of them; each family's tasks (``train_per_family`` for training, then ``held_out_per_family`` held
+    out, named ``f<family>t<task>``) redraw ``task_states`` more."""
     rng = random.Random(seed)
     base = {s: rng.randrange(N_ACTIONS) for s in states}
     optima: dict[str, dict[str, int]] = {}
@@ -189,6 +199,9 @@ TOYS = ("double-xor", "multitask", "cross-space")
 
 
 def run_toy(name: str, agent: str, seeds: int, **kw) -> dict:
+    """Run toy ``name`` (one of ``TOYS``) for ``agent`` over seeds 0..``seeds``-1 and return its results as a JSON-able
+    dict (samples to the threshold per run, their median, how many reached it, seconds). ``kw``: ``budget``,
+    ``threshold``, ``window``, ``pretrain`` (None: the toy's default)."""
     t0 = time.time()
     if name == "double-xor":
         budget, threshold, window = kw.get("budget") or 2000, kw.get("threshold") or 0.9, kw.get("window") or 50
@@ -218,6 +231,8 @@ def run_toy(name: str, agent: str, seeds: int, **kw) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The toys' command line (``python -m search_backends.transfer.toys NAME``): run one toy and print a short summary,
+    or one JSON object with ``--json``. Returns 0."""
     p = argparse.ArgumentParser(prog="python -m search_backends.transfer.toys", description=__doc__.split("\n\n")[0])
     p.add_argument("name", choices=TOYS)
     p.add_argument("--agent", default="transformer", choices=("lstm", "transformer", "random"))

@@ -45,6 +45,8 @@ class EncoderLayer(nn.Module):
         self.scale = 1.0 / math.sqrt(width)
 
     def forward(self, x: torch.Tensor, pad: torch.Tensor | None) -> torch.Tensor:
+        """The layer's output for ``x`` (rows, length, width); ``pad`` (rows, length), True at padded positions, keeps
+        attention off them (None: no padding)."""
         q, k, v = self.qkv(x).chunk(3, dim=-1)
         att = (q @ k.transpose(1, 2)) * self.scale
         if pad is not None:
@@ -60,6 +62,10 @@ class _Ctx:
 
 
 class TransformerAgent(Agent):
+    """The Transformer agent (module docstring): action, task and state embeddings of size ``dim`` (tokens of width 3 x
+    ``dim``), ``layers`` encoder layers with a feed-forward width ``ff_mult`` x the token width; embeddings and
+    positions drawn from N(0, ``embed_std``), the per-state output layers from N(0, ``head_std``), with ``seed``."""
+
     kind = "transformer"
 
     def __init__(self, seed: int = 0, dim: int = 8, layers: int = 2, ff_mult: int = 4,
