@@ -128,6 +128,6 @@ def test_sigkill_anywhere_then_rerun(tmp_path, milestones):
             assert shown["profile_cached"] == (profiles > 0), target
             assert shown["cached_trials"] >= trials, target
         report.append(f"{target:5.1f}s after «{stage[:50]}»: committed={committed} profiles={profiles} "
-                      f"trials={trials}; rerun cached_trials={shown['extra']['cached_trials']}")
+                      f"trials={trials}; rerun cached_trials={shown['cached_trials']}")
         print(report[-1], flush=True)
     print(f"undisturbed ingest {lifetime:.1f}s\n" + "\n".join(report))
