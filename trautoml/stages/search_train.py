@@ -10,7 +10,7 @@ from typing import Any
 
 from trautoml import decide
 from trautoml.models.spec import adapt_spec
-from trautoml.trial_runner import TrialRunner, caps_key
+from trautoml.trial_runner import TrialRunner
 from trautoml.workspace import state_dir
 
 __all__ = ["Outcome", "SearchTrainStage"]
@@ -156,8 +156,7 @@ class SearchTrainStage:
         t0 = time.perf_counter()
         res = train_and_evaluate(spec, dataset, epochs, ctx.seed, max_train=limits[0], keep_module=True)
         seconds = time.perf_counter() - t0
-        trial = Trial(spec=spec, resource=epochs, seed=ctx.seed, val_accuracy=res.val_accuracy,
-                      test_accuracy=res.test_accuracy, wall_seconds=res.wall_seconds)
-        ctx.workspace.store_trials(dataset.content_hash(), caps_key(*limits), [
-            {"spec_key": spec.key(), "resource": epochs, "seed": ctx.seed, "trial": trial.to_dict()}])
+        self.runner(dataset, None, limits=limits).store([
+            Trial(spec=spec, resource=epochs, seed=ctx.seed, val_accuracy=res.val_accuracy,
+                  test_accuracy=res.test_accuracy, wall_seconds=res.wall_seconds)])
         return res, seconds
