@@ -82,26 +82,40 @@ def random_walk(space: SearchSpace, rng: random.Random):
     return space.walk(lambda d: rng.choice(d.actions)).result
 
 
-def run_double_xor(agent: str, seed: int, budget: int = 2000, threshold: float = 0.9, window: int = 50,
-                   **options) -> float:
-    """Samples until the moving average of the last ``window`` rewards reaches ``threshold`` (inf if never)."""
-    rewards: list[float] = []
-    learner = None
-    if agent != "random":
+def double_xor_rewards(agent: str, seed: int, budget: int = 2000, learner: Learner | None = None, **options):
+    """The rewards of ``budget`` walks of `DOUBLE_XOR`, one at a time (a generator): uniformly random walks for
+    ``agent`` = ``random``, else a learner of kind ``agent`` (built with ``seed`` and ``options``, or the given
+    ``learner``) updated after every walk."""
+    if learner is None and agent != "random":
         learner = Learner(agent, seed=seed, **options)
+    if learner is not None:
         learner.prepare(DOUBLE_XOR, "xor")
     rng = random.Random(seed)
-    for n in range(1, budget + 1):
+    for _ in range(budget):
         if learner is None:
-            r = double_xor_reward(random_walk(DOUBLE_XOR, rng))
+            yield double_xor_reward(random_walk(DOUBLE_XOR, rng))
         else:
             ep = learner.propose(DOUBLE_XOR.name, "xor")
             r = double_xor_reward(ep.result)
             learner.update(ep, r)
-        rewards.append(r)
-        if n >= window and sum(rewards[-window:]) / window >= threshold:
+            yield r
+
+
+def samples_to_moving_average(rewards, threshold: float = 0.9, window: int = 50) -> float:
+    """The first sample at which the mean of the last ``window`` rewards is at least ``threshold`` (inf if none);
+    stops consuming ``rewards`` there."""
+    seen: list[float] = []
+    for n, r in enumerate(rewards, 1):
+        seen.append(r)
+        if n >= window and sum(seen[-window:]) / window >= threshold:
             return float(n)
     return math.inf
+
+
+def run_double_xor(agent: str, seed: int, budget: int = 2000, threshold: float = 0.9, window: int = 50,
+                   **options) -> float:
+    """Samples until the moving average of the last ``window`` rewards reaches ``threshold`` (inf if never)."""
+    return samples_to_moving_average(double_xor_rewards(agent, seed, budget, **options), threshold, window)
 
 
 # ---------------------------------------------------------------------------------------- multitask transfer
