@@ -49,3 +49,23 @@ def test_a_build_is_deterministic(tmp_path):
     mb.build(tmp_path / "b.npz", **args)
     a, b = mb.MiniBench(tmp_path / "a.npz"), mb.MiniBench(tmp_path / "b.npz")
     assert a.keys == b.keys and np.array_equal(a.val, b.val) and np.array_equal(a.test, b.test)
+
+
+def test_the_shipped_table_answers_every_point_of_the_space():
+    bench = mb.MiniBench()
+    assert len(bench) == 2559 and bench.datasets == list(mb.DATASETS)
+    seen = set()
+    for bits in itertools.product((0, 1), repeat=len(mb.EDGES)):
+        for ops in itertools.product(mb.OPS, repeat=3):
+            cell = mb.canonical(bits, ops)
+            for d in bench.datasets:
+                assert (bench.query(cell, d) is None) == (cell is None)
+            if cell is not None:
+                seen.add(cell.key())
+    assert seen == set(bench.keys)
+    for name in ("val", "test"):
+        acc = getattr(bench, name)
+        assert np.all((acc >= 0) & (acc <= 1)) and acc.std(axis=0).min() > 0.01  # cells differ on every dataset
+    assert np.all(bench.seconds > 0)
+    with pytest.raises(KeyError, match="unknown dataset 'cifar'"):
+        bench.query(mb.cells()[0], "cifar")

@@ -226,10 +226,10 @@ FIG5_METHODS = ("transfer", "scratch", "random", "evolution")
 
 def fig5_replica(args: tuple) -> dict[str, Trace]:
     """One replica of `fig5` (a picklable job): every method's trace under the replica's seed."""
-    path, dataset, agent, seed, budget, pretrain, population, sample = args
+    path, dataset, agent, seed, budget, pretrain, population, sample, options = args
     bench = _bench(path)
-    return {"transfer": transfer_search(agent, bench, dataset, budget, seed, pretrain),
-            "scratch": agent_search(Learner(agent, seed=seed), bench, dataset, budget),
+    return {"transfer": transfer_search(agent, bench, dataset, budget, seed, pretrain, **options),
+            "scratch": agent_search(Learner(agent, seed=seed, **options), bench, dataset, budget),
             "random": random_search(bench, dataset, budget, seed),
             "evolution": evolution_search(bench, dataset, budget, seed, population, sample)}
 
@@ -243,14 +243,17 @@ def _pool_map(fn, jobs: list, workers: int) -> list:
 
 def fig5(dataset: str = "fashion", agent: str = "transformer", replicas: int = 50, budget: int = 300,
          pretrain: int = 1000, population: int = 20, sample: int = 4, workers: int = 1,
-         path: str | None = None) -> dict:
+         path: str | None = None, options: dict | None = None) -> dict:
     """Borsos et al. Fig. 5 on the table: ``replicas`` replicas of transfer, scratch, random search and regularised
-    evolution on ``dataset``, summarised by `summarize`."""
+    evolution on ``dataset``, summarised by `summarize`. ``options``: the learner's training options (default: the
+    agent's defaults)."""
     t0 = time.perf_counter()
-    jobs = [(path, dataset, agent, r, budget, pretrain, population, sample) for r in range(replicas)]
+    options = dict(options or {})
+    jobs = [(path, dataset, agent, r, budget, pretrain, population, sample, options) for r in range(replicas)]
     runs = _pool_map(fig5_replica, jobs, workers)
     out = summarize(_bench(path), dataset, {m: [run[m] for run in runs] for m in FIG5_METHODS})
-    out.update({"experiment": "fig5", "dataset": dataset, "agent": agent, "replicas": replicas, "budget": budget,
+    out.update({"experiment": "fig5", "dataset": dataset, "agent": agent, "options": options,
+                "replicas": replicas, "budget": budget,
                 "pretrain_walks": pretrain, "evolution": {"population": population, "sample": sample},
                 "seconds": round(time.perf_counter() - t0, 1)})
     return out
@@ -318,27 +321,28 @@ WONG_METHODS = ("transfer", "scratch", "random")
 
 def wong_replica(args: tuple) -> dict[str, Trace]:
     """One replica of `wong` for one held-out dataset (a picklable job)."""
-    path, held_out, agent, seed, budget, pretrain = args
+    path, held_out, agent, seed, budget, pretrain, options = args
     bench = _bench(path)
     sources = [d for d in bench.datasets if d != held_out]
-    learner = Learner(agent, seed=seed)
+    learner = Learner(agent, seed=seed, **options)
     train_multitask(learner, [(FULL, d) for d in sources], _reward(bench, {FULL.name: FULL}), pretrain)
     return {"transfer": agent_search(learner, bench, held_out, budget),
-            "scratch": agent_search(Learner(agent, seed=seed), bench, held_out, budget),
+            "scratch": agent_search(Learner(agent, seed=seed, **options), bench, held_out, budget),
             "random": random_search(bench, held_out, budget, seed)}
 
 
 def wong(agent: str = "lstm", replicas: int = 20, budget: int = 300, pretrain: int = 1000, workers: int = 1,
-         path: str | None = None) -> dict:
+         path: str | None = None, options: dict | None = None) -> dict:
     """Wong et al.'s held-out transfer on the table, for each dataset in turn held out: median trials until a cell
     among its 10 best (by validation) is found, per method, and the speed-up of transfer over the single-task
     controller."""
     t0 = time.perf_counter()
     bench = _bench(path)
-    out: dict = {"experiment": "wong", "agent": agent, "replicas": replicas, "budget": budget,
+    options = dict(options or {})
+    out: dict = {"experiment": "wong", "agent": agent, "options": options, "replicas": replicas, "budget": budget,
                  "pretrain_walks": pretrain, "held_out": {}}
     for held in bench.datasets:
-        jobs = [(path, held, agent, r, budget, pretrain) for r in range(replicas)]
+        jobs = [(path, held, agent, r, budget, pretrain, options) for r in range(replicas)]
         runs = _pool_map(wong_replica, jobs, workers)
         out["held_out"][held] = summarize(bench, held, {m: [run[m] for run in runs] for m in WONG_METHODS},
                                           ranks=(10,))
@@ -366,14 +370,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--population", type=int, default=20)
     p.add_argument("--sample", type=int, default=4)
     p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--options", type=json.loads, default=None,
+                   help='the learner\'s training options as JSON, e.g. \'{"lr": 0.002, "pqt_weight": 0}\'')
     p.add_argument("--table", default=None, help="the table (default: the shipped minibench.npz)")
     p.add_argument("--out", default=None, help="also write the JSON here")
     a = p.parse_args(argv)
     if a.experiment == "fig5":
         res = fig5(a.dataset or "fashion", a.agent or "transformer", a.replicas or 50, a.budget, a.pretrain,
-                   a.population, a.sample, a.workers, a.table)
+                   a.population, a.sample, a.workers, a.table, a.options)
     elif a.experiment == "wong":
-        res = wong(a.agent or "lstm", a.replicas or 20, a.budget, a.pretrain, a.workers, a.table)
+        res = wong(a.agent or "lstm", a.replicas or 20, a.budget, a.pretrain, a.workers, a.table, a.options)
     else:
         res = tune_evolution(a.dataset or "digits", a.budget, a.replicas or 20, path=a.table)
     text = json.dumps(res, indent=1)
