@@ -1,6 +1,11 @@
 """Benchmark: profile builtin:fashion-mnist (60,000 images) with B = 6 landmarkers × T = 8 trials.
 
     .venv/bin/python bench/bench_profile.py [--uri builtin:fashion-mnist] [--models 6] [--trials 8] [--workers N]
+    .venv/bin/python bench/bench_profile.py --preset small [--landmarker-seed 0]
+
+``--preset`` takes B, T and the trial budget from an engine preset (``small``: B = 4, T = 10, 1 epoch on 512
+images, 500 validation images); the landmarkers are the installation's set (``landmarkers.LANDMARKER_SET``), or
+with ``--landmarker-seed`` the paper's plain Monte Carlo draws of that seed (the set before the selection).
 
 Prints one JSON object: the load and profile wall seconds, the mean / max seconds of one trial (measured in the
 worker), the profile's mean vector, and peak memory: ``peak_rss_mib`` is resource.getrusage ru_maxrss of this
@@ -46,9 +51,12 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--trials", type=int, default=8)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=None, help="default: os.cpu_count()")
+    ap.add_argument("--preset", default=None, help="B, T and the trial budget of this engine preset")
+    ap.add_argument("--landmarker-seed", type=int, default=None,
+                    help="Monte Carlo landmarkers of this seed instead of the installation's set")
     args = ap.parse_args(argv)
 
-    from landmarkers import profile
+    from landmarkers import LANDMARKER_SET, ProfileBudget, profile
     from trautoml.data import load_dataset
     from trautoml.executor import LocalExecutor
 
@@ -61,7 +69,15 @@ def main(argv: list[str] | None = None) -> dict:
     executor = LocalExecutor(args.workers or os.cpu_count())
     try:
         t0 = time.perf_counter()
-        prof = profile(ds, n_models=args.models, n_trials=args.trials, seed=args.seed, executor=executor)
+        budget = None
+        if args.preset:
+            from trautoml.presets import get_preset
+
+            pre = get_preset(args.preset)
+            args.models, args.trials = pre.n_models, pre.n_trials
+            budget = ProfileBudget(pre.profile_epochs, pre.profile_max_train, pre.profile_max_eval)
+        prof = profile(ds, n_models=args.models, n_trials=args.trials, seed=args.seed, executor=executor,
+                       budget=budget, landmarker_seed=args.landmarker_seed)
         profile_s = time.perf_counter() - t0  # includes starting the worker processes
         worker_peaks = dict(executor.map(_worker_peak, range(executor.workers * 8)))  # pid -> peak
         pids = executor.worker_pids()
@@ -78,6 +94,8 @@ def main(argv: list[str] | None = None) -> dict:
     out = {
         "uri": args.uri,
         "dataset": repr(ds),
+        "preset": args.preset,
+        "landmarkers": LANDMARKER_SET if args.landmarker_seed is None else f"monte-carlo-{args.landmarker_seed}",
         "models": args.models,
         "trials": args.trials,
         "workers": executor.workers,

@@ -1,12 +1,13 @@
 """Landmarkers ("benchmark models", paper 002 §2.1): small seeded networks whose accuracies profile a dataset.
 
-``sample_landmarkers(B, seed)`` draws the B specs; ``profile(dataset)`` trains each T times and returns the T×B
-accuracy matrix (:class:`Profile`) whose mean is the dataset's meta-feature vector. Landmarkers only profile: they
-are never the model a dataset gets.
+``sample_landmarkers(B, seed)`` draws candidates by Monte Carlo, ``landmarkers.selection`` chooses the
+installation's set among them on reference data (``LANDMARKER_SET``, ``landmarker_specs(B)``); ``profile(dataset)``
+trains each T times and returns the T×B accuracy matrix (:class:`Profile`) whose mean is the dataset's meta-feature
+vector. Landmarkers only profile: they are never the model a dataset gets.
 """
 from .models import build_landmarker
-from .profile import LANDMARKER_SEED, Profile, ProfileBudget, profile, trial_seed
+from .profile import LANDMARKER_SEED, LANDMARKER_SET, Profile, ProfileBudget, landmarker_specs, profile, trial_seed
 from .sampling import SPACE, sample_landmarkers
 
-__all__ = ["LANDMARKER_SEED", "Profile", "ProfileBudget", "SPACE", "build_landmarker", "profile",
-           "sample_landmarkers", "trial_seed"]
+__all__ = ["LANDMARKER_SEED", "LANDMARKER_SET", "Profile", "ProfileBudget", "SPACE", "build_landmarker",
+           "landmarker_specs", "profile", "sample_landmarkers", "trial_seed"]

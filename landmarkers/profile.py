@@ -49,9 +49,26 @@ from trautoml.models.spec import ModelSpec
 from .models import cost as model_cost
 from .models import shrink_array
 from .sampling import sample_landmarkers
+from .landmarker_set import load_selected
 
-#: The landmarkers are fixed once per installation: every dataset is profiled by sample_landmarkers(B, this seed).
+#: The seed of the Monte Carlo draws (paper 002 §2.1) the selection starts from (`landmarkers.selection`).
 LANDMARKER_SEED = 0
+_SELECTED = load_selected()
+#: The landmarkers are fixed once per installation: the set `landmarkers.selection` chose (``selected.json``), by
+#: version; without that file, the Monte Carlo draws of `LANDMARKER_SEED`. A workspace records it.
+LANDMARKER_SET = _SELECTED[0] if _SELECTED else f"monte-carlo-{LANDMARKER_SEED}"
+
+
+def landmarker_specs(n: int) -> list[ModelSpec]:
+    """The first ``n`` landmarkers of the installation's set (`LANDMARKER_SET`); ValueError when the set holds
+    fewer."""
+    if _SELECTED is None:
+        return sample_landmarkers(int(n), LANDMARKER_SEED)
+    specs = _SELECTED[1]
+    if not 1 <= int(n) <= len(specs):
+        raise ValueError(f"the landmarker set {LANDMARKER_SET} holds {len(specs)} landmarkers, B = {n} asked; pass "
+                         "specs= or select more with `python -m landmarkers.selection`")
+    return list(specs[:int(n)])
 DEFAULT_MODELS = 6
 DEFAULT_TRIALS = 8
 
@@ -248,12 +265,13 @@ def _map(executor, tasks: list[dict], chunks: list[list[int]],
 def profile(dataset: Dataset, n_models: int = DEFAULT_MODELS, n_trials: int = DEFAULT_TRIALS, seed: int = 0,
             executor=None, budget: ProfileBudget | None = None,
             progress: Callable[[int, int], Any] | None = None, *, specs: Sequence[ModelSpec] | None = None,
-            landmarker_seed: int = LANDMARKER_SEED, device: str | None = None) -> Profile:
+            landmarker_seed: int | None = None, device: str | None = None) -> Profile:
     """Train each of ``n_models`` landmarkers ``n_trials`` times on ``dataset``; return the T×B :class:`Profile`.
 
-    ``seed`` fixes the trials (training seeds and image draws); the landmarkers themselves are
-    ``sample_landmarkers(n_models, landmarker_seed)`` unless ``specs`` is given (then ``n_models`` is ignored).
-    Keep ``landmarker_seed`` fixed across datasets: profiles are comparable only under the same landmarkers.
+    ``seed`` fixes the trials (training seeds and image draws); the landmarkers themselves are the first
+    ``n_models`` of the installation's set (`landmarker_specs`), or with ``landmarker_seed`` the paper's Monte Carlo
+    draws ``sample_landmarkers(n_models, landmarker_seed)``, unless ``specs`` is given (then ``n_models`` is
+    ignored). Profiles are comparable only under the same landmarkers.
     ``executor``: any :class:`trautoml.executor.Executor`; default a ``LocalExecutor`` over all cores, created and
     closed here. ``progress(done, total)`` is called as trials finish. ``device``: torch device for training
     (default CUDA when present, else CPU).
@@ -264,7 +282,10 @@ def profile(dataset: Dataset, n_models: int = DEFAULT_MODELS, n_trials: int = DE
         raise ValueError(f"seed must be non-negative, got {seed}")
     if int(n_trials) < 1:
         raise ValueError(f"n_trials must be at least 1, got {n_trials}")
-    specs = list(specs) if specs is not None else sample_landmarkers(int(n_models), int(landmarker_seed))
+    if specs is None:
+        specs = (landmarker_specs(int(n_models)) if landmarker_seed is None
+                 else sample_landmarkers(int(n_models), int(landmarker_seed)))
+    specs = list(specs)
     if not specs:
         raise ValueError("need at least one landmarker")
     n_models, n_trials = len(specs), int(n_trials)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from landmarkers import (LANDMARKER_SEED, SPACE, Profile, ProfileBudget, build_landmarker, profile,
+from landmarkers import (LANDMARKER_SEED, SPACE, Profile, ProfileBudget, build_landmarker, landmarker_specs, profile,
                          sample_landmarkers, trial_seed)
 from landmarkers.models import (HEAD_GRID, MAX_SIDE, block_plan, cost, forward_macs, shrink, shrink_array,
                                 working_size)
@@ -167,7 +167,7 @@ def test_profile_shape_range_and_json_round_trip():
     assert p.covariance.shape == (3, 3)
     assert p.wall_seconds.shape == (2, 3) and (p.wall_seconds > 0).all()
     assert p.total_seconds >= p.wall_seconds.max() and p.seed == 0 and p.budget == TINY
-    assert p.specs == sample_landmarkers(3, LANDMARKER_SEED) and p.dataset == "syn"
+    assert p.specs == landmarker_specs(3) and p.dataset == "syn"
     assert p.trials.max() > 1 / ds.num_classes + 0.1  # some landmarker learns the blobs
     assert calls[0] == (0, 6) and calls[-1] == (6, 6) and [c[0] for c in calls] == sorted(c[0] for c in calls)
 

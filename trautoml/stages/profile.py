@@ -73,7 +73,7 @@ class ProfileStage:
         p = self.ctx.preset
         return {"n_models": p.n_models, "n_trials": p.n_trials, "profile_epochs": p.profile_epochs,
                 "profile_max_train": p.profile_max_train, "profile_max_eval": p.profile_max_eval,
-                "landmarker_seed": PROFILERS.get("landmarkers").LANDMARKER_SEED}
+                "landmarker_set": PROFILERS.get("landmarkers").LANDMARKER_SET}
 
     def __call__(self, dataset) -> Features:
         if self.kind == "none":  # nothing to measure: the grouper (none) needs no features
@@ -106,7 +106,7 @@ class ProfileStage:
         ctx, p = self.ctx, self.ctx.preset
         key = json.dumps({"n_models": p.n_models, "n_trials": p.n_trials, "epochs": p.profile_epochs,
                           "max_train": p.profile_max_train, "max_eval": p.profile_max_eval, "seed": ctx.seed,
-                          "landmarker_seed": lm.LANDMARKER_SEED}, sort_keys=True)
+                          "landmarker_set": lm.LANDMARKER_SET}, sort_keys=True)
         h = dataset.content_hash()
         cached = ctx.workspace.cached_profile(h, key)
         if cached is not None:
