@@ -78,8 +78,8 @@ def _score(runs: list[float]) -> tuple[float, float]:
 
 
 def tune(agent: str, budget: int = 2000, workers: int = 1) -> dict:
-    """Step 1 (module docstring) for ``agent`` (a name of `AGENTS`): every `GRID` setting's samples to threshold on `TUNING_SEEDS`,
-    and the winner."""
+    """Step 1 (module docstring) for ``agent`` (a name of `AGENTS`): every `GRID` setting's samples to threshold on
+    `TUNING_SEEDS`, and the winner."""
     jobs = [(agent, s, seed, budget) for s in GRID for seed in TUNING_SEEDS]
     runs = _map(_tuning_run, jobs, workers)
     per = {json.dumps(s): runs[k * len(TUNING_SEEDS):(k + 1) * len(TUNING_SEEDS)] for k, s in enumerate(GRID)}
