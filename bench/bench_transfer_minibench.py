@@ -39,13 +39,21 @@ def _reach(r: dict, runs: int) -> str:
     return f"{med} ({r['reached']}/{runs})"
 
 
+def _best_val(method: dict, trials: int) -> str:
+    """The mean best validation accuracy after ``trials`` trials ("–" past the budget)."""
+    point = method["curve"].get(str(trials))
+    return f"{point['best_val']:.3f}" if point else "–"
+
+
 def _fig5_rows(res: dict) -> list[str]:
     ranks = list(res["thresholds"])
     rows = ["| method | " + " | ".join(f"trials to rank {k} (val ≥ {res['thresholds'][k]:.3f})" for k in ranks)
-            + " | regret at 50 | regret at 200 |", "|---" * (len(ranks) + 3) + "|"]
+            + " | mean best val at 10 / 50 / 100 / 300 | regret at 50 | regret at 300 |",
+            "|---" * (len(ranks) + 4) + "|"]
     for method, m in res["methods"].items():
         cells = [_reach(m["trials_to_rank"][k], m["runs"]) for k in ranks]
-        reg = [m["curve"].get(str(c), {}) for c in (50, 200)]
+        cells.append(" / ".join(_best_val(m, c) for c in (10, 50, 100, 300)))
+        reg = [m["curve"].get(str(c), {}) for c in (50, 300)]
         cells += [f"{r['regret']:.4f} ± {r['regret_sem']:.4f}" if r else "–" for r in reg]
         rows.append(f"| {method} | " + " | ".join(cells) + " |")
     return rows
@@ -80,11 +88,13 @@ def report(out: Path, results: dict, args) -> str:
     w = results["wong"]
     lines += [f"## Wong et al.: held-out transfer ({w['agent']}, {w['replicas']} replicas, {w['budget']} trials, "
               f"{w['pretrain_walks']} pretraining walks on the other datasets)", "",
-              "| held out | top-10 threshold | transfer | single-task | random | speed-up |",
-              "|---|---|---|---|---|---|"]
+              "| held out | top-10 threshold | transfer | single-task | random | speed-up | mean best val at 50 / 300: "
+              "transfer, single-task, random |", "|---|---|---|---|---|---|---|"]
     for held, h in w["held_out"].items():
         cells = [_reach(h["methods"][m]["trials_to_rank"]["10"], h["methods"][m]["runs"]) for m in tabular.WONG_METHODS]
-        lines.append(f"| {held} | {h['thresholds']['10']:.3f} | " + " | ".join(cells) + f" | {h['speedup']} |")
+        curves = ", ".join(" / ".join(_best_val(h["methods"][m], c) for c in (50, 300)) for m in tabular.WONG_METHODS)
+        lines.append(f"| {held} | {h['thresholds']['10']:.3f} | " + " | ".join(cells)
+                     + f" | {h['speedup']} | {curves} |")
     text = "\n".join(lines) + "\n"
     (out / "report.md").write_text(text)
     return text
@@ -104,14 +114,14 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {}
     results["fig3"] = _save(out, "fig3.json", fig3.fig3(2 if q else 10, 300 if q else 2000, args.workers))
     fig3.plot(results["fig3"], str(out / "fig3.png"))
-    evo = tabular.tune_evolution("digits", 200, 3 if q else 20)
+    evo = tabular.tune_evolution("digits", 300, 3 if q else 20)
     results["evolution"] = _save(out, "evolution.json", evo)
     tuned = results["fig3"]["agents"]["transformer"]["tuning"]["best"]
     for ds in ("fashion", "mnist"):
         results[f"fig5-{ds}"] = _save(out, f"fig5-{ds}.json", tabular.fig5(
-            ds, "transformer", 3 if q else 50, 200, 600, evo["population"], evo["sample"], args.workers,
+            ds, "transformer", 3 if q else 50, 300, 600, evo["population"], evo["sample"], args.workers,
             options=tuned))
-    results["wong"] = _save(out, "wong.json", tabular.wong("lstm", 2 if q else 20, 200, 600, args.workers))
+    results["wong"] = _save(out, "wong.json", tabular.wong("lstm", 2 if q else 20, 300, 600, args.workers))
     results["seconds"] = time.perf_counter() - t0
     print(report(out, results, args))
     return 0

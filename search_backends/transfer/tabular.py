@@ -264,7 +264,8 @@ def _ranked_val(bench: mb.MiniBench, dataset: str) -> np.ndarray:
 
 
 def summarize(bench: mb.MiniBench, dataset: str, traces: dict[str, list[Trace]],
-              ranks: Sequence[int] = (50, 20, 10, 5, 1), checkpoints: Sequence[int] = (10, 25, 50, 100, 200)) -> dict:
+              ranks: Sequence[int] = (100, 50, 25, 10),
+              checkpoints: Sequence[int] = (10, 25, 50, 100, 200, 300)) -> dict:
     """Per method: median trials (and how many replicas got there) to reach the validation accuracy of the table's
     ``rank``-th best cell, and the mean best validation accuracy, test accuracy of that cell and regret at each
     checkpoint (with the standard error over replicas)."""
