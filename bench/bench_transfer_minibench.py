@@ -66,7 +66,8 @@ def report(out: Path, results: dict, args) -> str:
              "", f"Machine: {platform.machine()}, {os.cpu_count()} cores; date: {date.today().isoformat()}; "
              f"workers {args.workers}; wall {results['seconds']:.0f} s.", "",
              "## Fig. 3: double XOR, each agent tuned for earliest convergence", "",
-             f"Tuning grid (both agents): {json.dumps(fig3.GRID)}; tuning seeds {list(fig3.TUNING_SEEDS)}; "
+             f"Tuning grid (both agents): {json.dumps(fig3.GRID)}; tuning seeds {list(fig3.TUNING_SEEDS)}, at most "
+             f"{f3['tune_budget']} samples; "
              f"{f3['replicas']} replicas (seeds 0…) of {f3['budget']} samples; threshold: moving average "
              f"({f3['window']}) ≥ {f3['threshold']}.", "",
              "| agent | parameters | tuned setting | median samples to threshold | reached |", "|---|---|---|---|---|"]
@@ -112,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     q = args.quick
     t0 = time.perf_counter()
     results: dict = {}
-    results["fig3"] = _save(out, "fig3.json", fig3.fig3(2 if q else 10, 300 if q else 2000, args.workers))
+    results["fig3"] = _save(out, "fig3.json", fig3.fig3(2 if q else 10, 300 if q else 2000, args.workers,
+                                                         tune_budget=300 if q else 1000))
     fig3.plot(results["fig3"], str(out / "fig3.png"))
     evo = tabular.tune_evolution("digits", 300, 3 if q else 20)
     results["evolution"] = _save(out, "evolution.json", evo)

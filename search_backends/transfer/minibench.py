@@ -18,6 +18,13 @@ The table. Every cell is trained once per dataset of `DATASETS` (fixed seed, `EP
 accuracy and training CPU seconds are stored in ``minibench.npz`` beside this module, with the build's settings,
 machine, date and seconds. `build` makes it (``python -m search_backends.transfer.minibench --out PATH``); agents
 `MiniBench.query` it instead of training, so a replica of a search takes seconds.
+
+The shipped table (2026-12-03, 2-core x86_64): 7,677 trainings, 5,160 training CPU-seconds (0.40 s a cell on
+digits, 0.83 s on MNIST, 0.79 s on Fashion-MNIST, medians), 3,171 s wall with 2 workers (for about 9 of those
+minutes a landmarker selection ran beside it; on 2 idle cores the CPU seconds give ≈ 2,600 s); 63 KB.
+Validation accuracy spans 0.72–1.00 on digits (median 0.95), 0.59–0.94 on MNIST (0.78) and 0.55–0.79 on
+Fashion-MNIST (0.70); the three datasets rank the cells differently (correlations 0.37–0.54), so transfer between
+them is not trivial.
 """
 from __future__ import annotations
 
