@@ -18,9 +18,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-import numpy as np
-
-from trautoml.data.sources import DatasetError, make_source, package_data_file
+from trautoml.data.sources import make_source, open_image, package_data_file, random_patches
 
 __all__ = ["REFERENCE_URIS", "ref_colour", "ref_documents", "ref_scenes", "ref_textures", "reference_families"]
 
@@ -31,57 +29,29 @@ _DOCUMENTS = ("page", "text", "coins")
 _COLOUR = ("china", "flower")
 
 
-def _open(path, mode: str):
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            return im.convert(mode)
-    except (UnidentifiedImageError, OSError) as e:
-        raise DatasetError(f"corrupted or unreadable image {path}: {e}") from None
-
-
-def _patches(images: list, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """`PATCHES_PER_CLASS` random square patches of each PIL image (class = its index), resized to ``size``."""
-    from PIL import Image
-
-    rng = np.random.default_rng(seed)
-    xs, ys = [], []
-    for label, im in enumerate(images):
-        w, h = im.size
-        for _ in range(PATCHES_PER_CLASS):
-            side = int(rng.integers(min(24, min(w, h)), max(25, min(w, h) // 2)))
-            left, top = int(rng.integers(0, w - side + 1)), int(rng.integers(0, h - side + 1))
-            patch = np.asarray(im.crop((left, top, left + side, top + side)).resize((size, size), Image.BILINEAR),
-                               dtype=np.uint8)
-            xs.append(patch[None] if patch.ndim == 2 else patch.transpose(2, 0, 1))
-            ys.append(label)
-    order = rng.permutation(len(xs))
-    return np.stack(xs)[order], np.asarray(ys, dtype=np.int64)[order]
-
-
 def _skimage(name: str, mode: str = "L"):
-    return _open(package_data_file("skimage", "data", f"{name}.png", install="scikit-image"), mode)
+    """A picture scikit-image ships, by name, as a PIL image in ``mode``."""
+    return open_image(package_data_file("skimage", "data", f"{name}.png", install="scikit-image"), mode)
 
 
 @lru_cache(maxsize=1)
 def ref_textures():
     """``builtin:ref-textures`` (module docstring)."""
-    x, y = _patches([_skimage(n) for n in _TEXTURES], 28, 1)
+    x, y = random_patches([_skimage(n) for n in _TEXTURES], PATCHES_PER_CLASS, 28, 1)
     return make_source("ref-textures", "ref-textures", {"train": (x, y)}, "ref-textures", len(_TEXTURES), _TEXTURES)
 
 
 @lru_cache(maxsize=1)
 def ref_scenes():
     """``builtin:ref-scenes`` (module docstring)."""
-    x, y = _patches([_skimage(n) for n in _SCENES], 28, 2)
+    x, y = random_patches([_skimage(n) for n in _SCENES], PATCHES_PER_CLASS, 28, 2)
     return make_source("ref-scenes", "ref-scenes", {"train": (x, y)}, "ref-scenes", len(_SCENES), _SCENES)
 
 
 @lru_cache(maxsize=1)
 def ref_documents():
     """``builtin:ref-documents`` (module docstring)."""
-    x, y = _patches([_skimage(n) for n in _DOCUMENTS], 28, 3)
+    x, y = random_patches([_skimage(n) for n in _DOCUMENTS], PATCHES_PER_CLASS, 28, 3)
     return make_source("ref-documents", "ref-documents", {"train": (x, y)}, "ref-documents", len(_DOCUMENTS),
                        _DOCUMENTS)
 
@@ -91,11 +61,12 @@ def ref_colour():
     """``builtin:ref-colour`` (module docstring): a class per quarter of each photograph."""
     quarters = []
     for name in _COLOUR:
-        im = _open(package_data_file("sklearn", "datasets", "images", f"{name}.jpg", install="scikit-learn"), "RGB")
+        im = open_image(package_data_file("sklearn", "datasets", "images", f"{name}.jpg", install="scikit-learn"),
+                        "RGB")
         w, h = im.size
         quarters += [im.crop((i * w // 2, j * h // 2, (i + 1) * w // 2, (j + 1) * h // 2))
                      for j in range(2) for i in range(2)]
-    x, y = _patches(quarters, 32, 4)
+    x, y = random_patches(quarters, PATCHES_PER_CLASS, 32, 4)
     return make_source("ref-colour", "ref-colour", {"train": (x, y)}, "ref-colour", len(quarters),
                        tuple(f"{n}-{q}" for n in _COLOUR for q in range(4)))
 

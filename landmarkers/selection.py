@@ -74,9 +74,9 @@ def score(families: dict[str, list], candidates: list, budget, n_trials: int = T
     for family, members in families.items():
         for ds in members:
             p = profile(ds, specs=candidates, n_trials=n_trials, seed=seed, budget=budget, executor=executor)
-            chance = 1.0 / ds.num_classes
-            acc.append(p.trials.mean(axis=0))
-            skill.append((p.trials.mean(axis=0) - chance) / (1 - chance))
+            chance, mean = 1.0 / ds.num_classes, p.trials.mean(axis=0)
+            acc.append(mean)
+            skill.append((mean - chance) / (1 - chance))
             seconds.append(p.wall_seconds.mean(axis=0))
             by_family.setdefault(family, []).append(p.trials)
             names.append(ds.name)

@@ -34,7 +34,8 @@ import numpy as np
 import torch
 
 from .learner import Learner
-from .toys import DOUBLE_XOR, double_xor_rewards, samples_to_moving_average
+from .tabular import pool_map
+from .toys import DOUBLE_XOR, double_xor_rewards, median_or_none, samples_to_moving_average
 
 __all__ = ["AGENTS", "GRID", "TUNING_SEEDS", "attention_rows", "fig3", "moving_average", "parameter_count", "tune"]
 
@@ -86,11 +87,11 @@ def tune(agent: str, budget: int = 1000, workers: int = 1) -> dict:
     """Step 1 (module docstring) for ``agent`` (a name of `AGENTS`): every `GRID` setting's samples to threshold on
     `TUNING_SEEDS`, and the winner."""
     jobs = [(agent, s, seed, budget) for s in GRID for seed in TUNING_SEEDS]
-    runs = _map(_tuning_run, jobs, workers)
+    runs = pool_map(_tuning_run, jobs, workers)
     per = {json.dumps(s): runs[k * len(TUNING_SEEDS):(k + 1) * len(TUNING_SEEDS)] for k, s in enumerate(GRID)}
     best = min(per, key=lambda k: _score(per[k]))
     return {"grid": {k: [None if math.isinf(v) else int(v) for v in r] for k, r in per.items()},
-            "best": json.loads(best), "best_median": _finite(_score(per[best])[0])}
+            "best": json.loads(best), "best_median": median_or_none(per[best])}
 
 
 def _finite(x: float) -> float | None:
@@ -126,13 +127,6 @@ def _final_run(job: tuple) -> dict:
     return out
 
 
-def _map(fn, jobs: list, workers: int) -> list:
-    if workers <= 1:
-        return [fn(j) for j in jobs]
-    with ProcessPoolExecutor(workers) as pool:
-        return list(pool.map(fn, jobs))
-
-
 def fig3(replicas: int = 10, budget: int = 2000, workers: int = 1, tuned: dict | None = None,
          tune_budget: int = 1000) -> dict:
     """Steps 1–3 (module docstring). ``tuned``: agent → setting, to skip tuning (its result is then not in the
@@ -143,13 +137,13 @@ def fig3(replicas: int = 10, budget: int = 2000, workers: int = 1, tuned: dict |
                  "window": WINDOW, "tuning_seeds": list(TUNING_SEEDS), "agents": {}}
     for agent in AGENTS:
         tuning = {"best": tuned[agent]} if tuned else tune(agent, tune_budget, workers)
-        runs = _map(_final_run, [(agent, tuning["best"], r, budget) for r in range(replicas)], workers)
+        runs = pool_map(_final_run, [(agent, tuning["best"], r, budget) for r in range(replicas)], workers)
         curves = np.array([moving_average(r["rewards"]) for r in runs])
         sem = curves.std(axis=0, ddof=1) / math.sqrt(len(runs)) if len(runs) > 1 else np.zeros(budget)
         samples = [r["samples"] for r in runs]
         res = {"tuning": tuning, "parameters": parameter_count(agent),
                "samples_to_threshold": [_finite(s) for s in samples],
-               "median_samples_to_threshold": _finite(statistics.median(samples)),
+               "median_samples_to_threshold": median_or_none(samples),
                "reached": sum(not math.isinf(s) for s in samples),
                "curve_every_10": {"mean": curves.mean(0)[9::10].round(4).tolist(),
                                   "sem": sem[9::10].round(4).tolist()}}

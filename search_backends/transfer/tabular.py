@@ -33,7 +33,6 @@ import argparse
 import json
 import math
 import random
-import statistics
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -47,9 +46,11 @@ from . import minibench as mb
 from .agent import Episode
 from .learner import Learner, train_multitask
 from .spaces import START, ChainSpace
+from .toys import median_or_none
 
 __all__ = ["FULL", "SUBSPACES", "Trace", "cell_space", "evolution_search", "agent_search", "fig5", "fig5_replica",
-           "point_of", "random_search", "summarize", "transfer_search", "tune_evolution", "wong", "wong_replica"]
+           "point_of", "pool_map", "random_search", "summarize", "transfer_search", "tune_evolution", "wong",
+           "wong_replica"]
 
 #: Seeds from here on are for tuning only; reported replicas use 0, 1, 2, ...
 TUNING_SEED = 10_000
@@ -234,7 +235,8 @@ def fig5_replica(args: tuple) -> dict[str, Trace]:
             "evolution": evolution_search(bench, dataset, budget, seed, population, sample)}
 
 
-def _pool_map(fn, jobs: list, workers: int) -> list:
+def pool_map(fn, jobs: list, workers: int) -> list:
+    """``[fn(job) for job in jobs]``, over ``workers`` processes when more than one (order kept)."""
     if workers <= 1:
         return [fn(j) for j in jobs]
     with ProcessPoolExecutor(workers) as pool:
@@ -250,7 +252,7 @@ def fig5(dataset: str = "fashion", agent: str = "transformer", replicas: int = 5
     t0 = time.perf_counter()
     options = dict(options or {})
     jobs = [(path, dataset, agent, r, budget, pretrain, population, sample, options) for r in range(replicas)]
-    runs = _pool_map(fig5_replica, jobs, workers)
+    runs = pool_map(fig5_replica, jobs, workers)
     out = summarize(_bench(path), dataset, {m: [run[m] for run in runs] for m in FIG5_METHODS})
     out.update({"experiment": "fig5", "dataset": dataset, "agent": agent, "options": options,
                 "replicas": replicas, "budget": budget,
@@ -277,8 +279,7 @@ def summarize(bench: mb.MiniBench, dataset: str, traces: dict[str, list[Trace]],
         reach = {}
         for k in ranks:
             hits = [t.trials_to(float(ranked[k - 1])) for t in runs]
-            med = statistics.median(hits)
-            reach[str(k)] = {"median_trials": None if math.isinf(med) else med,
+            reach[str(k)] = {"median_trials": median_or_none(hits),
                              "reached": sum(not math.isinf(h) for h in hits)}
         curve = {}
         for c in checkpoints:
@@ -344,7 +345,7 @@ def wong(agent: str = "lstm", replicas: int = 20, budget: int = 300, pretrain: i
                  "pretrain_walks": pretrain, "held_out": {}}
     for held in bench.datasets:
         jobs = [(path, held, agent, r, budget, pretrain, options) for r in range(replicas)]
-        runs = _pool_map(wong_replica, jobs, workers)
+        runs = pool_map(wong_replica, jobs, workers)
         out["held_out"][held] = summarize(bench, held, {m: [run[m] for run in runs] for m in WONG_METHODS},
                                           ranks=(10,))
         reach = out["held_out"][held]["methods"]

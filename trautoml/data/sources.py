@@ -345,33 +345,48 @@ PHOTO_PATCHES_PER_CLASS = 400
 PHOTO_PATCH_SIZE = 32
 
 
+def open_image(path: Path, mode: str):
+    """The picture at ``path`` as a PIL image in ``mode`` (``"RGB"``, ``"L"``); ``DatasetError`` naming the file when
+    it cannot be read."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            return im.convert(mode)
+    except (UnidentifiedImageError, OSError) as e:
+        raise DatasetError(f"corrupted or unreadable image {path}: {e}") from None
+
+
+def random_patches(images: list, per_class: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A patch-classification dataset cut from PIL ``images`` (class = the image's index): ``per_class`` squares of
+    random side (24 px, or the shorter side if smaller, up to half the shorter side) at random places in each,
+    resized to ``size`` × ``size``, in a seeded random order; (x as uint8 N × C × size × size, y)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    xs, ys = [], []
+    for label, im in enumerate(images):
+        w, h = im.size
+        for _ in range(per_class):
+            side = int(rng.integers(min(24, min(w, h)), max(25, min(w, h) // 2)))
+            left, top = int(rng.integers(0, w - side + 1)), int(rng.integers(0, h - side + 1))
+            patch = np.asarray(im.crop((left, top, left + side, top + side)).resize((size, size), Image.BILINEAR),
+                               dtype=np.uint8)
+            xs.append(patch[None] if patch.ndim == 2 else patch.transpose(2, 0, 1))
+            ys.append(label)
+    order = rng.permutation(len(xs))
+    return np.stack(xs)[order], np.asarray(ys, dtype=np.int64)[order]
+
+
 @lru_cache(maxsize=1)
 def builtin_photos() -> RawSource:
     """Natural colour images (where the paper has CIFAR-10, STL-10 and SVHN): 32×32 patches of the real colour
     photographs scikit-image ships, one class per photograph (`PHOTOS`). Each patch is a square of random side
     (24 px up to half the photograph's shorter side) at a random place, resized to 32×32; seeded, so the dataset
-    is the same everywhere."""
-    from PIL import Image, UnidentifiedImageError
-
-    rng = np.random.default_rng(2019)
-    xs, ys = [], []
-    for label, name in enumerate(PHOTOS):
-        path = package_data_file("skimage", "data", name, install="scikit-image")
-        try:
-            with Image.open(path) as im:
-                photo = im.convert("RGB")
-        except (UnidentifiedImageError, OSError) as e:
-            raise DatasetError(f"corrupted or unreadable image {path}: {e}") from None
-        w, h = photo.size
-        for _ in range(PHOTO_PATCHES_PER_CLASS):
-            side = int(rng.integers(24, max(25, min(w, h) // 2)))
-            left, top = int(rng.integers(0, w - side + 1)), int(rng.integers(0, h - side + 1))
-            patch = photo.crop((left, top, left + side, top + side)).resize(
-                (PHOTO_PATCH_SIZE, PHOTO_PATCH_SIZE), Image.BILINEAR)
-            xs.append(np.asarray(patch, dtype=np.uint8).transpose(2, 0, 1))
-            ys.append(label)
-    order = rng.permutation(len(xs))
-    x, y = np.stack(xs)[order], np.asarray(ys, dtype=np.int64)[order]
+    is the same everywhere (`random_patches`)."""
+    photos = [open_image(package_data_file("skimage", "data", name, install="scikit-image"), "RGB")
+              for name in PHOTOS]
+    x, y = random_patches(photos, PHOTO_PATCHES_PER_CLASS, PHOTO_PATCH_SIZE, 2019)
     return make_source("photos", "photos", {"train": (x, y)}, "photos", len(PHOTOS),
                        [n.rsplit(".", 1)[0] for n in PHOTOS])
 
