@@ -4,6 +4,7 @@ import pytest
 from scipy import stats
 
 from trautoml.grouping import BFTestResult, behrens_fisher_test, power, trials_for_power
+from trautoml.grouping.bftest import paired_test
 
 pytestmark = pytest.mark.filterwarnings("error")
 
@@ -191,3 +192,63 @@ def test_trials_for_power_is_the_smallest_sufficient_t():
     assert trials_for_power(4, 2.0, 0.005, group_trials=200) < t  # against a large group fewer trials suffice
     with pytest.raises(ValueError, match="no T"):
         trials_for_power(6, 0.01, 0.005, max_trials=50)
+
+
+# ---- the paired form (eq. 15 with the trial order kept)
+def paired_draws(rng, b, t, members, shift, l_new, l_members, l_shared):
+    """A new dataset and a group of ``members`` datasets, T trials each; trial t shares a deviation (``l_shared``)
+    across all of them, as the landmarkers' seeds and images do. The members' means differ; the new dataset's mean is
+    their average plus ``shift`` (0 = H0)."""
+    mu_members = rng.uniform(0.3, 0.8, size=(members, b))
+    shared = rng.normal(size=(t, b)) @ l_shared.T
+    x = mu_members.mean(0) + shift + shared + rng.normal(size=(t, b)) @ l_new.T
+    ys = [m + shared + rng.normal(size=(t, b)) @ l.T for m, l in zip(mu_members, l_members)]
+    return x, np.mean(ys, axis=0)
+
+
+@pytest.mark.parametrize("b,t,members", [(4, 10, 1), (4, 10, 3), (6, 8, 2)])
+def test_paired_size_stays_at_alpha_with_unequal_covariances_and_correlated_trials(b, t, members):
+    # the issue's bar: within ±1.3 points of α = 0.05 over 2,500 draws (3 binomial sd), unequal covariances
+    rng = np.random.default_rng(7)
+    l_new, l_first = unequal_covariances(rng, b, 20.0)
+    l_members = [l_first * (1 + k) for k in range(members)]
+    l_shared = np.linalg.cholesky(np.eye(b) * 0.006 ** 2 + 0.003 ** 2)
+    rejected = sum(paired_test(*paired_draws(rng, b, t, members, 0.0, l_new, l_members, l_shared), ALPHA).reject
+                   for _ in range(2500))
+    assert abs(rejected / 2500 - ALPHA) <= 0.013, rejected / 2500
+
+
+def test_paired_test_has_more_power_than_a_random_order_when_trials_correlate():
+    rng = np.random.default_rng(8)
+    b, t = 4, 10
+    own = np.linalg.cholesky(np.eye(b) * 0.02 ** 2)
+    shared = np.linalg.cholesky(np.eye(b) * 0.02 ** 2)   # half of each trial's variance is trial t's own
+    hits = np.zeros(2)
+    for i in range(600):
+        x, ybar = paired_draws(rng, b, t, 1, 0.02, own, [own], shared)
+        hits += [paired_test(x, ybar, ALPHA).reject, behrens_fisher_test(x, ybar, ALPHA, seed=i).reject]
+    assert hits[0] / 600 > hits[1] / 600 + 0.2, hits / 600
+
+
+def test_paper_preset_has_power_at_three_trial_sd():
+    # the paper preset's B and T (trautoml.presets) against a one-member group, Δ = 3 trial-sd, no correlation help
+    from trautoml.presets import get_preset
+
+    p = get_preset("paper")
+    b, t = p.n_models, p.n_trials
+    rng = np.random.default_rng(9)
+    eye = np.eye(b)
+    rejected = 0
+    for _ in range(2000):
+        u = rng.normal(size=b)
+        x, ybar = paired_draws(rng, b, t, 1, 3.0 * u / np.linalg.norm(u), eye, [eye], 0 * eye)
+        rejected += paired_test(x, ybar, p.alpha).reject
+    assert rejected / 2000 >= 0.8, rejected / 2000
+    assert power(b, t, t, 3.0, p.alpha) >= 0.8
+
+
+def test_paired_test_refuses_unpaired_shapes_and_too_few_trials():
+    with pytest.raises(ValueError, match="one shape"):
+        paired_test(np.zeros((8, 3)), np.zeros((9, 3)), ALPHA)
+    with pytest.raises(ValueError, match="more trials than features"):
+        paired_test(np.zeros((3, 3)), np.zeros((3, 3)), ALPHA)

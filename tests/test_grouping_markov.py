@@ -71,13 +71,36 @@ def test_updates_follow_eq_12_to_14_plus_the_documented_regularisation():
     scatter = (xs - xs.mean(0)).T @ (xs - xs.mean(0)) / 5
     trial_cov = np.mean([(X - X.mean(0)).T @ (X - X.mean(0)) / T for X in members], axis=0)
     np.testing.assert_allclose(mu, xs.mean(0), atol=1e-12)
-    np.testing.assert_allclose(sigma, scatter + trial_cov + g.cov_floor * np.eye(B), atol=1e-10)
-    # a fresh group's Σ is the founding dataset's own trial covariance (eq. 14) plus the floor
+    # Σ = S + C̄/T + f·I: the scatter of eq. 13 plus the noise of a member's mean
+    np.testing.assert_allclose(sigma, scatter + trial_cov / T + g.cov_floor * np.eye(B), atol=1e-10)
+    # a fresh group's Σ is the noise of the founding dataset's mean (eq. 14's trial covariance / T) plus the floor
     g1 = MarkovBFGrouper()
     g1.observe(members[0])
     np.testing.assert_allclose(g1.group_params("g1")[1],
-                               (members[0] - xs[0]).T @ (members[0] - xs[0]) / T + g1.cov_floor * np.eye(B),
+                               (members[0] - xs[0]).T @ (members[0] - xs[0]) / T / T + g1.cov_floor * np.eye(B),
                                atol=1e-10)
+    # trial_cov="trial" keeps the members' single-trial covariance (the earlier rule)
+    g2 = MarkovBFGrouper(alpha=1e-12, trial_cov="trial")
+    for X in members:
+        g2.observe(X)
+    np.testing.assert_allclose(g2.group_params("g1")[1], scatter + trial_cov + g2.cov_floor * np.eye(B), atol=1e-10)
+
+
+def test_covariance_update_against_a_hand_computation():
+    # two members of T = 3 trials, B = 2: every number below is worked out by hand
+    x1 = np.array([[0.5, 0.4], [0.6, 0.4], [0.7, 0.7]])     # mean (0.6, 0.5)
+    x2 = np.array([[0.8, 0.6], [0.8, 0.8], [0.8, 0.7]])     # mean (0.8, 0.7)
+    # C1 = (1/3)·[[0.02, 0.03], [0.03, 0.06]];  C2 = (1/3)·[[0, 0], [0, 0.02]]
+    # S = (1/2)·((−0.1, −0.1)(−0.1, −0.1)ᵀ + (0.1, 0.1)(0.1, 0.1)ᵀ) = [[0.01, 0.01], [0.01, 0.01]]
+    # C̄/T = (C1 + C2)/2/3 = [[0.02, 0.03], [0.03, 0.08]] / 18
+    g = MarkovBFGrouper(alpha=1e-12, cov_floor=1e-4, K=10, paired=False)
+    g.observe(x1)
+    g.observe(x2)
+    assert g.groups() == {"g1": [0, 1]}
+    mu, sigma = g.group_params("g1")
+    want = np.array([[0.01, 0.01], [0.01, 0.01]]) + np.array([[0.02, 0.03], [0.03, 0.08]]) / 18 + 1e-4 * np.eye(2)
+    np.testing.assert_allclose(mu, [0.7, 0.6], atol=1e-12)
+    np.testing.assert_allclose(sigma, want, rtol=1e-8, atol=1e-12)
 
 
 def test_datasets_from_one_distribution_share_a_group():

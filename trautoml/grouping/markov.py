@@ -18,15 +18,27 @@ Decision (Algorithm 1), keeping only the MAP path (the paper's greedy approximat
   per-trial averages over the members (N2 = T): it is the same H0, with all the information the members give.
 
 Updates (eq. 12–14) after the decision, for the chosen cluster only: μ = mean of its members' x and
-Σ = S + C̄ + f·I, where
+Σ = S + C̄/T + f·I (``trial_cov="mean"``, the default), where
 
 * S = (1/|V|)·Σᵢ (xᵢ − μ)(xᵢ − μ)ᵀ, the members' scatter (eq. 13);
-* C̄ = mean over the members of their own trial covariance (1/T)·Σₜ (xₜ − x)(xₜ − x)ᵀ. For a cluster of one
-  member S = 0 and Σ = its own trial covariance, which is eq. 14; for 2–3 members S has rank 1–2 and C̄ fills the
-  other directions with the spread the trials show, so the width never collapses below the trial noise;
+* C̄ = mean over the members of their own trial covariance Cᵢ = (1/T)·Σₜ (xₜ − x)(xₜ − x)ᵀ, divided by T: the
+  likelihood scores a dataset's *mean* of T trials, whose noise is Cᵢ/T, not Cᵢ. For 2–3 members S has rank 1–2
+  and C̄/T fills the other directions with the noise a mean shows, so Σ never collapses below it and never
+  exceeds eq. 13's scatter by more than it. Eq. 14 gives a cluster of one member its trial covariance C; we give
+  it C/T, the same rule at |V| = 1 (a dataset's mean is known to C/T, not C);
 * f = ``cov_floor`` (default 0.1·σ0², sd ≈ 0.0055 for σ0² = 3e-4): makes Σ positive definite even when the trials
   are identical (deterministic landmarkers), at a width below any realistic trial noise so it changes nothing else
   (a further 1e-10 × the largest variance guards against rounding for inputs far outside [0, 1]).
+
+``trial_cov="trial"`` keeps the earlier Σ = S + C̄ + f·I (the members' single-trial covariance in every cluster,
+about T times the noise of a mean). Measured with ``bench/sim_join_rate.py`` (B = 4, T = 10, a 4-member group,
+trial sd 0.03): the join rate against distance for both, in the README ("How MH groups").
+
+The guard (``paired=True``, the default) is the paired form of eq. 15 (`.bftest.paired_test`): the new dataset's
+trial t against the members' average of trial t, since trial t uses the same seed and images on every dataset.
+Only trials every member has take part (all of them when the workspace profiles every dataset with the same T);
+with fewer than B + 1 such trials the unpaired test above is used. ``paired=False`` is the unpaired test with Y in
+random order.
 
 Engineering choices:
 
@@ -49,7 +61,7 @@ import math
 import numpy as np
 
 from .base import Assignment, Grouper, group_id, rng_from_state, rng_state
-from .bftest import _bf_core
+from .bftest import _bf_core, paired_test
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -60,12 +72,14 @@ class MarkovBFGrouper(Grouper):
     ``alpha``: the Behrens–Fisher test's significance level; ``gamma``: the prior's rate (w = 1 − exp(−γ|I|));
     ``K``: the number of surplus clusters; ``sigma0_sq``: σ0², the empty clusters' variance before the K^(1/B)
     scaling; ``seed``: the generator's seed (the centres and every later draw); ``cov_floor``: f, the variance added
-    to every group's covariance (default 0.1·σ0²)."""
+    to every group's covariance (default 0.1·σ0²); ``trial_cov``: ``"mean"`` (C̄/T in Σ) or ``"trial"`` (C̄);
+    ``paired``: the guard pairs trial t with the members' trial t (eq. 15's order kept) or draws a random order."""
 
     name = "mh"
 
     def __init__(self, alpha: float = 0.005, gamma: float = 0.2, K: int = 1000, sigma0_sq: float = 3e-4,
-                 seed: int = 0, cov_floor: float | None = None) -> None:
+                 seed: int = 0, cov_floor: float | None = None, trial_cov: str = "mean",
+                 paired: bool = True) -> None:
         super().__init__()
         if not 0.0 < alpha < 1.0:
             raise ValueError(f"alpha must be in (0, 1), got {alpha}")
@@ -80,6 +94,9 @@ class MarkovBFGrouper(Grouper):
         self.cov_floor = 0.1 * self.sigma0_sq if cov_floor is None else float(cov_floor)
         if not self.cov_floor > 0.0:
             raise ValueError(f"cov_floor must be > 0, got {cov_floor}")
+        if trial_cov not in ("mean", "trial"):
+            raise ValueError(f"trial_cov must be 'mean' (C̄/T) or 'trial' (C̄), got {trial_cov!r}")
+        self.trial_cov, self.paired = trial_cov, bool(paired)
         self.rng = np.random.default_rng(self.seed)
         self._trials: list[np.ndarray] = []   # every dataset's trial matrix (for the state)
         self._clusters: list[int] = []        # every dataset's cluster index
@@ -102,6 +119,8 @@ class MarkovBFGrouper(Grouper):
         self._ybuf: list[np.ndarray] = []      # the members' trial vectors, row buffer
         self._ny: list[int] = []
         self._ysum: list[np.ndarray] = []
+        self._tsum: list[np.ndarray] = []      # the members' sum of trial t, row t (the paired guard)
+        self._tcount: list[np.ndarray] = []    # how many members have trial t
 
     def _set_centres(self, centres: np.ndarray) -> None:
         self._centres = centres
@@ -148,6 +167,8 @@ class MarkovBFGrouper(Grouper):
         x = X.mean(axis=0)
         dev = X - x
         c = dev.T @ dev / t                     # the dataset's own trial covariance
+        if self.trial_cov == "mean":
+            c /= t                              # ... of its mean
         g = int(self._group_of_k[k])
         founding = g < 0
         if founding:
@@ -162,6 +183,8 @@ class MarkovBFGrouper(Grouper):
             self._ybuf.append(np.empty((max(64, 4 * t), self.dim)))
             self._ny.append(0)
             self._ysum.append(np.zeros(self.dim))
+            self._tsum.append(np.zeros((t, self.dim)))
+            self._tcount.append(np.zeros(t, dtype=np.int64))
             self._size[g] = 1
         else:
             n = self._size[g] + 1
@@ -186,6 +209,11 @@ class MarkovBFGrouper(Grouper):
         self._ybuf[g][ny:ny + t] = X
         self._ny[g] = ny + t
         self._ysum[g] += X.sum(axis=0)
+        if t > len(self._tsum[g]):
+            self._tsum[g] = np.vstack([self._tsum[g], np.zeros((t - len(self._tsum[g]), self.dim))])
+            self._tcount[g] = np.concatenate([self._tcount[g], np.zeros(t - len(self._tcount[g]), np.int64)])
+        self._tsum[g][:t] += X
+        self._tcount[g][:t] += 1
         if founding and g + 1 == len(self._centres):   # the last empty cluster was used: keep one in reserve
             self._set_centres(np.vstack([self._centres, self.rng.uniform(0.0, 1.0, size=(1, self.dim))]))
             self._group_of_k = np.append(self._group_of_k, -1)
@@ -214,7 +242,7 @@ class MarkovBFGrouper(Grouper):
         if g1 < 0:
             k, reason = k1, "empty-cluster"
         else:
-            test = _bf_core(X, self._ybuf[g1][:self._ny[g1]], self._ysum[g1], self.alpha, self.rng)
+            test = self._guard(X, g1)
             if test.reject:
                 free = np.flatnonzero(self._group_of_k < 0)
                 k, reason = int(free[self.rng.integers(len(free))]), "test-rejected"
@@ -228,6 +256,16 @@ class MarkovBFGrouper(Grouper):
                           map_group=group_id(g1) if g1 >= 0 else None,
                           runner_up_group=group_id(g2) if g2 >= 0 else None, log_posterior_new=float(log_new),
                           extra={"cluster": k})
+
+    def _guard(self, X: np.ndarray, g: int):
+        """The Behrens–Fisher test of X against group g: paired on the trials every member has (see the module doc),
+        or unpaired."""
+        if self.paired:
+            common = self._tcount[g] == self._size[g]
+            n = min(len(X), int(np.argmin(common)) if not common.all() else len(common))
+            if n > self.dim:
+                return paired_test(X[:n], self._tsum[g][:n] / self._size[g], self.alpha)
+        return _bf_core(X, self._ybuf[g][:self._ny[g]], self._ysum[g], self.alpha, self.rng)
 
     # -- inspection ----------------------------------------------------------------------------------------------
     def group_params(self, group: str) -> tuple[np.ndarray, np.ndarray]:
@@ -243,7 +281,7 @@ class MarkovBFGrouper(Grouper):
     def params(self) -> dict:
         """The constructor's arguments (saved with the state)."""
         return {"alpha": self.alpha, "gamma": self.gamma, "K": self.K, "sigma0_sq": self.sigma0_sq,
-                "seed": self.seed, "cov_floor": self.cov_floor}
+                "seed": self.seed, "cov_floor": self.cov_floor, "trial_cov": self.trial_cov, "paired": self.paired}
 
     def to_dict(self) -> dict:
         """The state as plain JSON: parameters, the centre matrix, every dataset's trials with its cluster, and the
@@ -257,7 +295,8 @@ class MarkovBFGrouper(Grouper):
     def from_dict(cls, d: dict) -> "MarkovBFGrouper":
         """A grouper restored from `to_dict`'s ``d`` by replaying the updates: it makes the same future decisions, bit
         for bit (ValueError for another grouper's or an inconsistent state)."""
-        self = cls(**d["params"])
+        # a state written before trial_cov / paired existed was grouped with C̄ and the unpaired test
+        self = cls(**{"trial_cov": "trial", "paired": False, **d["params"]})
         if d.get("type") != self.name:
             raise ValueError(f"state is for grouper {d.get('type')!r}, not {self.name!r}")
         if d["dim"] is not None:
