@@ -73,12 +73,15 @@ def stored_decision(name, group, outcome="searched", reason="empty-cluster", spe
                     train_seconds=0.5, run_id="run-" + name)
 
 
-def commit(ws, name, group, *, founds, version, state=None, spec=SPEC, outcome="searched", val=0.8):
+def commit(ws, name, group, *, founds, version, state=None, spec=SPEC, outcome="searched", val=0.8, level=None):
     """Commits one ingest of dataset ``name`` into workspace ``ws`` (`Workspace.commit_ingest`); ``founds``: it
-    founds ``group`` with ``spec``; ``version``: the grouper state version the commit expects."""
+    founds ``group`` with ``spec``; ``version``: the grouper state version the commit expects; ``level``: the
+    mean landmarker accuracy of its profile (None: a profile that is no landmarker profile)."""
     return ws.commit_ingest(grouper_name="mh", grouper_state=state or {"n": name}, expected_version=version,
                             settings=SETTINGS, decision=stored_decision(name, group, outcome, spec=spec, val=val),
-                            name=name, uri=f"npz:{name}.npz", family="f", profile={"mean": [0.1, 0.2, 0.3]},
+                            name=name, uri=f"npz:{name}.npz", family="f",
+                            profile={"mean": [0.1, 0.2, 0.3]} if level is None else
+                            {"kind": "landmarkers", "mean": [level - 0.1, level, level + 0.1]},
                             assignment={"group": group}, founds_group=founds,
                             group_spec=spec.to_dict() if founds else None)
 

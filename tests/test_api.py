@@ -54,7 +54,12 @@ def test_a_similar_dataset_reuses_the_group_model(stream):
     assert d.spec == stream.first.spec
     assert d.search_seconds == 0.0 and d.train_seconds > 0 and d.trials == 0
     assert d.F is not None and d.p_value is not None and d.p_value >= 0.005
-    assert d.reuse_check["escalate"] is False  # the feedback check is off in every preset
+    # the accuracy guard is on: with one searched dataset the prediction is the founder's accuracy, and the
+    # tolerance at least the noise of a validation accuracy on this few images
+    check = d.reuse_check
+    assert check["reference"] == pytest.approx(stream.first.val_accuracy) and check["tolerance"] >= 0.02
+    assert check["escalate"] is (check["reused_val"] < check["reference"] - check["tolerance"])
+    assert "accuracy guard" in d.explanation
 
 
 def test_groups_and_decision_for(stream):
@@ -201,12 +206,17 @@ def test_escalation_and_recovery_of_an_unfinished_run(tmp_path, template, monkey
     c = client(ws)
     assert c.get_run(first.run_id).info.status == "RUNNING"
     assert not c.search_model_versions("name = 'trautoml-group-g1'")
-    # 2. The next ingest recovers first; it joins g1, and its reused model, trained on half the images, falls
-    # below the founder's validation accuracy: with no tolerance the reuse check escalates to a search.
-    t2 = TrAutoML(ws, preset="tiny", executor="serial", quiet=True, reuse_tolerance=0.0)
+    # 2. The next ingest recovers first; it joins g1, and the accuracy guard predicts it would reach 100% with
+    # the group's model: the reused model falls short, so the guard escalates to a search.
+    from trautoml import decide
+
+    monkeypatch.setattr(decide, "predict_accuracy", lambda *a: decide.Prediction(1.0, None, 0.0, 1, 1))
+    t2 = TrAutoML(ws, preset="tiny", executor="serial", quiet=True)
     second = t2.ingest(SECOND)
+    monkeypatch.undo()
     check = second.reuse_check
-    assert check["reused_val"] < check["reference"] == first.val_accuracy
+    assert check["reused_val"] < check["reference"] == 1.0 and check["escalate"]
+    assert "accuracy guard: reused val" in second.explanation and "escalate" in second.explanation
     assert c.get_run(first.run_id).info.status == "FINISHED"
     assert len(c.search_model_versions("name = 'trautoml-group-g1'")) == 2
     assert second.group == "g1" and second.reason == "test-accepted" and second.escalated

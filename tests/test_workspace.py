@@ -38,9 +38,10 @@ def test_state_lives_under_dot_trautoml_and_survives_reopening(tmp_path):
         assert ws.decision_by_hash("hash-b").outcome == "reused"
         assert ws.dataset_row("c")["decision"]["group"] == "g2"
         assert ws.dataset_row("hash-c")["name"] == "c"  # a content hash works as a name
-        # the reuse check's reference: members of g1 that trained g1's model (d escalated to another one)
-        assert ws.member_val_accuracies("g1", SPEC.to_dict()) == [0.8, 0.6]
-        assert ws.member_val_accuracies("g1", OTHER.to_dict()) == [0.9]
+        # the accuracy guard's points: members of g1 that trained g1's model (d escalated to another one), and the
+        # searched datasets (none has a landmarker profile here, so no point has a level)
+        assert ws.accuracy_points("g1", SPEC.to_dict()) == ([(None, 0.8), (None, 0.6)], [])
+        assert ws.accuracy_points("g1", OTHER.to_dict()) == ([(None, 0.9)], [])
         assert ws.profile_points() == (["a", "b", "c", "d"], [[0.1, 0.2, 0.3]] * 4, ["g1", "g1", "g2", "g1"])
 
 
@@ -138,10 +139,10 @@ def test_a_killed_holder_releases_the_lock(tmp_path):
 def test_presets_and_overrides():
     assert set(PRESETS) == {"tiny", "small", "paper"}
     paper = get_preset("paper")
-    assert (paper.n_models, paper.n_trials, paper.eta) == (6, 8, 3)
+    assert (paper.n_models, paper.n_trials, paper.eta) == (6, 15, 3)   # T = 15: the guard's power at 3 trial-sd
     assert round(paper.search_epochs / paper.search_min_epochs) == 81  # Hyperband R = 81
     for p in PRESETS.values():
-        assert p.n_trials > p.n_models and p.reuse_tolerance is None
+        assert p.n_trials > p.n_models and p.reuse_tolerance == 0.02   # the accuracy guard is on
     p = get_preset("tiny", n_trials="7", search_seconds="none", reuse_tolerance="0.1", alpha=0.01)
     assert (p.n_trials, p.search_seconds, p.reuse_tolerance, p.alpha) == (7, None, 0.1, 0.01)
     with pytest.raises(ValueError, match="unknown setting"):
@@ -170,12 +171,44 @@ def test_algorithm_1_branches():
         decide.plan(_assignment("g9", False, "test-accepted"), None)
 
 
-def test_reuse_check_and_escalation():
-    assert not decide.check_reuse(0.1, [0.9, 0.9], None).escalate  # off by default
-    assert not decide.check_reuse(0.85, [0.9, 0.9], 0.1).escalate
-    c = decide.check_reuse(0.7, [0.9, 0.9], 0.1)
-    assert c.escalate and c.reference == pytest.approx(0.9)
-    assert not decide.check_reuse(0.1, [], 0.1).escalate  # nothing to compare with
+def test_accuracy_points_carry_each_datasets_landmarker_level(tmp_path):
+    with Workspace(tmp_path) as ws:
+        commit(ws, "a", "g1", founds=True, version=None, val=0.9, level=0.7)
+        commit(ws, "b", "g1", founds=False, version=1, outcome="reused", val=0.8, level=0.6)
+        commit(ws, "c", "g2", founds=True, version=2, spec=OTHER, val=0.5, level=0.3)
+        members, searched = ws.accuracy_points("g1", SPEC.to_dict())
+    assert members == [pytest.approx((0.7, 0.9)), pytest.approx((0.6, 0.8))]
+    assert searched == [pytest.approx((0.7, 0.9)), pytest.approx((0.3, 0.5))]
+
+
+def test_prediction_corrects_the_members_accuracy_for_difficulty():
+    # searched datasets on the line v = 0.2 + 0.8·m: slope 0.8, no residual
+    searched = [(m, 0.2 + 0.8 * m) for m in (0.3, 0.5, 0.7, 0.9)]
+    p = decide.predict_accuracy(0.4, [(0.6, 0.7), (0.5, 0.62)], searched)
+    # anchors 0.7 + 0.8·(0.4 − 0.6) = 0.54 and 0.62 + 0.8·(0.4 − 0.5) = 0.54
+    assert p.value == pytest.approx(0.54) and p.slope == pytest.approx(0.8) and p.sigma == pytest.approx(0, abs=1e-9)
+    assert (p.members, p.points) == (2, 4)
+    # a harder dataset than the members is not expected to reach their accuracy; the old members-only check was
+    assert decide.predict_accuracy(0.4, [(0.6, 0.7)], searched[:2]).slope == 0.0     # too few points: no slope
+    assert decide.predict_accuracy(0.4, [(0.6, 0.7)], [(0.3, 0.9), (0.5, 0.7), (0.7, 0.5)]).slope == 0.0  # b < 0
+    assert decide.predict_accuracy(None, [(None, 0.7)], searched).value == pytest.approx(0.7)  # no profile level
+    assert decide.predict_accuracy(0.4, [], searched).value is None
+
+
+def test_accuracy_guard_keeps_and_escalates():
+    pred = decide.Prediction(value=0.9, sigma=None, slope=0.0, members=1, points=1)
+    assert not decide.check_reuse(0.1, pred, None).escalate              # off: the paper's plain reuse
+    keep = decide.check_reuse(0.885, pred, 0.02)                           # within the floor
+    assert not keep.escalate and keep.tolerance == pytest.approx(0.02) and "stands" in keep.explain()
+    esc = decide.check_reuse(0.85, pred, 0.02)
+    assert esc.escalate and esc.reference == pytest.approx(0.9) and "escalate" in esc.explain()
+    # on 100 validation images the measurement's own noise (sd 0.03) widens the tolerance to 0.06
+    wide = decide.check_reuse(0.85, pred, 0.02, n_val=100)
+    assert not wide.escalate and wide.tolerance == pytest.approx(2 * (0.9 * 0.1 / 100) ** 0.5)
+    fitted = decide.Prediction(value=0.9, sigma=0.05, slope=0.5, members=2, points=6)
+    assert decide.check_reuse(0.85, fitted, 0.02).tolerance == pytest.approx(0.1)   # 2σ of the fit
+    assert not decide.check_reuse(0.1, decide.Prediction(None, None, 0.0, 0, 0), 0.02).escalate  # nothing to compare
+    assert decide.check_reuse(0.85, pred, 0.02).to_dict()["prediction"]["value"] == 0.9
     p = decide.escalation(decide.plan(_assignment("g1", False, "test-accepted"), SPEC))
     assert (p.action, p.founds_group, p.warm_start, p.group) == ("search", False, (SPEC,), "g1")
 

@@ -24,9 +24,9 @@ Fields:
 ``eta``                Hyperband's halving rate
 ``final_epochs``       epochs of the final training of the chosen (searched or reused) model, on the full train split
                        (None: the search's ``best_resource``); ``final_max_train`` caps its images
-``reuse_tolerance``    the feedback check after a reuse (trautoml.decide): None = off (the paper's behaviour);
-                       a number = escalate to a warm-started search when the reused model's validation accuracy
-                       falls short of the group's by more than this
+``reuse_tolerance``    the accuracy guard after a reuse (trautoml.decide): escalate to a warm-started search when
+                       the reused model's validation accuracy falls short of the predicted one by more than
+                       max(this, 2σ); default 0.02; None = off (the paper's plain reuse)
 =====================  ==============================================================================================
 """
 from __future__ import annotations
@@ -64,8 +64,8 @@ class Preset:
     # final training
     final_epochs: float | None = None
     final_max_train: int | None = None
-    # feedback after a reuse (off by default: the paper has none)
-    reuse_tolerance: float | None = None
+    # the accuracy guard after a reuse (trautoml.decide; None = the paper's plain reuse)
+    reuse_tolerance: float | None = 0.02
 
     def __post_init__(self) -> None:
         if self.n_trials <= self.n_models:

@@ -279,12 +279,20 @@ class Workspace:
 
     # The two reads below run once per ingest and cost O(datasets): they parse the stored JSON but build no objects
     # (SQLite's json_extract would be leaner, but refuses the NaN / -Infinity that decisions may hold).
-    def member_val_accuracies(self, group_id: str, spec: dict) -> list[float]:
-        """Validation accuracies the group's members reached with model ``spec`` (the reuse check's reference)."""
+    def accuracy_points(self, group_id: str, spec: dict) -> tuple[list, list]:
+        """What the accuracy guard predicts from (`trautoml.decide.predict_accuracy`): (level, validation accuracy)
+        of the members of ``group_id`` that trained model ``spec``, and of every dataset that got a searched model of
+        its own. A dataset's level is its mean landmarker accuracy (None when it has no landmarker profile)."""
         spec = json.loads(json.dumps(spec))  # as stored: tuples become lists
-        decisions = (json.loads(r["decision"]) for r in
-                     self._db.execute("SELECT decision FROM datasets WHERE group_id = ? ORDER BY seq", (group_id,)))
-        return [float(d["val_accuracy"]) for d in decisions if d["spec"] == spec]
+        members, searched = [], []
+        for r in self._db.execute("SELECT profile, decision, group_id FROM datasets ORDER BY seq"):
+            prof, d = json.loads(r["profile"]), json.loads(r["decision"])
+            level = float(sum(prof["mean"]) / len(prof["mean"])) if prof.get("kind") == "landmarkers" else None
+            if r["group_id"] == group_id and d["spec"] == spec:
+                members.append((level, float(d["val_accuracy"])))
+            if d["outcome"] == "searched" and level is not None:
+                searched.append((level, float(d["val_accuracy"])))
+        return members, searched
 
     def profile_points(self) -> tuple[list[str], list[list[float]], list[str]]:
         """Names, mean profiles and groups of every dataset in arrival order (what the groups picture shows)."""

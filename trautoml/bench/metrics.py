@@ -30,7 +30,8 @@ ERROR_FLOOR = 1e-3
 class Outcome:
     """What one method did for one dataset: its ``group`` (None: a group of its own), ``outcome`` (``searched`` or
     ``reused``), ``test_error`` and the seconds of search, of the final training and of profiling overhead (see the
-    module docstring)."""
+    module docstring); ``escalated``: the accuracy guard refused a reuse and a search ran (its seconds are in
+    ``search_s``)."""
     dataset: str
     family: str
     group: str | None
@@ -39,6 +40,7 @@ class Outcome:
     search_s: float
     train_s: float
     overhead_s: float
+    escalated: bool = False
 
     def to_dict(self) -> dict:
         """The fields as a plain dict."""
@@ -68,6 +70,8 @@ def summarise_order(outcomes: Sequence[Outcome], reference_errors: dict[str, flo
         "groups": len(set(groups)),
         "ari": float(adjusted_rand_score(families, groups)),
         "reused": sum(o.outcome == "reused" for o in outcomes),
+        "escalations": sum(o.escalated for o in outcomes),
+        "escalation_s": float(sum(o.search_s for o in outcomes if o.escalated)),
     }
 
 

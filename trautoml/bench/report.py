@@ -10,7 +10,7 @@ import numpy as np
 COLUMNS = (("total_search_s", "total search (s)"), ("time_ratio_vs_standalone", "time / standalone"),
            ("overhead_s", "overhead (s)"), ("tre", "TRE"), ("tre_median", "TRE median"),
            ("groups", "groups"), ("ari", "ARI vs family"),
-           ("reused", "reused"))
+           ("reused", "reused"), ("escalations", "guard fired"), ("escalation_s", "guard's searches (s)"))
 
 
 def _cell(summary: dict, key: str) -> str:

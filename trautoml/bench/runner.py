@@ -13,7 +13,10 @@ Methods, each combined with each search backend ``B`` (their rules; none is a fi
   earlier datasets by statistical meta-features;
 * ``random+B``, ``kmeans+B`` (given the true number of families), ``seq-kmeans+B``, ``mh+B``: trautoml's decision
   rule over each grouping: a dataset that founds a group is searched, one that joins reuses the group's model,
-  trained afresh;
+  trained afresh, unless the accuracy guard (`trautoml.decide`) refuses the reuse and escalates to a search; ``mh``
+  is the default pipeline;
+* ``mh-paper+B``: the paper's MH as published: plain reuse (no accuracy guard), the guard's unpaired test, the
+  group covariance with the members' single-trial covariance (``trial_cov="trial"``);
 * ``peer-zeroshot``, a peer from outside, once, whatever the backends: ``grouper="none"`` with the search backend
   ``synetune-zeroshot`` (syne-tune's ``ZeroShotTransfer`` fed the earlier datasets' evaluations; see
   ``search_backends.synetune_zeroshot``), the same budget, measured against the first backend's standalone. It
@@ -40,7 +43,7 @@ import numpy as np
 from trautoml.bench.metrics import ERROR_FLOOR, Outcome, aggregate, summarise_order
 from trautoml.bench.report import write_report
 
-GROUPING_METHODS = ("random", "kmeans", "seq-kmeans", "mh")
+GROUPING_METHODS = ("random", "kmeans", "seq-kmeans", "mh", "mh-paper")
 #: Methods that bring their own search backend (a peer from outside), run once against the first backend.
 PEER_METHODS = {"peer-zeroshot": "synetune-zeroshot"}
 ALL_METHODS = ("standalone", "standalone-seed2", "warmstart", "metalearn", *GROUPING_METHODS, *PEER_METHODS)
@@ -56,6 +59,7 @@ METHOD_OPTIONS = {
     "kmeans": dict(grouper="kmeans"),
     "seq-kmeans": dict(grouper="seq-kmeans"),
     "mh": dict(grouper="mh"),
+    "mh-paper": dict(grouper="mh", reuse_tolerance=None, grouper_options={"trial_cov": "trial", "paired": False}),
     "peer-zeroshot": dict(grouper="none"),
 }
 
@@ -241,8 +245,8 @@ class StreamBench:
 
     def _run_order(self, method, backend, order, datasets, families, folder: Path, k: int) -> list[Outcome]:
         options = dict(METHOD_OPTIONS[method])
-        if method in ("random", "mh"):  # their own randomness differs from order to order
-            options["grouper_options"] = {"seed": self.seed + k}
+        if method in ("random", "mh", "mh-paper"):  # their own randomness differs from order to order
+            options["grouper_options"] = {**options.get("grouper_options", {}), "seed": self.seed + k}
         if method == "kmeans":
             options["grouper_options"] = {"k": len(set(families)), "seed": self.seed + k}
         t = self.product(folder, backend, **options)
@@ -289,7 +293,8 @@ def _outcome(decision, name: str, family: str, solo: bool = False) -> Outcome:
     search = float(decision.trial_seconds) + float(decision.search_own_seconds)
     return Outcome(name, family, None if solo else decision.group, decision.outcome,
                    1.0 - decision.test_accuracy,
-                   search, float(decision.train_seconds), float(decision.profile_seconds))
+                   search, float(decision.train_seconds), float(decision.profile_seconds),
+                   escalated=bool(decision.escalated))
 
 
 def _curve(outcomes: Sequence[Outcome]) -> list[tuple[float, float]]:

@@ -9,7 +9,8 @@ __all__ = ["DecideStage"]
 
 
 class DecideStage:
-    """group → **decide**: ``stage(assignment, features) -> Plan``.
+    """group → **decide**: ``stage(assignment, features) -> Plan``. A reuse's plan carries what the dataset is
+    predicted to reach with the group's model (`trautoml.decide.predict_accuracy`), for the accuracy guard.
 
     ``ctx``: the pipeline's context (``workspace``, ``progress``). ``warm_start`` / ``warm_k``: a search first
     trains the models of ``warm_k`` earlier datasets, the ``latest`` ones or the nearest by ``profile`` or
@@ -24,6 +25,10 @@ class DecideStage:
         ws = self.ctx.workspace
         spec = ws.group_spec(assignment.group)
         plan = decide.plan(assignment, None if spec is None else ModelSpec.from_dict(spec))
+        if plan.action == decide.REUSE:
+            members, searched = ws.accuracy_points(plan.group, spec)
+            level = float(features.mean.mean()) if getattr(features, "kind", None) == "landmarkers" else None
+            plan = dataclasses.replace(plan, prediction=decide.predict_accuracy(level, members, searched))
         if plan.action == decide.SEARCH and self.warm_start is not None:
             from trautoml.warmstart import neighbour_specs
 

@@ -15,6 +15,8 @@ def decision_record(dataset, features, assignment, plan: decide.Plan, out, *, ru
     test = assignment.test
     trials = out.trials
     how = plan.describe()
+    if out.check is not None:
+        how += "; " + out.check.explain()
     if out.escalated:
         how += ("; " + decide.escalation(plan).describe() +
                 (" — kept the searched model" if out.outcome == "searched" else " — the search did not beat "

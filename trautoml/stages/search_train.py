@@ -92,12 +92,10 @@ class SearchTrainStage:
         epochs = p.final_epochs or p.search_epochs
         plan = dataclasses.replace(plan, spec=adapt_spec(plan.spec, dataset.input_shape, dataset.num_classes))
         final, train_s = self.train(plan.spec, dataset, epochs)
-        members = self.ctx.workspace.member_val_accuracies(plan.group, plan.spec.to_dict())
-        check = decide.check_reuse(final.val_accuracy, members, p.reuse_tolerance)
+        check = decide.check_reuse(final.val_accuracy, plan.prediction, p.reuse_tolerance, len(dataset.y_val))
+        self.ctx.progress.message("  " + check.explain())
         if not check.escalate:
             return Outcome("reused", plan.spec, final, 0.0, train_s, epochs, [], {}, check)
-        self.ctx.progress.message(f"  check: reused val {check.reused_val:.3f} < group's {check.reference:.3f} - "
-                                  f"{check.tolerance}: escalating to a search")
         result, search_s, own_s = self.search(dataset, decide.escalation(plan), observer)
         epochs2 = p.final_epochs or result.best_resource
         final2, train2_s = self.train(result.best, dataset, epochs2)
