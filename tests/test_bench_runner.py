@@ -46,6 +46,15 @@ def test_bench_runs_any_stream_given_by_a_manifest(tmp_path):
     rows = table.get("table", table)
     assert "mh+random" in rows and rows["standalone+random"]["tre"] == 0.0
     assert f"manifest:{tmp_path / 'm.txt'}" in (out / "report.md").read_text()
+    # --methods reruns some rows on the same cache (standalone, the reference, always runs)
+    code = main(["bench", "--stream", f"manifest:{tmp_path / 'm.txt'}", "--orders", "1", "--backends", "random",
+                 "--executor", "serial", "--quiet", "--out", str(out), "--workspace", str(tmp_path),
+                 "--methods", "mh,mh-paper"])
+    rows = json.loads((out / "table.json").read_text())
+    rows = rows.get("table", rows)
+    assert sorted(rows) == ["mh+random", "mh-paper+random", "standalone+random"]
+    assert "guard fired" in (out / "report.md").read_text()
+    assert main(["bench", "--methods", "mh,nope", "--quiet", "--workspace", str(tmp_path)]) == 2
 
 
 def test_a_bench_row_is_the_product_and_the_noise_floor_row_uses_another_seed(tmp_path):

@@ -179,6 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--orders", type=int, default=None, help="random stream orders (default: the preset's)")
     p.add_argument("--stream", default=None, metavar="URI",
                    help="any stream: stream:NAME, manifest:PATH, folder-stream:DIR (default: the preset's)")
+    p.add_argument("--methods", default=None,
+                   help="comma-separated rows to run (default: all; standalone always runs, it is the reference)")
     p.add_argument("--out", default="bench-report", help="report folder (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print the table as JSON keyed by method")
     p.add_argument("--workspace", "-w", default=COMMON_DEFAULTS["workspace"],
@@ -712,6 +714,13 @@ def cmd_bench(args) -> int:
                        f"{', '.join(BACKENDS.names())}")
     if args.orders is not None and args.orders < 1:
         raise BadInput(f"--orders must be at least 1, got {args.orders}")
+    from trautoml.bench.runner import ALL_METHODS
+
+    methods = ALL_METHODS if args.methods is None else \
+        tuple(dict.fromkeys(["standalone"] + [m.strip() for m in args.methods.split(",") if m.strip()]))
+    unknown = [m for m in methods if m not in ALL_METHODS]
+    if unknown:
+        raise BadInput(f"unknown bench method(s) {', '.join(unknown)}; available: {', '.join(ALL_METHODS)}")
     if args.stream is not None:
         from trautoml.data import load_stream
 
@@ -721,7 +730,7 @@ def cmd_bench(args) -> int:
     _quiet_mlflow()
     out = Path(args.out)
     results = run_bench(args.bench_preset, backends, args.orders, out, Path(args.workspace) / "bench-cache",
-                        seed=args.seed, executor=args.executor, log=log, stream=args.stream)
+                        seed=args.seed, executor=args.executor, log=log, stream=args.stream, methods=methods)
     if args.json:
         print(json.dumps(results["table"], indent=2, sort_keys=True))
     else:

@@ -313,14 +313,16 @@ def _cores() -> int:
 
 
 def run_bench(preset: str, backends: Sequence[str], orders: int | None, out: Path, workspace: Path, seed: int = 0,
-              executor: str = "local", log: Callable[[str], None] | None = None, stream: str | None = None) -> dict:
+              executor: str = "local", log: Callable[[str], None] | None = None, stream: str | None = None,
+              methods: Sequence[str] = ALL_METHODS) -> dict:
     """Run the benchmark, write the report folder, return the results (``table`` keyed by method name).
+    ``methods``: the rows to run (`ALL_METHODS` by default).
 
     ``stream``: any stream URI (``stream:NAME``, ``manifest:PATH``, ``folder-stream:DIR``) in place of the preset's
     own; the preset then only sets the budgets. Items without a family of their own count as their own family."""
     from trautoml.data import load_stream
 
-    bench = StreamBench(preset, backends, orders, workspace, seed, executor, log=log)
+    bench = StreamBench(preset, backends, orders, workspace, seed, executor, methods=methods, log=log)
     items = load_stream(stream or bench.preset.stream)
     if len(items) < 2:
         raise ValueError(f"a benchmark needs a stream of at least 2 datasets; {stream} has {len(items)}")
