@@ -122,3 +122,13 @@ def test_a_peer_that_cannot_run_is_left_out_and_the_report_says_why(tmp_path, mo
     write_report(tmp_path / "report", results["table"], results["context"], results["curves"], results["sweep"],
                  results["relative_errors"])
     assert "Left out: peer-zeroshot: syne-tune is not installed." in (tmp_path / "report" / "report.md").read_text()
+
+
+def test_variants_are_extra_rows_with_their_own_options(tmp_path):
+    from trautoml.bench.runner import StreamBench
+
+    with pytest.raises(ValueError, match="method names"):
+        StreamBench("ci", variants={"mh": {"grouper": "mh"}})
+    bench = StreamBench("ci", methods=["standalone"], variants={"mh-x": {"grouper": "mh", "reuse_tolerance": None}},
+                        workspace=tmp_path)
+    assert bench.methods == ["standalone", "mh-x"]

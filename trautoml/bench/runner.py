@@ -110,15 +110,23 @@ BENCH_PRESETS = {
 
 
 class StreamBench:
-    """Runs the methods over random orders of one stream; every row is `TrAutoML` ingesting the stream."""
+    """Runs the methods over random orders of one stream; every row is `TrAutoML` ingesting the stream.
+
+    ``variants``: extra rows, name → `TrAutoML` options (as in ``METHOD_OPTIONS``), run like the groupings over
+    every order: an ablation of the default pipeline's parts (``bench/bench_mh_ablation.py``)."""
 
     def __init__(self, preset: str = "ci", backends: Sequence[str] = ("hyperband",), orders: int | None = None,
                  workspace: Path | str = "bench-workspace", seed: int = 0, executor: str = "local",
                  methods: Sequence[str] = ALL_METHODS, quiet: bool = False,
-                 log: Callable[[str], None] | None = None):
+                 log: Callable[[str], None] | None = None, variants: dict[str, dict] | None = None):
         if preset not in BENCH_PRESETS:
             raise ValueError(f"unknown bench preset {preset!r}; available: {', '.join(BENCH_PRESETS)}")
-        unknown = sorted(set(methods) - set(ALL_METHODS))
+        self.variants = dict(variants or {})
+        clash = sorted(set(self.variants) & set(ALL_METHODS))
+        if clash:
+            raise ValueError(f"variant name(s) {', '.join(clash)} are method names; choose others")
+        methods = [*methods, *self.variants]
+        unknown = sorted(set(methods) - set(ALL_METHODS) - set(self.variants))
         if unknown:
             raise ValueError(f"unknown method(s) {', '.join(unknown)}; available: {', '.join(ALL_METHODS)}")
         self.preset = BENCH_PRESETS[preset]
@@ -244,8 +252,9 @@ class StreamBench:
         return out
 
     def _run_order(self, method, backend, order, datasets, families, folder: Path, k: int) -> list[Outcome]:
-        options = dict(METHOD_OPTIONS[method])
-        if method in ("random", "mh", "mh-paper"):  # their own randomness differs from order to order
+        options = dict(self.variants[method] if method in self.variants else METHOD_OPTIONS[method])
+        if method in ("random", "mh", "mh-paper") or options.get("grouper") in ("random", "mh"):
+            # their own randomness differs from order to order
             options["grouper_options"] = {**options.get("grouper_options", {}), "seed": self.seed + k}
         if method == "kmeans":
             options["grouper_options"] = {"k": len(set(families)), "seed": self.seed + k}
