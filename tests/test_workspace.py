@@ -40,8 +40,8 @@ def test_state_lives_under_dot_trautoml_and_survives_reopening(tmp_path):
         assert ws.dataset_row("hash-c")["name"] == "c"  # a content hash works as a name
         # the accuracy guard's points: members of g1 that trained g1's model (d escalated to another one), and the
         # searched datasets (none has a landmarker profile here, so no point has a level)
-        assert ws.accuracy_points("g1", SPEC.to_dict()) == ([(None, 0.8), (None, 0.6)], [])
-        assert ws.accuracy_points("g1", OTHER.to_dict()) == ([(None, 0.9)], [])
+        assert ws.accuracy_points("g1", SPEC.to_dict()) == ([(None, None, 0.8), (None, None, 0.6)], [])
+        assert ws.accuracy_points("g1", OTHER.to_dict()) == ([(None, None, 0.9)], [])
         assert ws.profile_points() == (["a", "b", "c", "d"], [[0.1, 0.2, 0.3]] * 4, ["g1", "g1", "g2", "g1"])
 
 
@@ -177,26 +177,64 @@ def test_accuracy_points_carry_each_datasets_landmarker_level(tmp_path):
         commit(ws, "b", "g1", founds=False, version=1, outcome="reused", val=0.8, level=0.6)
         commit(ws, "c", "g2", founds=True, version=2, spec=OTHER, val=0.5, level=0.3)
         members, searched = ws.accuracy_points("g1", SPEC.to_dict())
-    assert members == [pytest.approx((0.7, 0.9)), pytest.approx((0.6, 0.8))]
-    assert searched == [pytest.approx((0.7, 0.9)), pytest.approx((0.3, 0.5))]
+    assert [(p.level, p.val) for p in members] == [pytest.approx((0.7, 0.9)), pytest.approx((0.6, 0.8))]
+    assert [(p.level, p.val) for p in searched] == [pytest.approx((0.7, 0.9)), pytest.approx((0.3, 0.5))]
+
+
+def P(level, val, size=None):
+    return decide.AccuracyPoint(level, size, val)
 
 
 def test_prediction_corrects_the_members_accuracy_for_difficulty():
     # searched datasets on the line v = 0.2 + 0.8·m: slope 0.8, no residual
-    searched = [(m, 0.2 + 0.8 * m) for m in (0.3, 0.5, 0.7, 0.9)]
-    p = decide.predict_accuracy(0.4, [(0.6, 0.7), (0.5, 0.62)], searched)
+    searched = [P(m, 0.2 + 0.8 * m) for m in (0.3, 0.5, 0.7, 0.9)]
+    p = decide.predict_accuracy(0.4, None, [P(0.6, 0.7), P(0.5, 0.62)], searched)
     # anchors 0.7 + 0.8·(0.4 − 0.6) = 0.54 and 0.62 + 0.8·(0.4 − 0.5) = 0.54
     assert p.value == pytest.approx(0.54) and p.slope == pytest.approx(0.8) and p.sigma == pytest.approx(0, abs=1e-9)
-    assert (p.members, p.points) == (2, 4)
+    assert (p.members, p.points, p.size_slope) == (2, 4, 0.0)
     # a harder dataset than the members is not expected to reach their accuracy; the old members-only check was
-    assert decide.predict_accuracy(0.4, [(0.6, 0.7)], searched[:2]).slope == 0.0     # too few points: no slope
-    assert decide.predict_accuracy(0.4, [(0.6, 0.7)], [(0.3, 0.9), (0.5, 0.7), (0.7, 0.5)]).slope == 0.0  # b < 0
-    assert decide.predict_accuracy(None, [(None, 0.7)], searched).value == pytest.approx(0.7)  # no profile level
-    assert decide.predict_accuracy(0.4, [], searched).value is None
+    assert decide.predict_accuracy(0.4, None, [P(0.6, 0.7)], searched[:2]).slope == 0.0  # too few points: no slope
+    falling = [P(0.3, 0.9), P(0.5, 0.7), P(0.7, 0.5)]
+    assert decide.predict_accuracy(0.4, None, [P(0.6, 0.7)], falling).slope == pytest.approx(0, abs=1e-8)  # b ≥ 0
+    assert decide.predict_accuracy(None, None, [P(None, 0.7)], searched).value == pytest.approx(0.7)  # no level
+    assert decide.predict_accuracy(0.4, None, [], searched).value is None
+
+
+def test_prediction_corrects_for_fewer_training_images():
+    # v = 0.1 + 0.5·m + 0.05·ln N on 6 searched datasets: a 30% subsample of a member (same profile, 0.3 of the
+    # images) is predicted 0.05·ln(1/0.3) = 0.060 lower than the member reached
+    import math
+
+    searched = [P(m, 0.1 + 0.5 * m + 0.05 * math.log(n), n)
+                for m, n in ((0.3, 300), (0.5, 1000), (0.7, 3000), (0.4, 3000), (0.6, 300), (0.8, 1000))]
+    member = P(0.6, 0.1 + 0.5 * 0.6 + 0.05 * math.log(3000), 3000)
+    p = decide.predict_accuracy(0.6, 900, [member], searched)
+    assert p.size_slope == pytest.approx(0.05, abs=1e-6) and p.slope == pytest.approx(0.5, abs=1e-6)
+    assert p.value == pytest.approx(member.val - 0.05 * math.log(1 / 0.3), abs=1e-6) and p.points == 6
+    assert p.sigma == pytest.approx(0.0, abs=1e-6)
+    # without sizes (records written before they were kept) only the difficulty slope is fitted
+    unsized = decide.predict_accuracy(0.6, 900, [member], [P(q.level, q.val) for q in searched])
+    assert unsized.size_slope == 0.0 and unsized.points == 6
+
+
+def test_an_escalation_trains_the_best_model_other_than_the_groups():
+    from trautoml.models.spec import ModelSpec
+    from trautoml.search import Trial
+
+    def trial(spec, resource, val, status="ok"):
+        return Trial(spec, resource, 0, val, val, 1.0, status=status)
+
+    third, broken = (ModelSpec("cnn", OTHER.arch, {"lr": lr}) for lr in (0.5, 0.7))
+    trials = [trial(SPEC, 3.0, 0.97), trial(OTHER, 1.0, 0.99), trial(OTHER, 3.0, 0.9), trial(third, 3.0, 0.95),
+              trial(broken, 3.0, 0.99, "failed")]
+    best = decide.best_other(trials, SPEC)
+    assert best.spec == third and best.resource == 3.0   # the largest resource first, then the best val
+    assert decide.best_other([trial(SPEC, 3.0, 0.97)], SPEC) is None
 
 
 def test_accuracy_guard_keeps_and_escalates():
     pred = decide.Prediction(value=0.9, sigma=None, slope=0.0, members=1, points=1)
+    assert pred.to_dict()["size_slope"] == 0.0
     assert not decide.check_reuse(0.1, pred, None).escalate              # off: the paper's plain reuse
     keep = decide.check_reuse(0.885, pred, 0.02)                           # within the floor
     assert not keep.escalate and keep.tolerance == pytest.approx(0.02) and "stands" in keep.explain()

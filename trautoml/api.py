@@ -243,7 +243,7 @@ class TrAutoML:
                 observer.profiled(features)
                 grouper, version, assignment = self.grouping(features)
                 observer.grouped(assignment)
-                plan = self.decider(assignment, features)
+                plan = self.decider(assignment, features, dataset)
                 outcome = self.searcher(dataset, plan, observer)
                 decision = decision_record(dataset, features, assignment, plan, outcome, run_id=observer.run_id,
                                            preset=self.preset.name, grouper=self.grouper_name,

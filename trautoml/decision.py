@@ -26,7 +26,8 @@ class Decision:
     ``search_own_seconds``: the backend's compute outside its trials. ``founded``: the dataset founded its group;
     ``search``: the backend's report (`trautoml.search.SearchResult.info`); ``reuse_check``: the feedback check
     after a reuse (`trautoml.decide.ReuseCheck`); ``escalated``: set when a reuse fell short and a search ran
-    (``kept``: the outcome kept, ``group_model``: the group's spec)."""
+    (``kept``: the outcome kept, ``group_model``: the group's spec); ``n_train``: the dataset's training images
+    (the accuracy guard's size term)."""
 
     dataset: str
     content_hash: str
@@ -61,6 +62,7 @@ class Decision:
     search: dict = field(default_factory=dict)
     reuse_check: dict | None = None
     escalated: dict | None = None
+    n_train: int | None = None
 
     def __post_init__(self) -> None:
         if self.outcome not in OUTCOMES:

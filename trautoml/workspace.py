@@ -280,18 +280,22 @@ class Workspace:
     # The two reads below run once per ingest and cost O(datasets): they parse the stored JSON but build no objects
     # (SQLite's json_extract would be leaner, but refuses the NaN / -Infinity that decisions may hold).
     def accuracy_points(self, group_id: str, spec: dict) -> tuple[list, list]:
-        """What the accuracy guard predicts from (`trautoml.decide.predict_accuracy`): (level, validation accuracy)
-        of the members of ``group_id`` that trained model ``spec``, and of every dataset that got a searched model of
-        its own. A dataset's level is its mean landmarker accuracy (None when it has no landmarker profile)."""
+        """What the accuracy guard predicts from (`trautoml.decide.predict_accuracy`): the members of ``group_id``
+        that trained model ``spec``, and every dataset that got a searched model of its own, each as a
+        `trautoml.decide.AccuracyPoint` (its level is its mean landmarker accuracy, None without a landmarker
+        profile; its size None in records written before sizes were kept)."""
+        from trautoml.decide import AccuracyPoint
+
         spec = json.loads(json.dumps(spec))  # as stored: tuples become lists
         members, searched = [], []
         for r in self._db.execute("SELECT profile, decision, group_id FROM datasets ORDER BY seq"):
             prof, d = json.loads(r["profile"]), json.loads(r["decision"])
             level = float(sum(prof["mean"]) / len(prof["mean"])) if prof.get("kind") == "landmarkers" else None
+            point = AccuracyPoint(level, d.get("n_train"), float(d["val_accuracy"]))
             if r["group_id"] == group_id and d["spec"] == spec:
-                members.append((level, float(d["val_accuracy"])))
+                members.append(point)
             if d["outcome"] == "searched" and level is not None:
-                searched.append((level, float(d["val_accuracy"])))
+                searched.append(point)
         return members, searched
 
     def profile_points(self) -> tuple[list[str], list[list[float]], list[str]]:

@@ -9,7 +9,7 @@ __all__ = ["DecideStage"]
 
 
 class DecideStage:
-    """group → **decide**: ``stage(assignment, features) -> Plan``. A reuse's plan carries what the dataset is
+    """group → **decide**: ``stage(assignment, features, dataset) -> Plan``. A reuse's plan carries what the dataset is
     predicted to reach with the group's model (`trautoml.decide.predict_accuracy`), for the accuracy guard.
 
     ``ctx``: the pipeline's context (``workspace``, ``progress``). ``warm_start`` / ``warm_k``: a search first
@@ -19,7 +19,7 @@ class DecideStage:
     def __init__(self, ctx, warm_start: str | None = None, warm_k: int = 3):
         self.ctx, self.warm_start, self.warm_k = ctx, warm_start, warm_k
 
-    def __call__(self, assignment, features=None) -> decide.Plan:
+    def __call__(self, assignment, features=None, dataset=None) -> decide.Plan:
         from trautoml.models.spec import ModelSpec
 
         ws = self.ctx.workspace
@@ -28,7 +28,8 @@ class DecideStage:
         if plan.action == decide.REUSE:
             members, searched = ws.accuracy_points(plan.group, spec)
             level = float(features.mean.mean()) if getattr(features, "kind", None) == "landmarkers" else None
-            plan = dataclasses.replace(plan, prediction=decide.predict_accuracy(level, members, searched))
+            size = len(dataset.y_train) if dataset is not None else None
+            plan = dataclasses.replace(plan, prediction=decide.predict_accuracy(level, size, members, searched))
         if plan.action == decide.SEARCH and self.warm_start is not None:
             from trautoml.warmstart import neighbour_specs
 

@@ -97,10 +97,14 @@ class SearchTrainStage:
         if not check.escalate:
             return Outcome("reused", plan.spec, final, 0.0, train_s, epochs, [], {}, check)
         result, search_s, own_s = self.search(dataset, decide.escalation(plan), observer)
-        epochs2 = p.final_epochs or result.best_resource
-        final2, train2_s = self.train(result.best, dataset, epochs2)
+        found, epochs2 = result.best, p.final_epochs or result.best_resource
+        if found == plan.spec:  # measured on this dataset already by its final training: take the best other one
+            other = decide.best_other(result.trials, plan.spec)
+            if other is not None:
+                found, epochs2 = other.spec, p.final_epochs or other.resource
+        final2, train2_s = self.train(found, dataset, epochs2)
         if final2.val_accuracy > final.val_accuracy:
-            return Outcome("searched", result.best, final2, search_s, train_s + train2_s, epochs2, result.trials,
+            return Outcome("searched", found, final2, search_s, train_s + train2_s, epochs2, result.trials,
                            _report(result), check, escalated=True, search_own_seconds=own_s)
         return Outcome("reused", plan.spec, final, search_s, train_s + train2_s, epochs, result.trials,
                        _report(result), check, escalated=True, search_own_seconds=own_s)
