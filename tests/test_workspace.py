@@ -40,8 +40,8 @@ def test_state_lives_under_dot_trautoml_and_survives_reopening(tmp_path):
         assert ws.dataset_row("hash-c")["name"] == "c"  # a content hash works as a name
         # the accuracy guard's points: members of g1 that trained g1's model (d escalated to another one), and the
         # searched datasets (none has a landmarker profile here, so no point has a level)
-        assert ws.accuracy_points("g1", SPEC.to_dict()) == ([(None, None, 0.8), (None, None, 0.6)], [])
-        assert ws.accuracy_points("g1", OTHER.to_dict()) == ([(None, None, 0.9)], [])
+        assert ws.accuracy_points("g1", SPEC.to_dict()) == ([(None, None, 0.8, None), (None, None, 0.6, None)], [])
+        assert ws.accuracy_points("g1", OTHER.to_dict()) == ([(None, None, 0.9, None)], [])
         assert ws.profile_points() == (["a", "b", "c", "d"], [[0.1, 0.2, 0.3]] * 4, ["g1", "g1", "g2", "g1"])
 
 
@@ -265,3 +265,16 @@ def test_a_decision_recorded_with_an_extra_dict_is_read_into_its_fields():
     assert (back.trials, back.cached_trials, back.founded, back.uri) == (7, 3, True, "builtin:digits")
     assert back.escalated == {"kept": "reused"} and back.search == {"backend": "random"}
     assert Decision.from_dict(back.to_dict()) == back
+
+
+def test_prediction_works_in_skill_above_chance():
+    # a member with 10 classes reached 0.82 (skill 0.8); the new dataset, 5 of its classes, is predicted the same
+    # skill: 0.2 + 0.8·0.8 = 0.84, not 0.82 (and its landmarkers' higher accuracy is chance, not ease)
+    member = decide.AccuracyPoint(0.46, 1000, 0.82, 10)          # landmarker skill 0.4
+    p = decide.predict_accuracy(0.52, 1000, [member], [], classes=5)   # landmarker skill 0.4
+    assert p.value == pytest.approx(0.84)
+    assert decide.skill(0.84, 5) == pytest.approx(0.8) and decide.skill(0.7, None) == 0.7
+    # never past 1: an easier dataset than a member at 0.99, with a steep slope
+    steep = [decide.AccuracyPoint(m, None, 0.5 + m, 10) for m in (0.1, 0.2, 0.3, 0.4)]
+    assert decide.predict_accuracy(0.9, None, [decide.AccuracyPoint(0.4, None, 0.99, 10)], steep,
+                                   classes=10).value == 1.0

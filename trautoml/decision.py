@@ -26,8 +26,8 @@ class Decision:
     ``search_own_seconds``: the backend's compute outside its trials. ``founded``: the dataset founded its group;
     ``search``: the backend's report (`trautoml.search.SearchResult.info`); ``reuse_check``: the feedback check
     after a reuse (`trautoml.decide.ReuseCheck`); ``escalated``: set when a reuse fell short and a search ran
-    (``kept``: the outcome kept, ``group_model``: the group's spec); ``n_train``: the dataset's training images
-    (the accuracy guard's size term)."""
+    (``kept``: the outcome kept, ``group_model``: the group's spec); ``n_train`` / ``n_classes``: the dataset's training
+    images and classes (the accuracy guard's size and chance corrections)."""
 
     dataset: str
     content_hash: str
@@ -63,6 +63,7 @@ class Decision:
     reuse_check: dict | None = None
     escalated: dict | None = None
     n_train: int | None = None
+    n_classes: int | None = None
 
     def __post_init__(self) -> None:
         if self.outcome not in OUTCOMES:

@@ -133,7 +133,7 @@ PRESETS: dict[str, Preset] = {
     # 5 brackets costs 23.5 full-budget equivalents (81@1 ... 5@81), on the whole dataset. T = 15, not the paper's
     # 8: at T = 8 the Behrens–Fisher guard has (6, 2) degrees of freedom and rejects a dataset 3 trial-sd away from
     # a one-member group with probability 0.03 (bftest.power); T = 15 is the smallest T with power >= 0.8 there
-    # (bftest.trials_for_power(6, 3.0, 0.005); 0.87 measured in tests/test_grouping_bftest.py), at 15/8 of the
+    # (bftest.trials_for_power(6, 3.0, 0.005); 0.89 simulated in tests/test_grouping_bftest.py), at 15/8 of the
     # profile's cost, still small beside a search at these budgets.
     "paper": Preset(
         "paper", "the paper's budgets (B=6, Hyperband R=81, eta=3; T=15 for the guard's power); meant for a GPU",

@@ -283,7 +283,7 @@ class Workspace:
         """What the accuracy guard predicts from (`trautoml.decide.predict_accuracy`): the members of ``group_id``
         that trained model ``spec``, and every dataset that got a searched model of its own, each as a
         `trautoml.decide.AccuracyPoint` (its level is its mean landmarker accuracy, None without a landmarker
-        profile; its size None in records written before sizes were kept)."""
+        profile; its size and classes None in records written before they were kept)."""
         from trautoml.decide import AccuracyPoint
 
         spec = json.loads(json.dumps(spec))  # as stored: tuples become lists
@@ -291,7 +291,7 @@ class Workspace:
         for r in self._db.execute("SELECT profile, decision, group_id FROM datasets ORDER BY seq"):
             prof, d = json.loads(r["profile"]), json.loads(r["decision"])
             level = float(sum(prof["mean"]) / len(prof["mean"])) if prof.get("kind") == "landmarkers" else None
-            point = AccuracyPoint(level, d.get("n_train"), float(d["val_accuracy"]))
+            point = AccuracyPoint(level, d.get("n_train"), float(d["val_accuracy"]), d.get("n_classes"))
             if r["group_id"] == group_id and d["spec"] == spec:
                 members.append(point)
             if d["outcome"] == "searched" and level is not None:

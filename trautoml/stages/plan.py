@@ -28,8 +28,9 @@ class DecideStage:
         if plan.action == decide.REUSE:
             members, searched = ws.accuracy_points(plan.group, spec)
             level = float(features.mean.mean()) if getattr(features, "kind", None) == "landmarkers" else None
-            size = len(dataset.y_train) if dataset is not None else None
-            plan = dataclasses.replace(plan, prediction=decide.predict_accuracy(level, size, members, searched))
+            size, classes = (None, None) if dataset is None else (len(dataset.y_train), dataset.num_classes)
+            plan = dataclasses.replace(plan, prediction=decide.predict_accuracy(level, size, members, searched,
+                                                                                classes))
         if plan.action == decide.SEARCH and self.warm_start is not None:
             from trautoml.warmstart import neighbour_specs
 

@@ -36,4 +36,4 @@ def decision_record(dataset, features, assignment, plan: decide.Plan, out, *, ru
         founded=plan.founds_group, search=out.search_info,
         reuse_check=None if out.check is None else out.check.to_dict(),
         escalated={"kept": out.outcome, "group_model": plan.spec.to_dict()} if out.escalated else None,
-        n_train=len(dataset.y_train))
+        n_train=len(dataset.y_train), n_classes=int(dataset.num_classes))
