@@ -12,10 +12,11 @@ Decision (Algorithm 1), keeping only the MAP path (the paper's greedy approximat
 
 * MAP cluster empty → the dataset founds that cluster (reason ``"empty-cluster"``). The first dataset always does:
   with |I| = 0, w = 0 and only empty clusters have prior mass.
-* MAP cluster non-empty → Behrens–Fisher test (:mod:`.bftest`) of X against all trial vectors of the cluster's
-  members; kept → join (``"test-accepted"``); rejected → found a new group in an empty cluster drawn uniformly at
-  random (``"test-rejected"``). Y holds every member's T trial rows (N2 = Σ T), not eq. 15's
-  per-trial averages over the members (N2 = T): it is the same H0, with all the information the members give.
+* MAP cluster non-empty → Behrens–Fisher test (:mod:`.bftest`) of X against the cluster's members; kept → join
+  (``"test-accepted"``); rejected → found a new group in an empty cluster drawn uniformly at random
+  (``"test-rejected"``). By default the test is paired: Y = eq. 15's per-trial averages over the members (N2 = T),
+  in trial order (see "The guard" below). Unpaired (``paired=False``), Y holds every member's T trial rows
+  (N2 = Σ T) in random order: the same H0, with all the information the members give.
 
 Updates (eq. 12–14) after the decision, for the chosen cluster only: μ = mean of its members' x and
 Σ = S + C̄/T + f·I (``trial_cov="mean"``, the default), where
@@ -32,7 +33,8 @@ Updates (eq. 12–14) after the decision, for the chosen cluster only: μ = mean
 
 ``trial_cov="trial"`` keeps the earlier Σ = S + C̄ + f·I (the members' single-trial covariance in every cluster,
 about T times the noise of a mean). Measured with ``bench/sim_join_rate.py`` (B = 4, T = 10, a 4-member group,
-trial sd 0.03): the join rate against distance for both, in the README ("How MH groups").
+trial sd 0.03): the join rate against distance for both, in the README ("The guard's power, the group covariance
+and the accuracy guard").
 
 The guard (``paired=True``, the default) is the paired form of eq. 15 (`.bftest.paired_test`): the new dataset's
 trial t against the members' average of trial t, since trial t uses the same seed and images on every dataset.
