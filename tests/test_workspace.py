@@ -201,20 +201,18 @@ def test_prediction_corrects_the_members_accuracy_for_difficulty():
 
 
 def test_prediction_corrects_for_fewer_training_images():
-    # v = 0.1 + 0.5·m + 0.05·ln N on 6 searched datasets: a 30% subsample of a member (same profile, 0.3 of the
-    # images) is predicted 0.05·ln(1/0.3) = 0.060 lower than the member reached
+    # a half subsample of a member (the same profile, half the images) is predicted SIZE_SLOPE·ln 2 lower in skill
     import math
 
-    searched = [P(m, 0.1 + 0.5 * m + 0.05 * math.log(n), n)
-                for m, n in ((0.3, 300), (0.5, 1000), (0.7, 3000), (0.4, 3000), (0.6, 300), (0.8, 1000))]
-    member = P(0.6, 0.1 + 0.5 * 0.6 + 0.05 * math.log(3000), 3000)
-    p = decide.predict_accuracy(0.6, 900, [member], searched)
-    assert p.size_slope == pytest.approx(0.05, abs=1e-6) and p.slope == pytest.approx(0.5, abs=1e-6)
-    assert p.value == pytest.approx(member.val - 0.05 * math.log(1 / 0.3), abs=1e-6) and p.points == 6
-    assert p.sigma == pytest.approx(0.0, abs=1e-6)
-    # without sizes (records written before they were kept) only the difficulty slope is fitted
-    unsized = decide.predict_accuracy(0.6, 900, [member], [P(q.level, q.val) for q in searched])
-    assert unsized.size_slope == 0.0 and unsized.points == 6
+    member = P(0.6, 0.9, 2000)
+    p = decide.predict_accuracy(0.6, 1000, [member], [])
+    assert p.value == pytest.approx(0.9 - decide.SIZE_SLOPE * math.log(2)) and p.size_slope == decide.SIZE_SLOPE
+    # the stream's difficulty slope is fitted on the searched datasets' skill less the size effect: datasets whose
+    # accuracy differs only through their size give no slope
+    searched = [P(m, 0.5 + decide.SIZE_SLOPE * math.log(n), n) for m, n in ((0.3, 300), (0.5, 3000), (0.7, 900))]
+    assert decide.predict_accuracy(0.6, 2000, [member], searched).slope == pytest.approx(0.0, abs=1e-9)
+    # unknown sizes (records written before they were kept): no size correction
+    assert decide.predict_accuracy(0.6, None, [member], []).value == pytest.approx(0.9)
 
 
 def test_an_escalation_trains_the_best_model_other_than_the_groups():

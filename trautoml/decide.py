@@ -21,18 +21,19 @@ is *predicted* to reach (`predict_accuracy`):
   k = (a − 1/C)/(1 − 1/C) for C classes, for the validation accuracies and the landmarkers' alike: a 6-class subset
   of a 10-class collection raises every accuracy by chance alone. m is a dataset's difficulty as the profile sees
   it (its landmarkers' mean skill) and N its number of training images. The profile is blind to N by design (a
-  fixed image budget, so that a dataset and its subsample profile alike), but the final training is not: a 30%
-  subsample reaches less with any model. b and c come from the datasets of the stream that got a searched model of
-  their own, k ≈ a + b·m + c·ln N, least squares with b, c ≥ 0 (an easier profile or more images never predict a
-  worse model); with fewer than 5 such datasets only b is fitted (3 or more), or nothing (the members' mean). Why
-  this and not a race of the group's model against other groups' best models: it costs nothing (the numbers are
+  fixed image budget, so that a dataset and its subsample profile alike), but the final training is not: a half
+  subsample reaches less with any model. c = `SIZE_SLOPE`, measured once on the reference data (a model trained
+  afresh on a dataset and on its half: 0.094 skill per unit of ln N); b is fitted on the stream, the slope of the
+  searched datasets' skill (less c·ln N) on m, least squares, clipped at 0 (an easier profile never predicts a
+  worse model), once 3 searched datasets give one; before, the members' skill is moved by size alone. Why this and
+  not a race of the group's model against other groups' best models: it costs nothing (the numbers are
   in the workspace) and needs no extra training; a comparison with the members alone (the first version of this
-  check) could not tell a bad reuse from a hard or a smaller dataset. Why two numbers and not the whole profile:
-  the stream gives one point per search (7 by the middle of the benchmark stream), too few for B + 2
-  coefficients. Measured on a benchmark stream before each term was added, the guard fired on subsamples and on a
-  6-class subset whose reused model was as good as any search found (digits' half: 0.917 reused, 0.965
-  predicted from the full digits; the 6-class Fashion-MNIST: 0.876 reused, 0.977 predicted from a 10-class
-  member); the escalations' searches did not beat them;
+  check) could not tell a bad reuse from a hard or a smaller dataset. Why one fitted number and not the whole
+  profile: the stream gives one point per search (7 by the middle of the benchmark stream), too few for B + 1
+  coefficients, and too few to fit c beside b (tried: with c fitted on the stream from its fifth search, subsamples
+  arriving earlier still set the guard off). Measured on the benchmark streams before the size and skill terms,
+  the guard fired on subsamples whose reused model was as good as any search found (digits' half: 0.917 reused,
+  0.965 predicted from the full digits; the escalation's search did not beat it);
 * the tolerance is ``max(reuse_tolerance, 2·s)``, s = the binomial sd of d_n's validation accuracy,
   sqrt(p(1 − p)/n_val): the reuse must fall short by more than the noise of its own measurement, and by at least
   ``reuse_tolerance`` (default 0.02, one binomial sd of a 500-image validation set at 80% accuracy). Why not the
@@ -137,9 +138,9 @@ def _accuracy(k: float, classes: int | None) -> float:
 class Prediction:
     """What a dataset is predicted to reach with its group's model (`predict_accuracy`). ``value``: the predicted
     validation accuracy (None: no member of the group has trained the group's model); ``sigma``: the fit's residual
-    sd in skill, reported, not used by the guard (None before the fit has 2 spare points); ``slope``: b (skill
-    per unit of the landmarkers' mean skill); ``size_slope``: c (skill per unit of ln training images); ``members``: the anchors;
-    ``points``: the searched datasets the slopes were fitted on."""
+    sd in skill, reported, not used by the guard (None before 4 points); ``slope``: b (skill per unit of the
+    landmarkers' mean skill); ``size_slope``: c (`SIZE_SLOPE`, 0 when the size is unknown); ``members``: the anchors;
+    ``points``: the searched datasets b was fitted on."""
 
     value: float | None
     sigma: float | None
@@ -154,24 +155,30 @@ class Prediction:
                 "members": self.members, "points": self.points}
 
 
-def _fit(points: Sequence[AccuracyPoint], with_size: bool) -> tuple[float, float, float | None] | None:
-    """(b, c, residual sd) of k ≈ a + b·m (+ c·ln N) with b, c ≥ 0, or None when the points cannot fit it."""
-    import numpy as np
-    from scipy.optimize import lsq_linear
+#: Skill above chance a reused model loses per unit of ln(training images), measured on the reference data (no
+#: benchmark stream's): the mean over 4 families of a model searched on each and trained afresh on it and on its
+#: 50 % subsample, 3 seeds, the ``small`` preset (per family 0.041–0.145; ``bench/measure_size_prior.py``,
+#: 2026-12-03).
+SIZE_SLOPE = 0.094
 
-    cols = [[skill(p.level, p.classes) for p in points]]
-    if with_size:
-        cols.append([math.log(p.size) for p in points])
-    X = np.array(cols, dtype=float).T
-    v = np.array([skill(p.val, p.classes) for p in points], dtype=float)
-    if np.any(np.ptp(X, axis=0) == 0):
+
+def _size_term(point: AccuracyPoint) -> float:
+    return SIZE_SLOPE * math.log(point.size) if point.size else 0.0
+
+
+def _fit(points: Sequence[AccuracyPoint]) -> tuple[float, float | None] | None:
+    """(b, residual sd) of k − SIZE_SLOPE·ln N ≈ a + b·m with b ≥ 0, or None when the levels do not vary."""
+    import numpy as np
+
+    m = np.array([skill(p.level, p.classes) for p in points])
+    k = np.array([skill(p.val, p.classes) - _size_term(p) for p in points])
+    if np.ptp(m) == 0:
         return None
-    Xc, vc = X - X.mean(axis=0), v - v.mean()          # the intercept, unbounded, drops out by centring
-    coef = lsq_linear(Xc, vc, bounds=(0.0, np.inf)).x
-    resid = vc - Xc @ coef
-    dof = len(v) - 1 - len(coef)
-    sigma = float(np.sqrt(resid @ resid / dof)) if dof >= 2 else None
-    return float(coef[0]), float(coef[1]) if with_size else 0.0, sigma
+    mc, kc = m - m.mean(), k - k.mean()               # the intercept drops out by centring
+    b = max(0.0, float(mc @ kc / (mc @ mc)))
+    resid = kc - b * mc
+    sigma = float(np.sqrt(resid @ resid / (len(k) - 2))) if len(k) >= 4 else None
+    return b, sigma
 
 
 def predict_accuracy(level: float | None, size: int | None, members: Sequence[AccuracyPoint],
@@ -181,23 +188,19 @@ def predict_accuracy(level: float | None, size: int | None, members: Sequence[Ac
     ``classes`` classes. ``members``: the group's members that trained the group's model; ``searched``: every
     dataset of the stream that got a searched model of its own."""
     pts = [p for p in searched if p.level is not None] if level is not None else []
-    sized = [p for p in pts if p.size] if size else []
-    fit, n_points = (_fit(sized, with_size=True), len(sized)) if len(sized) >= 5 else (None, 0)
-    if fit is None and len(pts) >= 3:
-        fit, n_points = _fit(pts, with_size=False), len(pts)
-    b, c, sigma = fit if fit is not None else (0.0, 0.0, None)
-    n_points = n_points if fit is not None else 0
+    fit = _fit(pts) if len(pts) >= 3 else None
+    b, sigma = fit if fit is not None else (0.0, None)
     anchors = []
     for m in members:
         k = skill(m.val, m.classes)
         if level is not None and m.level is not None:
             k += b * (skill(level, classes) - skill(m.level, m.classes))
-        if c and size and m.size:
-            k += c * (math.log(size) - math.log(m.size))
+        if size and m.size:
+            k += SIZE_SLOPE * (math.log(size) - math.log(m.size))
         anchors.append(k)
     # an accuracy: at most 1 (a slope fitted on a few points can carry an easy dataset past it)
     value = min(1.0, max(0.0, _accuracy(sum(anchors) / len(anchors), classes))) if anchors else None
-    return Prediction(value, sigma, b, len(anchors), n_points, c)
+    return Prediction(value, sigma, b, len(anchors), len(pts) if fit is not None else 0, SIZE_SLOPE if size else 0.0)
 
 
 @dataclass(frozen=True)
