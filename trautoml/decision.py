@@ -24,10 +24,10 @@ class Decision:
     came from the workspace cache); ``trials`` run by the search, ``cached_trials`` of them from the cache and
     ``failed_trials`` failed; ``trial_seconds``: the trials' measured seconds (a cached one's when it ran);
     ``search_own_seconds``: the backend's compute outside its trials. ``founded``: the dataset founded its group;
-    ``search``: the backend's report (`trautoml.search.SearchResult.info`); ``reuse_check``: the feedback check
-    after a reuse (`trautoml.decide.ReuseCheck`); ``escalated``: set when a reuse fell short and a search ran
-    (``kept``: the outcome kept, ``group_model``: the group's spec); ``n_train`` / ``n_classes``: the dataset's training
-    images and classes (the accuracy guard's size and chance corrections)."""
+    ``search``: the backend's report (`trautoml.search.SearchResult.info`); ``reuse_check``: the accuracy guard's
+    check after a reuse (`trautoml.decide.ReuseCheck`); ``escalated``: set when a reuse fell short and a search
+    ran (``kept``: the outcome kept, ``group_model``: the group's spec); ``n_train`` / ``n_classes``: the dataset's
+    training images and classes (the accuracy guard's size and chance corrections)."""
 
     dataset: str
     content_hash: str
