@@ -241,9 +241,10 @@ def test_accuracy_guard_keeps_and_escalates():
     # on 100 validation images the measurement's own noise (sd 0.03) widens the tolerance to 0.06
     wide = decide.check_reuse(0.85, pred, 0.02, n_val=100)
     assert not wide.escalate and wide.tolerance == pytest.approx(2 * (0.9 * 0.1 / 100) ** 0.5)
-    # the fit's residual spread is reported, not added: a bad reuse must not hide in the spread between datasets
-    fitted = decide.Prediction(value=0.9, sigma=0.1, slope=0.5, members=2, points=6)
-    assert decide.check_reuse(0.85, fitted, 0.02).escalate
+    # the prediction's own uncertainty widens it: a prediction interval
+    fitted = decide.Prediction(value=0.9, sigma=0.05, slope=0.5, members=2, points=6)
+    assert decide.check_reuse(0.85, fitted, 0.02).tolerance == pytest.approx(0.1)
+    assert not decide.check_reuse(0.85, fitted, 0.02).escalate and decide.check_reuse(0.75, fitted, 0.02).escalate
     assert not decide.check_reuse(0.1, decide.Prediction(None, None, 0.0, 0, 0), 0.02).escalate  # nothing to compare
     assert decide.check_reuse(0.85, pred, 0.02).to_dict()["prediction"]["value"] == 0.9
     p = decide.escalation(decide.plan(_assignment("g1", False, "test-accepted"), SPEC))
