@@ -231,7 +231,7 @@ def test_an_escalation_trains_the_best_model_other_than_the_groups():
 
 
 def test_accuracy_guard_keeps_and_escalates():
-    pred = decide.Prediction(value=0.9, sigma=None, slope=0.0, members=1, points=1)
+    pred = decide.Prediction(value=0.9, sigma=0.0, slope=0.0, members=4, points=4)
     assert pred.to_dict()["size_slope"] == 0.0
     assert not decide.check_reuse(0.1, pred, None).escalate              # off: the paper's plain reuse
     keep = decide.check_reuse(0.885, pred, 0.02)                           # within the floor
@@ -246,6 +246,9 @@ def test_accuracy_guard_keeps_and_escalates():
     assert decide.check_reuse(0.85, fitted, 0.02).tolerance == pytest.approx(0.1)
     assert not decide.check_reuse(0.85, fitted, 0.02).escalate and decide.check_reuse(0.75, fitted, 0.02).escalate
     assert not decide.check_reuse(0.1, decide.Prediction(None, None, 0.0, 0, 0), 0.02).escalate  # nothing to compare
+    # too early in the stream to know the prediction's error: the guard does not judge, and says so
+    early = decide.check_reuse(0.1, decide.Prediction(0.9, None, 0.0, 1, 2), 0.02)
+    assert early.waiting and not early.escalate and "fewer than 4 searched datasets" in early.explain()
     assert decide.check_reuse(0.85, pred, 0.02).to_dict()["prediction"]["value"] == 0.9
     p = decide.escalation(decide.plan(_assignment("g1", False, "test-accepted"), SPEC))
     assert (p.action, p.founds_group, p.warm_start, p.group) == ("search", False, (SPEC,), "g1")

@@ -35,17 +35,17 @@ is *predicted* to reach (`predict_accuracy`):
   the guard fired on subsamples whose reused model was as good as any search found (digits' half: 0.917 reused,
   0.965 predicted from the full digits; the escalation's search did not beat it);
 * the tolerance is ``max(reuse_tolerance, 2·sqrt(σ² + s²))``: σ = the fit's residual sd (in d_n's accuracy
-  units; 0 before 4 searched datasets give one), s = the binomial sd of d_n's validation accuracy,
-  sqrt(p(1 − p)/n_val), and ``reuse_tolerance`` (default 0.02, one binomial sd of a 500-image validation set at
-  80 % accuracy) a floor. A prediction interval, so the guard fires on a shortfall the profile cannot explain: the
-  profile predicts a searched model's accuracy to σ ≈ 0.07–0.10 on the benchmark streams, so shortfalls of 4–10
-  points are noise to it, and 20–30 points (another family's model) are not. How it came to this, measured on
-  the benchmark streams (so they shaped it): with σ left out, the guard fired on 2–4 datasets per stream whose
-  escalation found nothing better (subsamples, a 6-class subset, a full dataset reusing its half's model), at up
-  to 0.2 × standalone; each correction of the prediction (skill, size) moved the false alarms elsewhere. With σ
-  it still fires on the rotated-MNIST subsample given a photo model (0.59 against 0.76 predicted) and misses a
-  texture subsample given a Fashion-MNIST model (0.70; its own search reaches 0.96). The 2 (a one-sided ~2.3 %
-  rate for a normal error) and the floor were fixed before any benchmark run;
+  units), s = the binomial sd of d_n's validation accuracy, sqrt(p(1 − p)/n_val), and ``reuse_tolerance``
+  (default 0.02, one binomial sd of a 500-image validation set at 80 % accuracy) a floor. A prediction interval,
+  so the guard fires on a shortfall the profile cannot explain: the profile predicts a searched model's accuracy
+  to σ ≈ 0.07–0.10 on the benchmark streams, so shortfalls of 4–10 points are noise to it, and 20–30 points
+  (another family's model) are not. Until the stream holds `MIN_FIT_POINTS` searched datasets there is no σ, and
+  the guard does not judge (``ReuseCheck.waiting``; the explanation says so). How it came to this, measured on the
+  benchmark streams (so they shaped it): with σ left out, or before σ existed, the guard fired on 2–4 datasets per
+  stream whose escalation found nothing better (subsamples, a 6-class subset, a full dataset reusing its half's
+  model, a photo set predicted 0.99 from a slope fitted on 3 points), at up to 0.2 × standalone; each correction
+  of the prediction (skill, size) moved the false alarms elsewhere. The 2 (a one-sided ~2.3 % rate for a normal
+  error) and the floor were fixed before any benchmark run;
 * when it fails, the reuse *escalates*:
 
   - a search runs on d_n, warm-started from the group's spec (it is the first configuration the backend tries);
@@ -163,6 +163,8 @@ class Prediction:
 #: 50 % subsample, 3 seeds, the ``small`` preset (per family 0.041–0.145; ``bench/measure_size_prior.py``,
 #: 2026-12-03).
 SIZE_SLOPE = 0.094
+#: Searched datasets the stream must hold before the guard judges: the fit's residual sd needs 2 spare points.
+MIN_FIT_POINTS = 4
 
 
 def _size_term(point: AccuracyPoint) -> float:
@@ -180,7 +182,7 @@ def _fit(points: Sequence[AccuracyPoint]) -> tuple[float, float | None] | None:
     mc, kc = m - m.mean(), k - k.mean()               # the intercept drops out by centring
     b = max(0.0, float(mc @ kc / (mc @ mc)))
     resid = kc - b * mc
-    sigma = float(np.sqrt(resid @ resid / (len(k) - 2))) if len(k) >= 4 else None
+    sigma = float(np.sqrt(resid @ resid / (len(k) - 2))) if len(k) >= MIN_FIT_POINTS else None
     return b, sigma
 
 
@@ -212,18 +214,20 @@ def predict_accuracy(level: float | None, size: int | None, members: Sequence[Ac
 class ReuseCheck:
     """Outcome of `check_reuse`. ``reused_val``: the reused model's validation accuracy on the new dataset;
     ``reference``: what it was predicted to reach (None: nothing to compare with); ``tolerance``: the allowed
-    shortfall (None: the guard is off); ``escalate``: search after all; ``prediction``: how ``reference`` came."""
+    shortfall (None: the guard is off); ``escalate``: search after all; ``prediction``: how ``reference`` came;
+    ``waiting``: the stream has not yet given the prediction an error estimate, so the guard does not judge."""
 
     reused_val: float
     reference: float | None
     tolerance: float | None
     escalate: bool
     prediction: dict | None = None
+    waiting: bool = False
 
     def to_dict(self) -> dict:
         """The check as plain JSON (logged with the decision)."""
         return {"reused_val": self.reused_val, "reference": self.reference, "tolerance": self.tolerance,
-                "escalate": self.escalate, "prediction": self.prediction}
+                "escalate": self.escalate, "prediction": self.prediction, "waiting": self.waiting}
 
     def explain(self) -> str:
         """One line for the decision's explanation."""
@@ -231,6 +235,9 @@ class ReuseCheck:
             return f"accuracy guard off (reused val {self.reused_val:.3f})"
         if self.reference is None:
             return f"accuracy guard: no member trained the group's model yet, reused val {self.reused_val:.3f} kept"
+        if self.waiting:
+            return (f"accuracy guard: reused val {self.reused_val:.3f}, predicted {self.reference:.3f}, but the stream "
+                    f"has fewer than {MIN_FIT_POINTS} searched datasets to tell the prediction's error: the reuse stands")
         verdict = "escalate to a search" if self.escalate else "the reuse stands"
         return (f"accuracy guard: reused val {self.reused_val:.3f} vs predicted {self.reference:.3f} − "
                 f"{self.tolerance:.3f}: {verdict}")
@@ -241,13 +248,14 @@ def check_reuse(reused_val: float, prediction: Prediction | None, floor: float |
     """Escalate when the reused model's validation accuracy is below ``prediction.value`` − max(``floor``,
     2·sqrt(σ² + s²)), σ = the prediction's residual sd, s = the binomial sd of a validation accuracy measured on
     ``n_val`` images (see the module doc). Off (never escalates) when ``floor`` is None; nothing to compare with
-    when the prediction has no value."""
+    when the prediction has no value; no judgement while it has no σ (``waiting``)."""
     value = None if prediction is None else prediction.value
-    if floor is None or value is None:
+    if floor is None or value is None or prediction.sigma is None:
         return ReuseCheck(float(reused_val), value, floor, False,
-                          None if prediction is None else prediction.to_dict())
+                          None if prediction is None else prediction.to_dict(),
+                          waiting=floor is not None and value is not None)
     p = min(max(value, 0.0), 1.0)
-    var = (prediction.sigma or 0.0) ** 2 + (p * (1.0 - p) / n_val if n_val else 0.0)
+    var = prediction.sigma ** 2 + (p * (1.0 - p) / n_val if n_val else 0.0)
     tolerance = max(float(floor), 2.0 * var ** 0.5)
     return ReuseCheck(float(reused_val), value, tolerance, bool(reused_val < value - tolerance),
                       prediction.to_dict())
