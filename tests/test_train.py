@@ -65,3 +65,39 @@ def test_batchnorm_statistics_are_exact_averages_over_training_images():
     assert res.steps == 2
     assert bn.running_mean.item() == pytest.approx(float(ds.x_train.mean()), abs=5e-3)
     assert bn.momentum == 0.1  # restored for any later training
+
+
+@pytest.mark.parametrize("hp", [dict(optimizer="sgd", lr=0.05, momentum=0.9, weight_decay=1e-4),
+                                dict(optimizer="sgd", lr=0.05, momentum=0.0, weight_decay=0.0),
+                                dict(optimizer="adam", lr=3e-3, momentum=0.0, weight_decay=1e-4),
+                                dict(optimizer="adam", lr=3e-3, momentum=0.0, weight_decay=0.0)])
+def test_own_optimizers_give_torch_optims_weights_bit_for_bit(hp):
+    """trautoml.models.optim does torch.optim's arithmetic (SGD with Nesterov momentum, Adam, cosine annealing),
+    without its first-use import of torch._dynamo: the same seed gives the very same weights."""
+    from trautoml.models import optim
+    from trautoml.models.train import _optimizer
+
+    def run(own: bool):
+        torch.manual_seed(0)
+        net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
+                                  torch.nn.Flatten(), torch.nn.Linear(4 * 6 * 6, 3))
+        x, y = torch.randn(64, 1, 8, 8), torch.randint(0, 3, (64,))
+        params = list(net.parameters())
+        if own:
+            opt = _optimizer(params, hp)
+            sched = optim.CosineSchedule(opt, t_max=30)
+        else:
+            opt = (torch.optim.Adam(params, lr=hp["lr"], weight_decay=hp["weight_decay"]) if hp["optimizer"] == "adam"
+                   else torch.optim.SGD(params, lr=hp["lr"], momentum=hp["momentum"], weight_decay=hp["weight_decay"],
+                                        nesterov=hp["momentum"] > 0))
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=30)
+        for step in range(30):
+            idx = slice(2 * step % 64, 2 * step % 64 + 16)
+            opt.zero_grad(set_to_none=True)
+            torch.nn.functional.cross_entropy(net(x[idx]), y[idx]).backward()
+            opt.step()
+            sched.step()
+        return [p.detach().clone() for p in net.parameters()]
+
+    for own, theirs in zip(run(True), run(False)):
+        assert torch.equal(own, theirs)

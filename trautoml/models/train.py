@@ -18,6 +18,7 @@ from torch import nn
 
 from trautoml.data.dataset import Dataset
 
+from . import optim
 from .spec import ModelSpec, build_module
 
 EVAL_BATCH = 1024
@@ -65,12 +66,13 @@ def _scale_init(module: nn.Module, scale: float) -> None:
                 m.weight.mul_(scale)
 
 
-def _optimizer(params, hp: dict) -> torch.optim.Optimizer:
+def _optimizer(params, hp: dict):
+    """The spec's optimizer (`trautoml.models.optim`: torch.optim's arithmetic without its 2 s first-use import)."""
     if hp["optimizer"] == "adam":
-        return torch.optim.Adam(params, lr=hp["lr"], weight_decay=hp["weight_decay"])
+        return optim.Adam(params, lr=hp["lr"], weight_decay=hp["weight_decay"])
     if hp["optimizer"] == "sgd":
-        return torch.optim.SGD(params, lr=hp["lr"], momentum=hp["momentum"], weight_decay=hp["weight_decay"],
-                               nesterov=hp["momentum"] > 0)
+        return optim.SGD(params, lr=hp["lr"], momentum=hp["momentum"], weight_decay=hp["weight_decay"],
+                         nesterov=hp["momentum"] > 0)
     raise ValueError(f"unknown optimizer {hp['optimizer']!r}; expected 'sgd' or 'adam'")
 
 
@@ -152,7 +154,7 @@ def train_and_evaluate(spec: ModelSpec, dataset: Dataset, epochs: float, seed: i
     opt = _optimizer(params, hp)
     batch = int(min(hp["batch_size"], len(y_tr)))
     steps = max(1, math.ceil(epochs * len(y_tr) / batch))
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+    sched = optim.CosineSchedule(opt, t_max=steps)
     loss_fn = nn.CrossEntropyLoss()
     x_all = torch.from_numpy(x_tr)
     y_all = torch.from_numpy(y_tr)
