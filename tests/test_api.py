@@ -59,6 +59,7 @@ def test_a_similar_dataset_reuses_the_group_model(stream):
     check = d.reuse_check
     assert check["waiting"] and not check["escalate"] and check["prediction"]["members"] == 1
     assert "fewer than 4 searched datasets" in d.explanation
+    assert client(stream.ws).get_run(d.run_id).data.tags["trautoml.accuracy_guard"] == "waiting"
 
 
 def test_groups_and_decision_for(stream):
@@ -216,6 +217,8 @@ def test_escalation_and_recovery_of_an_unfinished_run(tmp_path, template, monkey
     check = second.reuse_check
     assert check["reused_val"] < check["reference"] == 1.0 and check["escalate"]
     assert "accuracy guard: reused val" in second.explanation and "escalate" in second.explanation
+    run = client(ws).get_run(second.run_id).data
+    assert run.tags["trautoml.accuracy_guard"] == "escalated" and run.metrics["guard_predicted_val"] == 1.0
     assert c.get_run(first.run_id).info.status == "FINISHED"
     assert len(c.search_model_versions("name = 'trautoml-group-g1'")) == 2
     assert second.group == "g1" and second.reason == "test-accepted" and second.escalated
