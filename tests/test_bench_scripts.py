@@ -1,0 +1,38 @@
+"""Benchmark scripts that no default test would otherwise run keep working (their numbers are not checked here)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_script(*args: str) -> dict:
+    done = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout)
+
+
+def test_gpu_bench_runs_its_whole_path_on_the_cpu_at_tiny_budgets():
+    out = run_script("bench/bench_gpu.py", "--cpu-smoke")
+    assert out["device"] == "cpu" and out["profile"]["B"] * out["profile"]["T"] == 15
+    assert out["search"]["trainings"] >= 1 and 0 <= out["search"]["test_accuracy"] <= 1
+    assert out["profile"]["peak_gpu_mib"] == 0.0
+
+
+def test_join_rate_simulation_separates_far_datasets():
+    out = run_script("bench/sim_join_rate.py", "--reps", "20")
+    for rates in out["map_and_join_rate"].values():
+        assert rates["0.0"][1] >= 0.8 and rates["0.2"][1] <= 0.1   # a family member joins; 20 points away does not
+
+
+def test_gpu_bench_refuses_to_run_without_a_gpu():
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    done = subprocess.run([sys.executable, "bench/bench_gpu.py"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode != 0 and "no CUDA device here" in done.stderr
