@@ -280,3 +280,6 @@ def test_prediction_works_in_skill_above_chance():
     steep = [decide.AccuracyPoint(m, None, 0.5 + m, 10) for m in (0.1, 0.2, 0.3, 0.4)]
     assert decide.predict_accuracy(0.9, None, [decide.AccuracyPoint(0.4, None, 0.99, 10)], steep,
                                    classes=10).value == 1.0
+    # nor below chance: a member at chance, and a half-size dataset
+    assert decide.predict_accuracy(0.1, 500, [decide.AccuracyPoint(0.1, 1000, 0.1, 10)], [],
+                                   classes=10).value == pytest.approx(0.1)

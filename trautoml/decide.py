@@ -203,8 +203,9 @@ def predict_accuracy(level: float | None, size: int | None, members: Sequence[Ac
         if size and m.size:
             k += SIZE_SLOPE * (math.log(size) - math.log(m.size))
         anchors.append(k)
-    # an accuracy: at most 1 (a slope fitted on a few points can carry an easy dataset past it)
-    value = min(1.0, max(0.0, _accuracy(sum(anchors) / len(anchors), classes))) if anchors else None
+    # a skill in [0, 1]: no better than perfect (a slope fitted on a few points can carry an easy dataset past it)
+    # and no worse than chance (a size correction can carry a member at chance below it)
+    value = _accuracy(min(1.0, max(0.0, sum(anchors) / len(anchors))), classes) if anchors else None
     if sigma is not None:   # skill → accuracy for this dataset's classes
         sigma *= _accuracy(1.0, classes) - _accuracy(0.0, classes)
     return Prediction(value, sigma, b, len(anchors), len(pts) if fit is not None else 0, SIZE_SLOPE if size else 0.0)
