@@ -68,15 +68,17 @@ def score(families: dict[str, list], candidates: list, budget, n_trials: int = T
           executor=None) -> dict:
     """Steps 2–4 (module docstring) for ``candidates`` on ``families`` (family → member datasets): per candidate
     its skill, Fisher ratio, mean trial seconds and mean accuracy on each dataset."""
+    from trautoml.decide import skill as skill_above_chance
+
     from .profile import profile
 
     acc, skill, seconds, by_family, names = [], [], [], {}, []
     for family, members in families.items():
         for ds in members:
             p = profile(ds, specs=candidates, n_trials=n_trials, seed=seed, budget=budget, executor=executor)
-            chance, mean = 1.0 / ds.num_classes, p.trials.mean(axis=0)
+            mean = p.trials.mean(axis=0)
             acc.append(mean)
-            skill.append((mean - chance) / (1 - chance))
+            skill.append(skill_above_chance(mean, ds.num_classes))
             seconds.append(p.wall_seconds.mean(axis=0))
             by_family.setdefault(family, []).append(p.trials)
             names.append(ds.name)

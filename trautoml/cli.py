@@ -700,8 +700,8 @@ def _open_browser_when_up(url: str, port: int, wait_s: float = 90.0) -> None:
 def cmd_bench(args) -> int:
     """``trautoml bench``: run the benchmark preset ``--preset`` for each of ``--backends`` (``run_bench``), print
     its table (markdown, or JSON with ``--json``) and write the report under ``--out``. Returns the exit status."""
-    from trautoml.bench.runner import BENCH_PRESETS, run_bench
     from trautoml.bench.report import markdown_table
+    from trautoml.bench.runner import ALL_METHODS, BENCH_PRESETS, run_bench
 
     if args.bench_preset not in BENCH_PRESETS:
         raise BadInput(f"unknown bench preset {args.bench_preset!r}; available: {', '.join(BENCH_PRESETS)}")
@@ -714,8 +714,6 @@ def cmd_bench(args) -> int:
                        f"{', '.join(BACKENDS.names())}")
     if args.orders is not None and args.orders < 1:
         raise BadInput(f"--orders must be at least 1, got {args.orders}")
-    from trautoml.bench.runner import ALL_METHODS
-
     methods = ALL_METHODS if args.methods is None else \
         tuple(dict.fromkeys(["standalone"] + [m.strip() for m in args.methods.split(",") if m.strip()]))
     unknown = [m for m in methods if m not in ALL_METHODS]

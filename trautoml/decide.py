@@ -230,18 +230,33 @@ class ReuseCheck:
         return {"reused_val": self.reused_val, "reference": self.reference, "tolerance": self.tolerance,
                 "escalate": self.escalate, "prediction": self.prediction, "waiting": self.waiting}
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "ReuseCheck":
+        """The check `to_dict` wrote (records written before ``prediction`` / ``waiting`` existed read too)."""
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+    @property
+    def verdict(self) -> str:
+        """``off``, ``waiting`` (no error estimate for the prediction yet), ``escalated`` or ``stood`` (the tag
+        ``trautoml.accuracy_guard`` of a reuse's MLflow run)."""
+        if self.tolerance is None:
+            return "off"
+        if self.escalate:
+            return "escalated"
+        return "waiting" if self.waiting else "stood"
+
     def explain(self) -> str:
         """One line for the decision's explanation."""
-        if self.tolerance is None:
+        verdict = self.verdict
+        if verdict == "off":
             return f"accuracy guard off (reused val {self.reused_val:.3f})"
         if self.reference is None:
             return f"accuracy guard: no member trained the group's model yet, reused val {self.reused_val:.3f} kept"
-        if self.waiting:
+        if verdict == "waiting":
             return (f"accuracy guard: reused val {self.reused_val:.3f}, predicted {self.reference:.3f}, but the stream "
                     f"has fewer than {MIN_FIT_POINTS} searched datasets to tell the prediction's error: the reuse stands")
-        verdict = "escalate to a search" if self.escalate else "the reuse stands"
         return (f"accuracy guard: reused val {self.reused_val:.3f} vs predicted {self.reference:.3f} − "
-                f"{self.tolerance:.3f}: {verdict}")
+                f"{self.tolerance:.3f}: {'escalate to a search' if verdict == 'escalated' else 'the reuse stands'}")
 
 
 def check_reuse(reused_val: float, prediction: Prediction | None, floor: float | None,
@@ -266,11 +281,13 @@ def best_other(trials: Sequence, spec: ModelSpec):
     """The search's best trial among the models other than ``spec``: the highest validation accuracy at the largest
     resource any other model reached (as a Hyperband-style search ranks its survivors). None when no other model
     trained successfully."""
+    from trautoml.search import best_of
+
     others = [t for t in trials if t.status == "ok" and t.spec != spec]
     if not others:
         return None
     top = max(t.resource for t in others)
-    return max((t for t in others if t.resource == top), key=lambda t: t.val_accuracy)
+    return best_of([t for t in others if t.resource == top])
 
 
 def escalation(p: Plan) -> Plan:

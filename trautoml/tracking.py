@@ -7,7 +7,7 @@ Store: MLflow 3.x refuses the ``./mlruns`` file store, so a workspace keeps trac
 
 Names users see in the UI (MLflow conventions: dotted tag namespaces, metrics as numbers, files as artifacts):
 tags ``trautoml.dataset``, ``trautoml.content_hash``, ``trautoml.group``, ``trautoml.decision``,
-``trautoml.reason``, ``trautoml.backend``, ``trautoml.accuracy_guard`` on a reuse (`guard_verdict`, with the metric
+``trautoml.reason``, ``trautoml.backend``, ``trautoml.accuracy_guard`` on a reuse (`ReuseCheck.verdict`, with the metric
 ``guard_predicted_val``); registered models ``trautoml-group-<id>``.
 
 What the UI shows (see "what the UI shows" below): the experiment tagged as model development, short tags
@@ -147,16 +147,6 @@ def mlflow_store(uri: str | None) -> Iterator[None]:
             os.environ.pop("MLFLOW_REGISTRY_URI", None)
         else:
             os.environ["MLFLOW_REGISTRY_URI"] = old_reg_env
-
-
-def guard_verdict(check: dict) -> str:
-    """The accuracy guard's verdict on a reuse (the ``trautoml.accuracy_guard`` tag): ``off``, ``waiting`` (too few
-    searched datasets to judge), ``stood`` or ``escalated``."""
-    if check.get("tolerance") is None:
-        return "off"
-    if check.get("escalate"):
-        return "escalated"
-    return "waiting" if check.get("waiting") else "stood"
 
 class Tracker:
     """Writes what trautoml does into MLflow; every method takes the parent run id it writes to."""
@@ -321,7 +311,9 @@ class Tracker:
             "train_seconds": decision.train_seconds, "total_seconds": decision.total_seconds})
         check = decision.reuse_check
         if check is not None:   # a reuse: what the accuracy guard said, and what it predicted
-            self._log_tags(run_id, {f"{TAG}accuracy_guard": guard_verdict(check)})
+            from trautoml.decide import ReuseCheck
+
+            self._log_tags(run_id, {f"{TAG}accuracy_guard": ReuseCheck.from_dict(check).verdict})
             if check.get("reference") is not None:
                 self._log_metrics(run_id, {"guard_predicted_val": check["reference"]})
         self._log_json(run_id, "model_spec.json", decision.spec.to_dict())

@@ -253,8 +253,7 @@ class StreamBench:
 
     def _run_order(self, method, backend, order, datasets, families, folder: Path, k: int) -> list[Outcome]:
         options = dict(self.variants[method] if method in self.variants else METHOD_OPTIONS[method])
-        if method in ("random", "mh", "mh-paper") or options.get("grouper") in ("random", "mh"):
-            # their own randomness differs from order to order
+        if options.get("grouper") in ("random", "mh"):  # their own randomness differs from order to order
             options["grouper_options"] = {**options.get("grouper_options", {}), "seed": self.seed + k}
         if method == "kmeans":
             options["grouper_options"] = {"k": len(set(families)), "seed": self.seed + k}

@@ -159,6 +159,12 @@ def paired_test(X, Ybar, alpha: float) -> BFTestResult:
     if n <= b:
         raise ValueError(f"the paired test needs more trials than features: {n} paired trials for B = {b} (need at "
                          f"least {b + 1})")
+    return _paired_core(X, Ybar, alpha)
+
+
+def _paired_core(X: np.ndarray, Ybar: np.ndarray, alpha: float) -> BFTestResult:
+    """`paired_test` on validated input (the grouper's rows are checked once, when it observes them)."""
+    n, b = X.shape
     # with N1 = N2 and y in trial order, Scheffé's z_t is x_t − ȳ_t (the two sum terms cancel)
     return _result(_scheffe_F(X, Ybar, Ybar.sum(axis=0), n), b, n, n, alpha, False)
 

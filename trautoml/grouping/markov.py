@@ -63,7 +63,7 @@ import math
 import numpy as np
 
 from .base import Assignment, Grouper, group_id, rng_from_state, rng_state
-from .bftest import _bf_core, paired_test
+from .bftest import _bf_core, _paired_core
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -263,10 +263,10 @@ class MarkovBFGrouper(Grouper):
         """The Behrens–Fisher test of X against group g: paired on the trials every member has (see the module doc),
         or unpaired."""
         if self.paired:
-            common = self._tcount[g] == self._size[g]
-            n = min(len(X), int(np.argmin(common)) if not common.all() else len(common))
+            # _tcount never rises with t (a member adds to its first T rows), so the trials all members have lead
+            n = min(len(X), int(np.count_nonzero(self._tcount[g] == self._size[g])))
             if n > self.dim:
-                return paired_test(X[:n], self._tsum[g][:n] / self._size[g], self.alpha)
+                return _paired_core(X[:n], self._tsum[g][:n] / self._size[g], self.alpha)
         return _bf_core(X, self._ybuf[g][:self._ny[g]], self._ysum[g], self.alpha, self.rng)
 
     # -- inspection ----------------------------------------------------------------------------------------------

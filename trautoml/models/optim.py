@@ -20,7 +20,7 @@ __all__ = ["SGD", "Adam", "CosineSchedule"]
 
 class _Optimizer:
     def __init__(self, params, lr: float, weight_decay: float):
-        self.params = [p for p in params]
+        self.params = list(params)
         self.lr, self.weight_decay = float(lr), float(weight_decay)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
