@@ -107,7 +107,8 @@ class Profile:
 
     ``trials[t, b]`` is the validation accuracy of landmarker ``specs[b]`` in trial ``t``; ``wall_seconds[t, b]``
     the time that trial took (build, train, evaluate) where it ran; ``total_seconds`` the wall clock of the whole
-    profile, parallelism included.
+    profile, parallelism included; ``checkpoints`` the pairs (trials, wall seconds so far) after each call of
+    `profile` that made it (one pair for a profile made at once, one per look for a profile extended by `extend`).
     """
 
     trials: np.ndarray
@@ -117,6 +118,7 @@ class Profile:
     seed: int
     budget: ProfileBudget = field(default_factory=ProfileBudget)
     dataset: str | None = None
+    checkpoints: list = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.trials = np.asarray(self.trials, dtype=np.float64)
@@ -125,6 +127,36 @@ class Profile:
             raise ValueError(f"trials must be T x B with B = {len(self.specs)} specs, got shape {self.trials.shape}")
         if self.wall_seconds.shape != self.trials.shape:
             raise ValueError(f"wall_seconds shape {self.wall_seconds.shape} != trials shape {self.trials.shape}")
+        self.checkpoints = [(int(n), float(s)) for n, s in self.checkpoints] or [(self.n_trials, self.total_seconds)]
+
+    def extend(self, more: "Profile") -> "Profile":
+        """This profile followed by ``more``, the next trials of the same dataset under the same landmarkers (made by
+        `profile` with ``first_trial`` = this profile's T); the seconds add up."""
+        if [s.to_dict() for s in more.specs] != [s.to_dict() for s in self.specs] or more.seed != self.seed:
+            raise ValueError("a profile extends only with trials of the same landmarkers and seed")
+        total = self.total_seconds + more.total_seconds
+        return Profile(trials=np.vstack([self.trials, more.trials]), specs=self.specs,
+                       wall_seconds=np.vstack([self.wall_seconds, more.wall_seconds]), total_seconds=total,
+                       seed=self.seed, budget=self.budget, dataset=self.dataset,
+                       checkpoints=[*self.checkpoints, (self.n_trials + more.n_trials, total)])
+
+    def head(self, n: int) -> "Profile":
+        """The first ``n`` trials, with the wall seconds they took: measured when a call of `profile` ended there (a
+        checkpoint), otherwise the whole profile's seconds times the first n trials' share of the trials' seconds."""
+        if not 1 <= n <= self.n_trials:
+            raise ValueError(f"a profile of {self.n_trials} trials has no head of {n}")
+        if n == self.n_trials:
+            return self
+        done = [(k, s) for k, s in self.checkpoints if k <= n]
+        at = dict(done)
+        if n in at:
+            seconds = at[n]
+        else:
+            share = self.wall_seconds[:n].sum() / max(self.wall_seconds.sum(), 1e-12)
+            seconds = self.total_seconds * float(share)
+        return Profile(trials=self.trials[:n], specs=self.specs, wall_seconds=self.wall_seconds[:n],
+                       total_seconds=seconds, seed=self.seed, budget=self.budget, dataset=self.dataset,
+                       checkpoints=done if n in at else [*done, (n, seconds)])
 
     @property
     def n_trials(self) -> int:
@@ -158,6 +190,7 @@ class Profile:
             "seed": int(self.seed),
             "budget": self.budget.to_dict(),
             "dataset": self.dataset,
+            "checkpoints": [list(c) for c in self.checkpoints],
         }
 
     @classmethod
@@ -167,7 +200,8 @@ class Profile:
                    specs=[ModelSpec.from_dict(s) for s in d["specs"]],
                    wall_seconds=np.asarray(d["wall_seconds"], dtype=np.float64),
                    total_seconds=float(d["total_seconds"]), seed=int(d["seed"]),
-                   budget=ProfileBudget.from_dict(d.get("budget", {})), dataset=d.get("dataset"))
+                   budget=ProfileBudget.from_dict(d.get("budget", {})), dataset=d.get("dataset"),
+                   checkpoints=d.get("checkpoints", []))
 
     def to_json(self) -> str:
         """`to_dict` as JSON text (sorted keys)."""
@@ -265,7 +299,7 @@ def _map(executor, tasks: list[dict], chunks: list[list[int]],
 def profile(dataset: Dataset, n_models: int = DEFAULT_MODELS, n_trials: int = DEFAULT_TRIALS, seed: int = 0,
             executor=None, budget: ProfileBudget | None = None,
             progress: Callable[[int, int], Any] | None = None, *, specs: Sequence[ModelSpec] | None = None,
-            landmarker_seed: int | None = None, device: str | None = None) -> Profile:
+            landmarker_seed: int | None = None, device: str | None = None, first_trial: int = 0) -> Profile:
     """Train each of ``n_models`` landmarkers ``n_trials`` times on ``dataset``; return the T×B :class:`Profile`.
 
     ``seed`` fixes the trials (training seeds and image draws); the landmarkers themselves are the first
@@ -274,7 +308,8 @@ def profile(dataset: Dataset, n_models: int = DEFAULT_MODELS, n_trials: int = DE
     ignored). Profiles are comparable only under the same landmarkers.
     ``executor``: any :class:`trautoml.executor.Executor`; default a ``LocalExecutor`` over all cores, created and
     closed here. ``progress(done, total)`` is called as trials finish. ``device``: torch device for training
-    (default CUDA when present, else CPU).
+    (default CUDA when present, else CPU). ``first_trial``: make only trials ``first_trial`` … ``n_trials`` − 1 (the
+    rest of a profile whose first trials exist; `Profile.extend` joins them): trial t is the same whatever the call.
     """
     t0 = time.perf_counter()
     budget = budget or ProfileBudget()
@@ -282,16 +317,19 @@ def profile(dataset: Dataset, n_models: int = DEFAULT_MODELS, n_trials: int = DE
         raise ValueError(f"seed must be non-negative, got {seed}")
     if int(n_trials) < 1:
         raise ValueError(f"n_trials must be at least 1, got {n_trials}")
+    if not 0 <= int(first_trial) < int(n_trials):
+        raise ValueError(f"need 0 <= first_trial < n_trials, got first_trial = {first_trial}, n_trials = {n_trials}")
     if specs is None:
         specs = (landmarker_specs(int(n_models)) if landmarker_seed is None
                  else sample_landmarkers(int(n_models), int(landmarker_seed)))
     specs = list(specs)
     if not specs:
         raise ValueError("need at least one landmarker")
-    n_models, n_trials = len(specs), int(n_trials)
+    n_models, first_trial = len(specs), int(first_trial)
+    n_trials = int(n_trials) - first_trial  # the trials made here
 
     tasks: list[dict] = []
-    for t in range(n_trials):
+    for t in range(first_trial, first_trial + n_trials):
         data = trial_dataset(dataset, seed, t, budget)
         for b, spec in enumerate(specs):
             tasks.append({"spec": spec.to_dict(), "data": data, "epochs": float(budget.epochs),

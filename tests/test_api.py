@@ -271,3 +271,31 @@ def test_the_grouper_is_kept_between_ingests_only_while_the_workspace_holds_its_
         name, state, version = t1.workspace.grouper_state()
     assert version == 5 and len(state["datasets"]) == 5  # each dataset observed once: no grouper was reused twice
     assert MarkovBFGrouper.from_dict(state).to_dict()["labels"] == state["labels"]  # the state replays consistently
+
+
+def test_a_profile_stops_at_the_first_look_when_the_grouping_is_settled(tmp_path):
+    # tiny's B = 3 with T = 8 and a first look at 5; futility 0.1 (a grouper option) lets this pair settle
+    with TrAutoML(tmp_path / "ws", preset="tiny", n_trials=8, n_trials_first=5, grouper_options={"futility": 0.1},
+                  executor="serial", quiet=True, tracking=False) as t:
+        first, second = t.ingest(FIRST), t.ingest(SECOND)
+        rows = {name: np.asarray(t.workspace.dataset_row(name)["profile"]["trials"]).shape[0]
+                for name in ("digits", "digits·half")}
+        assert rows == {"digits": 8, "digits·half": 5}   # a founder is profiled in full, a settled member stops
+        assert (second.outcome, second.reason, second.group) == ("reused", "test-accepted", "g1")
+        assert "first look only" in second.explanation and "5 trials" in second.explanation
+        # each look's seconds were measured: the founder's are both looks, the member's its first look only
+        assert first.profile_seconds > second.profile_seconds > 0
+
+
+def test_the_profile_stage_takes_what_it_has_and_measures_each_look(tmp_path):
+    with TrAutoML(tmp_path / "ws", preset="tiny", n_trials=8, executor="serial", quiet=True, tracking=False) as t:
+        ds = t.load(FIRST)
+        head = t.profiler(ds, 5, lambda trials: True)
+        assert head.trials.shape == (5, 3) and not head.cached
+        full = t.profiler(ds, 5, lambda trials: False)         # only trials 6-8 are made
+        assert full.trials.shape == (8, 3) and not full.cached
+        assert np.array_equal(full.trials[:5], head.trials)
+        assert full.profile.checkpoints == [(5, head.total_seconds), (8, full.total_seconds)]
+        again = t.profiler(ds, 5, lambda trials: True)          # the cache holds both looks
+        assert again.cached and again.total_seconds == head.total_seconds
+        assert t.profiler(ds).trials.shape == (8, 3)            # one look: the whole profile

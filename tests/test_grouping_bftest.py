@@ -4,7 +4,7 @@ import pytest
 from scipy import stats
 
 from trautoml.grouping import BFTestResult, behrens_fisher_test, power, trials_for_power
-from trautoml.grouping.bftest import paired_test
+from trautoml.grouping.bftest import paired_test, two_look_level, two_look_test
 
 pytestmark = pytest.mark.filterwarnings("error")
 
@@ -252,3 +252,58 @@ def test_paired_test_refuses_unpaired_shapes_and_too_few_trials():
         paired_test(np.zeros((8, 3)), np.zeros((9, 3)), ALPHA)
     with pytest.raises(ValueError, match="more trials than features"):
         paired_test(np.zeros((3, 3)), np.zeros((3, 3)), ALPHA)
+
+
+# -- two looks (profiles that stop early) ---------------------------------------------------------------------------
+@pytest.mark.parametrize("b,t,first,members", [(4, 10, 6, 1), (4, 10, 6, 3), (6, 15, 10, 2)])
+def test_two_look_size_stays_at_alpha_with_unequal_covariances_and_correlated_trials(b, t, first, members):
+    # the bar for the sequential procedure: within ±1.3 points of α = 0.05 over 2,500 draws
+    rng = np.random.default_rng(17)
+    l_new, l_first = unequal_covariances(rng, b, 20.0)
+    l_members = [l_first * (1 + k) for k in range(members)]
+    l_shared = np.linalg.cholesky(np.eye(b) * 0.006 ** 2 + 0.003 ** 2)
+    results = [two_look_test(*paired_draws(rng, b, t, members, 0.0, l_new, l_members, l_shared), first, ALPHA)
+               for _ in range(2500)]
+    rejected = sum(r.reject for r in results)
+    assert abs(rejected / 2500 - ALPHA) <= 0.013, rejected / 2500
+    # and most of them could have stopped at the first look: p₁ > futility there (P = 0.8 under H0)
+    stopped = sum(r.first_p > r.futility for r in results) / 2500
+    assert 0.77 <= stopped <= 0.83, stopped
+
+
+def test_two_looks_keep_the_power_of_one_look():
+    # the small preset's looks (B 4, first 6 of T 10) at its α: rejection rates at 3 sd of the paired difference
+    rng = np.random.default_rng(18)
+    b, t, eye = 4, 10, np.eye(4)
+    hits = np.zeros(2)
+    for _ in range(1500):
+        u = rng.normal(size=b)
+        x, ybar = paired_draws(rng, b, t, 1, 3.0 * np.sqrt(2) * u / np.linalg.norm(u), eye, [eye], 0 * eye)
+        hits += [two_look_test(x, ybar, 6, 0.005).reject, paired_test(x, ybar, 0.005).reject]
+    rates = hits / 1500
+    assert rates[1] > 0.85 and abs(rates[0] - rates[1]) <= 0.03, rates
+
+
+def test_two_looks_reject_only_past_both_bounds():
+    rng = np.random.default_rng(19)
+    for i in range(300):
+        x, ybar = rng.normal(size=(10, 4)), rng.normal(size=(10, 4)) + 0.3 * (i % 3)
+        r = two_look_test(x, ybar, 6, 0.05)
+        assert r.reject == (r.first_p <= r.futility and r.p_value < r.level)
+        assert r.first_p == pytest.approx(paired_test(x[:6], ybar[:6], 0.05).p_value)
+        assert r.p_value == pytest.approx(paired_test(x, ybar, 0.05).p_value)
+    assert "first look (6 trials)" in r.explain() and "α₂" in r.explain()
+    assert BFTestResult.from_dict(r.to_dict()) == r
+
+
+def test_two_look_level_is_fixed_and_a_first_look_outside_b_to_n_is_one_look():
+    assert two_look_level(4, 6, 10, 0.05, 0.2) == two_look_level.__wrapped__(4, 6, 10, 0.05, 0.2)
+    # binding futility: fewer datasets reach the second look, so its level can exceed α
+    assert two_look_level(4, 6, 10, 0.05, 0.2) > 0.05
+    x, ybar = np.random.default_rng(0).normal(size=(2, 10, 4))
+    for first in (4, 10, 12):
+        assert two_look_test(x, ybar, first, 0.05) == paired_test(x, ybar, 0.05)
+    with pytest.raises(ValueError, match="B < first < n"):
+        two_look_level(4, 4, 10, 0.05, 0.2)
+    with pytest.raises(ValueError, match="futility"):
+        two_look_test(x, ybar, 6, 0.05, futility=1.0)

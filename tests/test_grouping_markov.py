@@ -243,3 +243,100 @@ def test_ten_thousand_observes_take_under_ten_cpu_seconds():
     spec.loader.exec_module(bench)
     out = bench.main([])
     assert out["cpu_seconds"] < 10.0 and out["adjusted_rand_index"] > 0.95
+
+
+# -- profiles that stop early (first_look) --------------------------------------------------------------------------
+MU4 = np.array([0.3, 0.5, 0.6, 0.8])
+
+
+def _draw(rng, mu, t=10, sd=0.02, shared=None):
+    x = mu + rng.normal(0, sd, (t, len(mu)))
+    return x if shared is None else x + shared
+
+
+def test_settled_stops_about_four_in_five_members_and_no_stranger():
+    rng = np.random.default_rng(3)
+    stopped, strangers = 0, 0
+    for _ in range(200):
+        g = MarkovBFGrouper(first_look=6, K=50)
+        first = _draw(rng, MU4)
+        assert not g.settled(first[:6])            # nothing to join yet
+        g.observe(first)
+        x = _draw(rng, MU4)
+        if g.settled(x[:6]):
+            stopped += 1
+            a = g.observe(x[:6])                   # the decision on the first look alone
+            assert not a.founded and a.reason == "test-accepted" and a.test.n1 == 6
+        strangers += g.settled(_draw(rng, MU4 + 0.1)[:6])
+    assert 0.7 <= stopped / 200 <= 0.9, stopped / 200     # P(p₁ > 0.2) = 0.8 under H0
+    assert strangers == 0
+
+
+def test_settled_changes_nothing_and_needs_a_first_look():
+    rng = np.random.default_rng(4)
+    g = MarkovBFGrouper(first_look=6)
+    g.observe(_draw(rng, MU4))
+    before = json.dumps(g.to_dict())
+    x = _draw(rng, MU4)
+    answers = {g.settled(x[:6]) for _ in range(3)}
+    assert len(answers) == 1 and json.dumps(g.to_dict()) == before
+    assert not g.settled(x[:5])                    # fewer trials than the first look
+    plain = MarkovBFGrouper()
+    plain.observe(_draw(rng, MU4))
+    assert plain.first_look is None and not plain.settled(x[:6])
+    unpaired = MarkovBFGrouper(first_look=6, paired=False)
+    unpaired.observe(_draw(rng, MU4))
+    assert not unpaired.settled(x[:6])
+    with pytest.raises(ValueError, match="first_look"):
+        MarkovBFGrouper(first_look=1)
+    with pytest.raises(ValueError, match="futility"):
+        MarkovBFGrouper(futility=0.0)
+
+
+def test_the_guard_averages_the_members_with_the_most_trials_in_both_looks():
+    from trautoml.grouping.bftest import two_look_test
+
+    rng = np.random.default_rng(5)
+    g = MarkovBFGrouper(first_look=6, K=50)
+    founders = [_draw(rng, MU4), _draw(rng, MU4)]
+    for f in founders:
+        g.observe(f)
+    short = _draw(rng, MU4)[:6]                    # a member that stopped at its first look
+    assert not g.observe(short).founded
+    x = _draw(rng, MU4 + 0.01)
+    a = g.observe(x)
+    want = two_look_test(x, np.mean(founders, axis=0), 6, g.alpha)
+    assert a.test == want and a.test.first_n == 6
+
+
+def test_two_look_grouping_keeps_its_type_one_error_with_early_stops():
+    # the whole procedure as the pipeline runs it (first look, settled → stop, else the full profile), at α = 0.05
+    # against a one-member group, unequal covariances and trial deviations shared across datasets
+    rng = np.random.default_rng(6)
+    l_new = np.linalg.cholesky(np.diag([1.0, 2.0, 0.5, 1.5]) * 0.015 ** 2)
+    l_old = np.linalg.cholesky((np.eye(4) * 0.8 + 0.2) * 0.01 ** 2)
+    rejected = tested = stops = 0
+    for _ in range(2500):
+        shared = rng.normal(0, 0.008, (10, 4))
+        g = MarkovBFGrouper(alpha=0.05, first_look=6, K=50)
+        g.observe(MU4 + shared + rng.normal(size=(10, 4)) @ l_old.T)
+        x = MU4 + shared + rng.normal(size=(10, 4)) @ l_new.T
+        settled = g.settled(x[:6])
+        a = g.observe(x[:6] if settled else x)
+        stops += settled
+        tested += a.test is not None
+        rejected += a.reason == "test-rejected"
+    assert tested >= 2490                          # the group was the MAP cluster: the guard decided
+    assert abs(rejected / tested - 0.05) <= 0.013, rejected / tested
+    assert stops / 2500 >= 0.7, stops / 2500
+
+
+def test_first_look_is_saved_and_an_older_state_restores_with_one_look():
+    rng = np.random.default_rng(7)
+    g = MarkovBFGrouper(first_look=6)
+    g.observe(_draw(rng, MU4))
+    d = g.to_dict()
+    assert MarkovBFGrouper.from_dict(d).first_look == 6
+    for key in ("first_look", "futility"):
+        del d["params"][key]
+    assert MarkovBFGrouper.from_dict(d).first_look is None

@@ -188,6 +188,31 @@ def test_same_seed_same_profile_other_seed_other_profile():
     assert np.array_equal(wider.trials[:, :2], a.trials)
 
 
+def test_a_profile_made_in_two_looks_equals_one_made_at_once_and_keeps_each_looks_seconds():
+    ds = synthetic()
+    kw = dict(n_models=2, seed=4, executor=SerialExecutor(), budget=TINY, device="cpu")
+    whole = profile(ds, n_trials=3, **kw)
+    first = profile(ds, n_trials=2, **kw)
+    rest = profile(ds, n_trials=3, first_trial=2, **kw)
+    both = first.extend(rest)
+    assert np.array_equal(both.trials, whole.trials)          # trial t is the same whatever the call
+    assert both.total_seconds == first.total_seconds + rest.total_seconds
+    assert both.checkpoints == [(2, first.total_seconds), (3, both.total_seconds)]
+    back = Profile.from_json(both.to_json())
+    assert back.checkpoints == both.checkpoints and back.head(2).total_seconds == first.total_seconds
+    assert np.array_equal(back.head(2).trials, first.trials) and back.head(3) is back
+    # a profile made at once: a head's seconds are its trials' share of the measured seconds
+    share = whole.wall_seconds[:2].sum() / whole.wall_seconds.sum()
+    assert whole.head(2).total_seconds == pytest.approx(whole.total_seconds * share)
+    assert whole.checkpoints == [(3, whole.total_seconds)]
+    with pytest.raises(ValueError, match="no head"):
+        whole.head(4)
+    with pytest.raises(ValueError, match="same landmarkers"):
+        first.extend(profile(ds, n_trials=3, first_trial=2, **{**kw, "seed": 5}))
+    with pytest.raises(ValueError, match="first_trial"):
+        profile(ds, n_trials=2, first_trial=2, **kw)
+
+
 def test_serial_and_process_pool_give_identical_profiles():
     ds = synthetic(shape=(3, 40, 40), classes=4)  # larger than 32: exercises the parent-side pooling too
     kw = dict(n_models=3, n_trials=2, seed=1, budget=TINY, device="cpu")  # CUDA kernels need not be deterministic

@@ -239,7 +239,7 @@ class TrAutoML:
             observer.start(dataset, self._run_params())
             try:
                 observer.loaded(dataset)
-                features = self.profiler(dataset)
+                features = self.profiler(dataset, self.grouping.first_look(), self.grouping.settled)
                 observer.profiled(features)
                 grouper, version, assignment = self.grouping(features)
                 observer.grouped(assignment)
@@ -315,8 +315,9 @@ class TrAutoML:
 
     # ---- the stages, one call each (see `trautoml.stages`)
     def profile(self, dataset) -> Features:
-        """The features the grouper observes (cached in the workspace by content hash and profile settings)."""
-        return self.profiler(dataset)
+        """The features the grouper observes, the whole profile (cached in the workspace by content hash and profile
+        settings; made in the looks the grouper takes, so that an ingest finds each look's seconds)."""
+        return self.profiler(dataset, self.grouping.first_look())
 
     def recover(self) -> list[str]:
         """Bring MLflow in line with the workspace after a crash (`trautoml.stages.recovery.Recovery.recover`,

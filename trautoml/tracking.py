@@ -262,10 +262,11 @@ class Tracker:
         self.client.log_text(run_id, json.dumps(obj, indent=2, sort_keys=True, default=_json_default), name)
 
     def log_profile(self, run_id: str, profile) -> None:
-        """Profile = landmarker validation accuracies: metrics ``profile.b<i>`` (the mean vector), per-trial
-        values as steps of ``profile.trial.b<i>``, and ``profile.json``."""
+        """Profile = landmarker validation accuracies: metrics ``profile.b<i>`` (the mean vector), ``profile.trials``
+        (T, fewer when the profile stopped at its first look), per-trial values as steps of ``profile.trial.b<i>``,
+        and ``profile.json``."""
         self._log_metrics(run_id, {f"profile.b{i}": v for i, v in enumerate(profile.mean)} |
-                          {"profile.seconds": profile.total_seconds})
+                          {"profile.seconds": profile.total_seconds, "profile.trials": len(profile.trials)})
         for t, row in enumerate(np.asarray(profile.trials)):
             self._log_metrics(run_id, {f"profile.trial.b{i}": v for i, v in enumerate(row)}, step=t)
         self._log_json(run_id, "profile.json", profile.to_dict())

@@ -16,7 +16,7 @@ Methods, each combined with each search backend ``B`` (their rules; none is a fi
   trained afresh, unless the accuracy guard (`trautoml.decide`) refuses the reuse and escalates to a search; ``mh``
   is the default pipeline;
 * ``mh-paper+B``: the paper's MH as published: plain reuse (no accuracy guard), the guard's unpaired test, the
-  group covariance with the members' single-trial covariance (``trial_cov="trial"``);
+  group covariance with the members' single-trial covariance (``trial_cov="trial"``), whole profiles (no first look);
 * ``peer-zeroshot``, a peer from outside, once, whatever the backends: ``grouper="none"`` with the search backend
   ``synetune-zeroshot`` (syne-tune's ``ZeroShotTransfer`` fed the earlier datasets' evaluations; see
   ``search_backends.synetune_zeroshot``), the same budget, measured against the first backend's standalone. It
@@ -59,7 +59,8 @@ METHOD_OPTIONS = {
     "kmeans": dict(grouper="kmeans"),
     "seq-kmeans": dict(grouper="seq-kmeans"),
     "mh": dict(grouper="mh"),
-    "mh-paper": dict(grouper="mh", reuse_tolerance=None, grouper_options={"trial_cov": "trial", "paired": False}),
+    "mh-paper": dict(grouper="mh", reuse_tolerance=None, grouper_options={"trial_cov": "trial", "paired": False,
+                                                                        "first_look": None}),
     "peer-zeroshot": dict(grouper="none"),
 }
 
@@ -101,7 +102,7 @@ class BenchPreset:
 #: ``paper``: the same protocol at the paper's budgets, for a GPU.
 BENCH_PRESETS = {
     "ci": BenchPreset("ci", "stream:ci", "tiny", orders=3, overrides=dict(
-        n_models=4, n_trials=10, profile_max_train=512, profile_max_eval=300, search_trials=6, search_epochs=2.0,
+        n_models=4, n_trials=10, n_trials_first=6, profile_max_train=512, profile_max_eval=300, search_trials=6, search_epochs=2.0,
         search_min_epochs=2 / 9, search_max_train=600, final_epochs=3.0)),
     "small": BenchPreset("small", "stream:paper-small", "small", orders=5, overrides=dict(
         search_trials=18, search_epochs=3.0, search_min_epochs=1 / 3, search_max_train=None)),

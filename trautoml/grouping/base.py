@@ -88,6 +88,8 @@ class Grouper:
     """Base class: group bookkeeping, the fixed feature width, input checks and the JSON state envelope."""
 
     name = "?"
+    #: the trials after which a profile may stop (see `settled`); None: the grouper observes whole profiles
+    first_look: int | None = None
 
     def __init__(self) -> None:
         self.dim: int | None = None
@@ -128,6 +130,11 @@ class Grouper:
         gid, founded = self._record(g)
         return Assignment(index=index, group=gid, founded=founded, method=self.name, note=note, extra=extra,
                           reason="empty-cluster" if founded else "test-accepted")
+
+    def settled(self, trials) -> bool:
+        """Whether a profile may stop at these trials, its first ``first_look`` rows, because more trials could not
+        change what `observe` decides. A grouper that observes whole profiles always says False. Changes nothing."""
+        return False
 
     # -- input ---------------------------------------------------------------------------------------------------
     def _check(self, trials, allow_vector: bool = True) -> np.ndarray:

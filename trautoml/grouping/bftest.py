@@ -46,7 +46,8 @@ freedom, which costs most of the power; `trials_for_power` gives the T that buys
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import functools
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 from scipy.special import fdtrc
@@ -69,12 +70,26 @@ class BFTestResult:
     n1: int
     n2: int
     swapped: bool = False
+    first_n: int | None = None
+    first_p: float | None = None
+    futility: float | None = None
+    level: float | None = None
 
     def explain(self) -> str:
-        """One readable line: F, its degrees of freedom, p against α and the verdict."""
+        """One readable line: F, its degrees of freedom, p against α (or, for `two_look_test`, against α₂ with the
+        first look's p against the futility bound) and the verdict."""
         verdict = "reject H0 (means differ)" if self.reject else "keep H0 (same mean)"
-        return (f"Behrens–Fisher F({self.df[0]},{self.df[1]}) = {self.F:.3g}, p = {self.p_value:.3g} "
-                f"{'<' if self.reject else '≥'} α = {self.alpha:g}: {verdict}")
+        if self.first_p is None:
+            return (f"Behrens–Fisher F({self.df[0]},{self.df[1]}) = {self.F:.3g}, p = {self.p_value:.3g} "
+                    f"{'<' if self.reject else '≥'} α = {self.alpha:g}: {verdict}")
+        first = f"{'≤' if self.first_p <= self.futility else '>'} futility {self.futility:g}"
+        if self.level is None:  # the profile stopped at the first look (`two_look_test`: H0 is kept there)
+            return (f"Behrens–Fisher, first look only: F({self.df[0]},{self.df[1]}) = {self.F:.3g} on {self.n1} "
+                    f"trials, p = {self.first_p:.3g} {first}: {verdict}; no more trials can reject it")
+        final = f"{'<' if self.p_value < self.level else '≥'} α₂ = {self.level:.3g}"
+        return (f"Behrens–Fisher, two looks at α = {self.alpha:g}: first look ({self.first_n} trials) p = "
+                f"{self.first_p:.3g} {first}; F({self.df[0]},{self.df[1]}) = {self.F:.3g} on {self.n1} trials, "
+                f"p = {self.p_value:.3g} {final}: {verdict}")
 
     def to_dict(self) -> dict:
         """The result as plain JSON."""
@@ -167,6 +182,82 @@ def _paired_core(X: np.ndarray, Ybar: np.ndarray, alpha: float) -> BFTestResult:
     n, b = X.shape
     # with N1 = N2 and y in trial order, Scheffé's z_t is x_t − ȳ_t (the two sum terms cancel)
     return _result(_scheffe_F(X, Ybar, Ybar.sum(axis=0), n), b, n, n, alpha, False)
+
+
+#: The second look's level α₂ is calibrated on this many draws under H0 (`two_look_level`): at α = 0.005 about
+#: 2,000 of them reject, so the calibrated size is α to a relative 2 %.
+CALIBRATION_DRAWS = 400_000
+_CALIBRATION_SEED = 20261203
+
+
+def two_look_test(X, Ybar, first: int, alpha: float, futility: float = 0.2) -> BFTestResult:
+    """The paired test (`paired_test`) in two looks, for a profile that stops early on clear cases.
+
+    Look 1 uses the first ``first`` trials; its p-value p₁ > ``futility`` keeps H0 there (the profile may stop:
+    more trials are not needed to keep it). Otherwise the test looks again at all n trials and rejects when its
+    p-value p₂ < α₂. So H0 is rejected exactly when p₁ ≤ futility and p₂ < α₂, and α₂ = `two_look_level` makes
+    the probability of that α under H0. There is no rejection at look 1: a rejected dataset founds a group, and a
+    founder's profile is completed anyway (later datasets are tested against all its trials), so stopping it early
+    would save nothing.
+
+    Exact under the paired test's model: the differences z_t = x_t − ȳ_t are i.i.d. normal, and both looks'
+    statistics (Hotelling's T² on the first ``first`` and on all n of the same z_t) are unchanged by any invertible
+    linear map of z. Their joint law under H0 is therefore that of standard normal z_t, whatever the covariances,
+    and α₂ computed there holds for every covariance. ``first`` ≥ n, or ≤ B, leaves a single look at α."""
+    X = _as_trials(X, "X")
+    Ybar = _as_trials(Ybar, "Ybar")
+    if X.shape != Ybar.shape:
+        raise ValueError(f"the paired test needs X and Ybar of one shape (trial t against trial t), got {X.shape} "
+                         f"and {Ybar.shape}")
+    if not 0.0 < alpha < 1.0 or not 0.0 < futility < 1.0:
+        raise ValueError(f"alpha and futility must be in (0, 1), got {alpha} and {futility}")
+    n, b = X.shape
+    if n <= b:
+        raise ValueError(f"the paired test needs more trials than features: {n} paired trials for B = {b} (need at "
+                         f"least {b + 1})")
+    return _two_look_core(X, Ybar, int(first), alpha, futility)
+
+
+def _two_look_core(X: np.ndarray, Ybar: np.ndarray, first: int, alpha: float, futility: float) -> BFTestResult:
+    """`two_look_test` on validated input."""
+    n, b = X.shape
+    if not b < first < n:
+        return _paired_core(X, Ybar, alpha)
+    p1 = _paired_core(X[:first], Ybar[:first], alpha).p_value
+    level = two_look_level(b, first, n, alpha, futility)
+    r = _paired_core(X, Ybar, level)
+    return replace(r, reject=bool(r.reject and p1 <= futility), alpha=float(alpha), first_n=first,
+                   first_p=float(p1), futility=float(futility), level=level)
+
+
+def _hotelling_p(z: np.ndarray) -> np.ndarray:
+    """p-values of Hotelling's one-sample T² (mean 0) for a batch of samples z (R × n × B)."""
+    _, n, b = z.shape
+    zbar = z.mean(axis=1)
+    d = z - zbar[:, None, :]
+    A = np.einsum("rnb,rnc->rbc", d, d)
+    q = np.einsum("rb,rb->r", zbar, np.linalg.solve(A, zbar[:, :, None])[:, :, 0])
+    return fdtrc(b, n - b, (n - b) / b * n * q)
+
+
+@functools.lru_cache(maxsize=64)
+def two_look_level(b: int, first: int, n: int, alpha: float, futility: float) -> float:
+    """α₂ of `two_look_test`: P(p₁ ≤ futility and p₂ < α₂) = α under H0, for B features, ``first`` trials at look 1
+    and n at look 2. Computed on `CALIBRATION_DRAWS` draws of standard normal differences (their law is the law for
+    every covariance; see `two_look_test`) with a fixed seed, so the same arguments always give the same α₂."""
+    if not b < first < n:
+        raise ValueError(f"two looks need B < first < n, got B = {b}, first = {first}, n = {n}")
+    rng = np.random.default_rng(_CALIBRATION_SEED)
+    kept = []
+    for start in range(0, CALIBRATION_DRAWS, 50_000):
+        z = rng.standard_normal((min(50_000, CALIBRATION_DRAWS - start), n, b))
+        p1 = _hotelling_p(z[:, :first])
+        kept.append(_hotelling_p(z[p1 <= futility]))
+    p2 = np.sort(np.concatenate(kept))
+    k = int(round(alpha * CALIBRATION_DRAWS))   # the number of draws α₂ must reject
+    if k >= len(p2):
+        return 1.0
+    return float(0.5 * (p2[k - 1] + p2[k])) if k > 0 else float(0.5 * p2[0])
 
 
 def _result(F: float, b: int, n1: int, n2: int, alpha: float, swapped: bool) -> BFTestResult:

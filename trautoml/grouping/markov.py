@@ -38,9 +38,20 @@ and the accuracy guard").
 
 The guard (``paired=True``, the default) is the paired form of eq. 15 (`.bftest.paired_test`): the new dataset's
 trial t against the members' average of trial t, since trial t uses the same seed and images on every dataset.
-Only trials every member has take part (all of them when the workspace profiles every dataset with the same T);
-with fewer than B + 1 such trials the unpaired test above is used. ``paired=False`` is the unpaired test with Y in
-random order.
+The members' average of trial t is taken over the members with the most trials (every member when all have the
+same T); with fewer than B + 1 paired trials the unpaired test above is used. ``paired=False`` is the unpaired test
+with Y in random order.
+
+Profiles that stop early (``first_look``; paper 002 §2.3 leaves T fixed, issue: profile adaptively). A profile is
+taken in two looks: the first ``first_look`` trials, then the rest. `settled` tells the pipeline whether the rest
+can change the decision; it cannot when the MAP cluster is a group with posterior ≥ 0.95 and the guard's first look
+keeps H0 with p > ``futility``, since the guard then tests in two looks (`.bftest.two_look_test`: reject only when
+the first look's p ≤ futility and the full profile's p < α₂, α₂ calibrated so that the Type-I error stays α).
+Such a dataset joins on its first look and keeps that many trials; every other dataset, founders included, is
+profiled in full, so every group keeps members with all T trials for the paired test. Measured by simulation
+(tests/test_grouping_bftest.py): B = 4, T = 10, a first look at 6 trials, futility 0.2 and α = 0.005 keep the
+single look's power (0.90 against 0.91 at 3 sd of the paired difference, 0.50 against 0.50 at 2 sd) and stop 80 %
+of the datasets that belong to their MAP group at 6 trials.
 
 Engineering choices:
 
@@ -59,13 +70,18 @@ Engineering choices:
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 
 from .base import Assignment, Grouper, group_id, rng_from_state, rng_state
-from .bftest import _bf_core, _paired_core
+from .bftest import _bf_core, _two_look_core
 
 _LOG_2PI = math.log(2.0 * math.pi)
+
+#: `MarkovBFGrouper.settled` lets a profile stop at its first look only when the MAP cluster is a group with at least
+#: this posterior probability (and the guard's first look keeps H0).
+SETTLE_POSTERIOR = 0.95
 
 
 class MarkovBFGrouper(Grouper):
@@ -75,13 +91,16 @@ class MarkovBFGrouper(Grouper):
     ``K``: the number of surplus clusters; ``sigma0_sq``: σ0², the empty clusters' variance before the K^(1/B)
     scaling; ``seed``: the generator's seed (the centres and every later draw); ``cov_floor``: f, the variance added
     to every group's covariance (default 0.1·σ0²); ``trial_cov``: ``"mean"`` (C̄/T in Σ) or ``"trial"`` (C̄);
-    ``paired``: the guard pairs trial t with the members' trial t (eq. 15's order kept) or draws a random order."""
+    ``paired``: the guard pairs trial t with the members' trial t (eq. 15's order kept) or draws a random order;
+    ``first_look``: the trials after which a profile may stop (`settled`; the paired guard then tests in two looks,
+    `.bftest.two_look_test`), None for one look on all trials; ``futility``: the first look's p-value above which
+    H0 is kept there."""
 
     name = "mh"
 
     def __init__(self, alpha: float = 0.005, gamma: float = 0.2, K: int = 1000, sigma0_sq: float = 3e-4,
                  seed: int = 0, cov_floor: float | None = None, trial_cov: str = "mean",
-                 paired: bool = True) -> None:
+                 paired: bool = True, first_look: int | None = None, futility: float = 0.2) -> None:
         super().__init__()
         if not 0.0 < alpha < 1.0:
             raise ValueError(f"alpha must be in (0, 1), got {alpha}")
@@ -99,6 +118,12 @@ class MarkovBFGrouper(Grouper):
         if trial_cov not in ("mean", "trial"):
             raise ValueError(f"trial_cov must be 'mean' (C̄/T) or 'trial' (C̄), got {trial_cov!r}")
         self.trial_cov, self.paired = trial_cov, bool(paired)
+        if first_look is not None and (int(first_look) != first_look or first_look < 2):
+            raise ValueError(f"first_look must be an integer ≥ 2 or None, got {first_look}")
+        if not 0.0 < futility < 1.0:
+            raise ValueError(f"futility must be in (0, 1), got {futility}")
+        self.first_look = None if first_look is None else int(first_look)
+        self.futility = float(futility)
         self.rng = np.random.default_rng(self.seed)
         self._trials: list[np.ndarray] = []   # every dataset's trial matrix (for the state)
         self._clusters: list[int] = []        # every dataset's cluster index
@@ -121,8 +146,9 @@ class MarkovBFGrouper(Grouper):
         self._ybuf: list[np.ndarray] = []      # the members' trial vectors, row buffer
         self._ny: list[int] = []
         self._ysum: list[np.ndarray] = []
-        self._tsum: list[np.ndarray] = []      # the members' sum of trial t, row t (the paired guard)
-        self._tcount: list[np.ndarray] = []    # how many members have trial t
+        # the paired guard: per group, trial count -> (sum of the trial matrices of the members with that many
+        # trials, how many members that is)
+        self._by_count: list[dict[int, list]] = []
 
     def _set_centres(self, centres: np.ndarray) -> None:
         self._centres = centres
@@ -185,8 +211,7 @@ class MarkovBFGrouper(Grouper):
             self._ybuf.append(np.empty((max(64, 4 * t), self.dim)))
             self._ny.append(0)
             self._ysum.append(np.zeros(self.dim))
-            self._tsum.append(np.zeros((t, self.dim)))
-            self._tcount.append(np.zeros(t, dtype=np.int64))
+            self._by_count.append({})
             self._size[g] = 1
         else:
             n = self._size[g] + 1
@@ -211,11 +236,9 @@ class MarkovBFGrouper(Grouper):
         self._ybuf[g][ny:ny + t] = X
         self._ny[g] = ny + t
         self._ysum[g] += X.sum(axis=0)
-        if t > len(self._tsum[g]):
-            self._tsum[g] = np.vstack([self._tsum[g], np.zeros((t - len(self._tsum[g]), self.dim))])
-            self._tcount[g] = np.concatenate([self._tcount[g], np.zeros(t - len(self._tcount[g]), np.int64)])
-        self._tsum[g][:t] += X
-        self._tcount[g][:t] += 1
+        entry = self._by_count[g].setdefault(t, [np.zeros((t, self.dim)), 0])
+        entry[0] += X
+        entry[1] += 1
         if founding and g + 1 == len(self._centres):   # the last empty cluster was used: keep one in reserve
             self._set_centres(np.vstack([self._centres, self.rng.uniform(0.0, 1.0, size=(1, self.dim))]))
             self._group_of_k = np.append(self._group_of_k, -1)
@@ -259,14 +282,38 @@ class MarkovBFGrouper(Grouper):
                           runner_up_group=group_id(g2) if g2 >= 0 else None, log_posterior_new=float(log_new),
                           extra={"cluster": k})
 
+    def settled(self, trials) -> bool:
+        """Whether a profile may stop at these trials (its first look, ``first_look`` rows): `observe` would join
+        the MAP cluster's group, which holds at least `SETTLE_POSTERIOR` of the posterior, and the guard's first look
+        keeps H0 (p > ``futility``), so more trials could not make it reject (`.bftest.two_look_test`). False
+        without a first look, for the unpaired guard, when the MAP cluster is empty (a founder's profile is
+        completed anyway) and whenever more trials could change the decision. Changes nothing."""
+        if self.first_look is None or not self.paired or self.dim is None:
+            return False
+        X = self._check(trials, allow_vector=False)
+        if len(X) < self.first_look or X.shape[1] != self.dim:
+            return False
+        lp, _ = self._log_posterior(X.mean(axis=0))
+        k1 = int(np.argmax(lp))
+        g1 = int(self._group_of_k[k1])
+        if g1 < 0 or math.exp(lp[k1]) < SETTLE_POSTERIOR or min(len(X), max(self._by_count[g1])) <= self.dim:
+            return False
+        return self._guard(X[:self.first_look], g1).p_value > self.futility
+
     def _guard(self, X: np.ndarray, g: int):
-        """The Behrens–Fisher test of X against group g: paired on the trials every member has (see the module doc),
-        or unpaired."""
+        """The Behrens–Fisher test of X against group g: paired (see the module doc), in two looks with a
+        ``first_look``; unpaired with ``paired=False`` or too few paired trials."""
         if self.paired:
-            # _tcount never rises with t (a member adds to its first T rows), so the trials all members have lead
-            n = min(len(X), int(np.count_nonzero(self._tcount[g] == self._size[g])))
+            most = max(self._by_count[g])
+            n = min(len(X), most)
             if n > self.dim:
-                return _paired_core(X[:n], self._tsum[g][:n] / self._size[g], self.alpha)
+                # Y's row t averages trial t over the members with the most trials, the same members at every
+                # look, so the looks' statistics have the joint law two_look_test is calibrated on
+                total, count = self._by_count[g][most]
+                r = _two_look_core(X[:n], total[:n] / count, self.first_look or n, self.alpha, self.futility)
+                if n == self.first_look and n < most and r.p_value > self.futility:  # a profile that stopped here
+                    r = replace(r, first_n=n, first_p=r.p_value, futility=self.futility)
+                return r
         return _bf_core(X, self._ybuf[g][:self._ny[g]], self._ysum[g], self.alpha, self.rng)
 
     # -- inspection ----------------------------------------------------------------------------------------------
@@ -283,7 +330,8 @@ class MarkovBFGrouper(Grouper):
     def params(self) -> dict:
         """The constructor's arguments (saved with the state)."""
         return {"alpha": self.alpha, "gamma": self.gamma, "K": self.K, "sigma0_sq": self.sigma0_sq,
-                "seed": self.seed, "cov_floor": self.cov_floor, "trial_cov": self.trial_cov, "paired": self.paired}
+                "seed": self.seed, "cov_floor": self.cov_floor, "trial_cov": self.trial_cov, "paired": self.paired,
+                "first_look": self.first_look, "futility": self.futility}
 
     def to_dict(self) -> dict:
         """The state as plain JSON: parameters, the centre matrix, every dataset's trials with its cluster, and the
@@ -297,8 +345,9 @@ class MarkovBFGrouper(Grouper):
     def from_dict(cls, d: dict) -> "MarkovBFGrouper":
         """A grouper restored from `to_dict`'s ``d`` by replaying the updates: it makes the same future decisions, bit
         for bit (ValueError for another grouper's or an inconsistent state)."""
-        # a state written before trial_cov / paired existed was grouped with C̄ and the unpaired test
-        self = cls(**{"trial_cov": "trial", "paired": False, **d["params"]})
+        # a state written before trial_cov / paired / first_look existed was grouped with C̄, the unpaired test and
+        # one look
+        self = cls(**{"trial_cov": "trial", "paired": False, "first_look": None, **d["params"]})
         if d.get("type") != self.name:
             raise ValueError(f"state is for grouper {d.get('type')!r}, not {self.name!r}")
         if d["dim"] is not None:

@@ -29,7 +29,7 @@ class GroupStage:
         """The grouper's keyword arguments: the preset's grouping parameters, the seed, the stage's options."""
         p = self.ctx.preset
         return {"alpha": p.alpha, "gamma": p.gamma, "K": p.K, "sigma0_sq": p.sigma0_sq, "seed": self.ctx.seed,
-                **self.options}
+                "first_look": p.n_trials_first, **self.options}
 
     def settings(self) -> dict:
         """The grouping settings a workspace keeps for good."""
@@ -62,6 +62,22 @@ class GroupStage:
             return committed[1], version
         _, d, version = ws.grouper_state()
         return self.grouper_class().from_dict(d), version
+
+    def _peek(self):
+        """The workspace's grouper, handed back at once (the next `grouper` call gets the same object)."""
+        grouper, version = self.grouper()
+        if version is not None:
+            self._committed = (version, grouper)
+        return grouper
+
+    def first_look(self) -> int | None:
+        """After how many trials the workspace's grouper may let a profile stop (`Grouper.first_look`; a restored
+        grouper keeps the value it was made with)."""
+        return self._peek().first_look
+
+    def settled(self, trials) -> bool:
+        """Whether the workspace's grouper needs no more trials than these (`Grouper.settled`)."""
+        return self._peek().settled(trials)
 
     def committed(self, version, grouper) -> None:
         """The workspace now holds ``grouper`` as state ``version`` (kept for the next `grouper` call)."""

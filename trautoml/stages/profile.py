@@ -54,12 +54,17 @@ def features_kind(grouper: str, warm_start: str | None) -> str:
 
 
 class ProfileStage:
-    """load → **profile**: ``stage(dataset) -> Features``.
+    """load → **profile**: ``stage(dataset, first_look=None, settled=None) -> Features``.
 
     ``ctx``: the pipeline's context (``preset``, ``seed``, ``workspace``, ``executor``, ``progress``; a
     `trautoml.TrAutoML`). ``kind``: see `features_kind`. Landmarker profiles come from the ``landmarkers``
     profiler (`trautoml.registry.PROFILERS`): B landmarkers trained T times each, their validation accuracies the
-    T × B matrix (paper 002 §2.1, eq. 1)."""
+    T × B matrix (paper 002 §2.1, eq. 1).
+
+    With ``first_look`` (< T) the profile is made in two looks: the first ``first_look`` trials, then the rest, and
+    it stops after the first when ``settled(trials)`` says the rest cannot change the grouping
+    (`trautoml.grouping.Grouper.settled`). Each look's seconds are measured and kept (`Profile.checkpoints`); the
+    workspace caches the trials made so far, so a later look only adds trials."""
 
     def __init__(self, ctx, kind: str):
         self.ctx, self.kind = ctx, kind
@@ -75,12 +80,12 @@ class ProfileStage:
                 "profile_max_train": p.profile_max_train, "profile_max_eval": p.profile_max_eval,
                 "landmarker_set": PROFILERS.get("landmarkers").LANDMARKER_SET}
 
-    def __call__(self, dataset) -> Features:
+    def __call__(self, dataset, first_look: int | None = None, settled=None) -> Features:
         if self.kind == "none":  # nothing to measure: the grouper (none) needs no features
             return Features("none", np.zeros((1, 1)), 0.0)
         if self.kind == "metafeatures":
             return self._metafeatures(dataset)
-        return self._landmarkers(dataset)
+        return self._landmarkers(dataset, first_look, settled)
 
     def _metafeatures(self, dataset) -> Features:
         from trautoml.data import METAFEATURE_NAMES, statistical_metafeatures
@@ -99,7 +104,7 @@ class ProfileStage:
         return Features("metafeatures", np.array(cached["trials"]), cached["total_seconds"], names=cached["names"],
                         cached=hit)
 
-    def _landmarkers(self, dataset) -> Features:
+    def _landmarkers(self, dataset, first_look: int | None, settled) -> Features:
         from trautoml.registry import PROFILERS
 
         lm = PROFILERS.get("landmarkers")  # the landmarkers package (paper 002 §2.1)
@@ -109,14 +114,26 @@ class ProfileStage:
                           "landmarker_set": lm.LANDMARKER_SET}, sort_keys=True)
         h = dataset.content_hash()
         cached = ctx.workspace.cached_profile(h, key)
-        if cached is not None:
-            prof = lm.Profile.from_dict(cached)
+        prof = None if cached is None else lm.Profile.from_dict(cached)
+        looks = [first_look, p.n_trials] if first_look is not None and first_look < p.n_trials else [p.n_trials]
+        made = False
+        for n in looks:
+            if prof is None or prof.n_trials < n:
+                have = 0 if prof is None else prof.n_trials
+                more = lm.profile(
+                    dataset, n_models=p.n_models, n_trials=n, first_trial=have, seed=ctx.seed, executor=ctx.executor,
+                    budget=lm.ProfileBudget(epochs=p.profile_epochs, max_train=p.profile_max_train,
+                                            max_eval=p.profile_max_eval),
+                    progress=ctx.progress.bar(f"  profile {n - have}x{p.n_models}" + (f" (trials {have + 1}-{n})"
+                                                                                       if have else "")))
+                prof = more if prof is None else prof.extend(more)
+                ctx.workspace.store_profile(h, key, prof.to_dict())
+                made = True
+            if n < p.n_trials and settled is not None and settled(prof.trials[:n]):
+                ctx.progress.message(f"  profile: stopped at the first look, {n} of {p.n_trials} trials (the grouping "
+                                     "is settled)")
+                break
+        prof = prof.head(n)
+        if not made:
             ctx.progress.message(f"  profile: from the workspace cache ({prof.total_seconds:.1f}s measured)")
-        else:
-            prof = lm.profile(
-                dataset, n_models=p.n_models, n_trials=p.n_trials, seed=ctx.seed, executor=ctx.executor,
-                budget=lm.ProfileBudget(epochs=p.profile_epochs, max_train=p.profile_max_train,
-                                        max_eval=p.profile_max_eval),
-                progress=ctx.progress.bar(f"  profile {p.n_trials}x{p.n_models}"))
-            ctx.workspace.store_profile(h, key, prof.to_dict())
-        return Features("landmarkers", prof.trials, prof.total_seconds, profile=prof, cached=cached is not None)
+        return Features("landmarkers", prof.trials, prof.total_seconds, profile=prof, cached=not made)
