@@ -6,7 +6,8 @@ ln(training images).
 For each reference family (`landmarkers.reference.REFERENCE_URIS`: texture, scene, document and colour pictures no
 benchmark stream uses), a model is searched on the full dataset (`TrAutoML`, grouper ``none``, the preset's
 budget), then that model is trained afresh, as a reuse is, on the full dataset and on its 50 % subsample with
-``--seeds`` seeds each (the preset's final training). The slope is the drop in validation skill above chance,
+``--seeds`` seeds each (the preset's final training; on the subsample for the steps it took on the full dataset,
+`trautoml.decide.reuse_epochs`). The slope is the drop in validation skill above chance,
 (k_full − k_half) / ln(N_full / N_half). Prints one JSON object: each family's slope and the mean over families,
 which `trautoml.decide.SIZE_SLOPE` records.
 """
@@ -31,7 +32,7 @@ def main(argv: list[str] | None = None) -> dict:
     from landmarkers.reference import REFERENCE_URIS
     from trautoml.api import TrAutoML
     from trautoml.data import load_dataset
-    from trautoml.decide import skill
+    from trautoml.decide import reuse_epochs, skill
     from trautoml.models.train import train_and_evaluate
     from trautoml.presets import get_preset
 
@@ -46,11 +47,13 @@ def main(argv: list[str] | None = None) -> dict:
             finally:
                 t.close()
         epochs = p.final_epochs or p.search_epochs
+        cap = p.final_max_train or float("inf")
+        half_epochs = reuse_epochs(epochs, min(len(full.y_train), cap), min(len(half.y_train), cap))
         drops = []
         for seed in range(args.seeds):
             k_full = skill(train_and_evaluate(spec, full, epochs, seed, max_train=p.final_max_train).val_accuracy,
                            full.num_classes)
-            k_half = skill(train_and_evaluate(spec, half, epochs, seed, max_train=p.final_max_train).val_accuracy,
+            k_half = skill(train_and_evaluate(spec, half, half_epochs, seed, max_train=p.final_max_train).val_accuracy,
                            half.num_classes)
             drops.append((k_full - k_half) / math.log(len(full.y_train) / len(half.y_train)))
         out["families"][family] = {"slope": sum(drops) / len(drops), "per_seed": drops,

@@ -1,6 +1,6 @@
 """Simulation: how often the MH grouper lets a dataset join a group, against the dataset's distance from it.
 
-    .venv/bin/python bench/sim_join_rate.py [--reps 400] [--B 4] [--T 10] [--members 4]
+    .venv/bin/python bench/sim_join_rate.py [--reps 400] [--B 4] [--T 10] [--members 4] [--first-look 6]
 
 A family of ``--members`` datasets whose means scatter around a centre c (sd ``--between`` per landmarker), each
 profiled with ``--T`` trials of sd ``--trial-sd`` (correlated ``--trial-corr`` across datasets, trial by trial), founds one group (the grouper is forced to keep them together by
@@ -9,7 +9,9 @@ means the grouper put it into that group. Printed: one JSON object with, per dis
 decides) and the join rate (after the guard), for each
 setting of the group covariance (``trial_cov``: ``trial`` = S + C̄, ``mean`` = S + C̄/T) and of the guard
 (``paired``), at the preset's α. A family member (d ≈ between-member scatter) should join; a dataset 0.1–0.2 away
-(10–20 accuracy points on every landmarker) should not.
+(10–20 accuracy points on every landmarker) should not. With ``--first-look N`` one more setting runs the new
+dataset through the pipeline's profile in two looks (`MarkovBFGrouper.settled` on its first N trials; a settled
+dataset is observed with those, any other with all T) and adds, per distance, the fraction that stopped at N.
 """
 from __future__ import annotations
 
@@ -22,15 +24,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def join_rate(distance: float, reps: int, b: int, t: int, members: int, between: float, trial_sd: float,
-              trial_corr: float, alpha: float, seed: int, **options) -> tuple[float, float]:
+              trial_corr: float, alpha: float, seed: int, **options) -> tuple[float, ...]:
     """Of ``reps`` new datasets at ``distance`` from the family centre: the fraction whose most probable cluster is
-    the family's group (before the guard), and the fraction that join it (after the guard)."""
+    the family's group (before the guard), the fraction that join it (after the guard), and with a ``first_look``
+    option the fraction whose profile stopped at the first look."""
     import numpy as np
 
     from trautoml.grouping import MarkovBFGrouper
 
     rng = np.random.default_rng(seed)
-    joined = mapped = 0
+    joined = mapped = stopped = 0
     for r in range(reps):
         centre = rng.uniform(0.3, 0.7, size=b)
         shared = rng.normal(0, trial_sd, (t, b))   # trial t's seed and images are the same on every dataset
@@ -44,10 +47,14 @@ def join_rate(distance: float, reps: int, b: int, t: int, members: int, between:
             g.observe(trials(centre + rng.normal(0, between, b)))
         g.alpha = alpha
         u = rng.normal(size=b)
-        a = g.observe(trials(centre + distance * u / np.linalg.norm(u)))
+        x = trials(centre + distance * u / np.linalg.norm(u))
+        first = options.get("first_look")
+        stop = first is not None and g.settled(x[:first])
+        a = g.observe(x[:first] if stop else x)
         joined += a.group == "g1"
         mapped += a.map_group == "g1"
-    return mapped / reps, joined / reps
+        stopped += stop
+    return (mapped / reps, joined / reps) + ((stopped / reps,) if "first_look" in options else ())
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -62,11 +69,16 @@ def main(argv: list[str] | None = None) -> dict:
                     help="correlation of trial t's deviations across datasets (measured +0.11 to +0.46)")
     ap.add_argument("--alpha", type=float, default=0.005)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--first-look", type=int, default=None,
+                    help="also the paired guard with a profile that may stop after this many trials")
     args = ap.parse_args(argv)
     distances = (0.0, 0.02, 0.05, 0.1, 0.2)
     settings = {"S + C̄ (trial)": {"trial_cov": "trial", "paired": False},
                 "S + C̄/T (mean)": {"trial_cov": "mean", "paired": False},
                 "S + C̄/T, paired": {"trial_cov": "mean", "paired": True}}
+    if args.first_look is not None:
+        settings[f"S + C̄/T, paired, first look {args.first_look}"] = {"trial_cov": "mean", "paired": True,
+                                                                        "first_look": args.first_look}
     common = dict(reps=args.reps, b=args.B, t=args.T, members=args.members, between=args.between,
                   trial_sd=args.trial_sd, trial_corr=args.trial_corr, alpha=args.alpha, seed=args.seed)
     out = {"settings": {k: v for k, v in vars(args).items()},

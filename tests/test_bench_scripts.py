@@ -23,9 +23,11 @@ def test_gpu_bench_runs_its_whole_path_on_the_cpu_at_tiny_budgets():
 
 
 def test_join_rate_simulation_separates_far_datasets():
-    out = run_script("bench/sim_join_rate.py", "--reps", "20")
+    out = run_script("bench/sim_join_rate.py", "--reps", "20", "--first-look", "6")
     for rates in out["map_and_join_rate"].values():
         assert rates["0.0"][1] >= 0.8 and rates["0.2"][1] <= 0.1   # a family member joins; 20 points away does not
+    stops = out["map_and_join_rate"]["S + C̄/T, paired, first look 6"]
+    assert stops["0.0"][2] >= 0.5 and stops["0.2"][2] == 0.0       # members stop early, strangers never
 
 
 def test_gpu_bench_refuses_to_run_without_a_gpu():

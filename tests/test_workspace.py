@@ -283,3 +283,9 @@ def test_prediction_works_in_skill_above_chance():
     # nor below chance: a member at chance, and a half-size dataset
     assert decide.predict_accuracy(0.1, 500, [decide.AccuracyPoint(0.1, 1000, 0.1, 10)], [],
                                    classes=10).value == pytest.approx(0.1)
+
+
+def test_a_reuse_trains_for_the_steps_of_the_group_models_search_never_fewer_epochs():
+    assert decide.reuse_epochs(3.0, 2000, 1000) == 6.0      # half the images: twice the epochs, the same steps
+    assert decide.reuse_epochs(3.0, 1000, 4000) == 3.0      # a larger dataset keeps the preset's epochs
+    assert decide.reuse_epochs(3.0, None, 1000) == 3.0      # no record of the search's size

@@ -298,6 +298,16 @@ class Workspace:
                 searched.append(point)
         return members, searched
 
+    def searched_train_size(self, spec: dict) -> int | None:
+        """The training images (``n_train``) of the first dataset whose search found model ``spec``; None when no
+        record says (records written before sizes were kept)."""
+        spec = json.loads(json.dumps(spec))
+        for r in self._db.execute("SELECT decision FROM datasets ORDER BY seq"):
+            d = json.loads(r["decision"])
+            if d["outcome"] == "searched" and d["spec"] == spec:
+                return d.get("n_train")
+        return None
+
     def profile_points(self) -> tuple[list[str], list[list[float]], list[str]]:
         """Names, mean profiles and groups of every dataset in arrival order (what the groups picture shows)."""
         rows = self._db.execute("SELECT name, profile, group_id FROM datasets ORDER BY seq").fetchall()

@@ -10,7 +10,8 @@ __all__ = ["DecideStage"]
 
 class DecideStage:
     """group → **decide**: ``stage(assignment, features, dataset) -> Plan``. A reuse's plan carries what the dataset is
-    predicted to reach with the group's model (`trautoml.decide.predict_accuracy`), for the accuracy guard.
+    predicted to reach with the group's model (`trautoml.decide.predict_accuracy`), for the accuracy guard, and the
+    training images of the search that found the model (its training length, `trautoml.decide.reuse_epochs`).
 
     ``ctx``: the pipeline's context (``workspace``, ``progress``). ``warm_start`` / ``warm_k``: a search first
     trains the models of ``warm_k`` earlier datasets, the ``latest`` ones or the nearest by ``profile`` or
@@ -30,7 +31,8 @@ class DecideStage:
             level = float(features.mean.mean()) if getattr(features, "kind", None) == "landmarkers" else None
             size, classes = (None, None) if dataset is None else (len(dataset.y_train), dataset.num_classes)
             plan = dataclasses.replace(plan, prediction=decide.predict_accuracy(level, size, members, searched,
-                                                                                classes))
+                                                                                classes),
+                                       source_images=ws.searched_train_size(spec))
         if plan.action == decide.SEARCH and self.warm_start is not None:
             from trautoml.warmstart import neighbour_specs
 

@@ -89,7 +89,9 @@ class SearchTrainStage:
             return Outcome("searched", result.best, final, search_s, train_s, epochs, result.trials,
                            _report(result), search_own_seconds=own_s)
 
-        epochs = p.final_epochs or p.search_epochs
+        cap = p.final_max_train or float("inf")
+        source = None if plan.source_images is None else min(plan.source_images, cap)
+        epochs = decide.reuse_epochs(p.final_epochs or p.search_epochs, source, min(len(dataset.y_train), cap))
         plan = dataclasses.replace(plan, spec=adapt_spec(plan.spec, dataset.input_shape, dataset.num_classes))
         final, train_s = self.train(plan.spec, dataset, epochs)
         check = decide.check_reuse(final.val_accuracy, plan.prediction, p.reuse_tolerance, len(dataset.y_val))
