@@ -38,3 +38,12 @@ def test_gpu_bench_refuses_to_run_without_a_gpu():
     done = subprocess.run([sys.executable, "bench/bench_gpu.py"], cwd=ROOT, capture_output=True, text=True,
                           timeout=120)
     assert done.returncode != 0 and "no CUDA device here" in done.stderr
+
+
+def test_two_look_simulation_reports_size_power_and_stops_for_both_presets():
+    out = run_script("bench/sim_two_look.py", "--draws", "200")
+    for name in ("small", "paper"):
+        r = out[name]
+        assert r["first_look"] < r["T"] and 0.0 <= r["type_one_error_at_0.05"] <= 0.15
+        assert 0.6 <= r["stopped_at_first_look_h0"] <= 0.95
+        assert r["power"]["3.0"]["two_looks"] >= r["power"]["2.0"]["two_looks"]
