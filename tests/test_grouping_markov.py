@@ -340,3 +340,22 @@ def test_first_look_is_saved_and_an_older_state_restores_with_one_look():
     for key in ("first_look", "futility"):
         del d["params"][key]
     assert MarkovBFGrouper.from_dict(d).first_look is None
+
+
+def test_a_first_look_does_not_settle_when_the_rest_of_the_trials_could_move_the_map_cluster():
+    # two groups 0.05 apart on the first landmarker; a dataset 0.003 from their midpoint, on g1's side: the posterior
+    # gives g1 ≥ 0.95, yet the 4 trials still to come move the mean by ±0.0026 (sd) and often across the midpoint
+    g = MarkovBFGrouper(first_look=6, K=50)
+    noise = np.random.default_rng(8).normal(0, 0.01, (10, 4))
+    noise -= noise.mean(0)
+    for shift in (0.0, 0.05):
+        g.observe(MU4 + [shift, 0, 0, 0] + noise)
+    assert g.n_groups == 2
+    x0 = MU4 + [0.022, 0, 0, 0] + noise[:6] - noise[:6].mean(0)
+    lp, _ = g._log_posterior(x0.mean(0))
+    k1 = int(np.argmax(lp))
+    assert g._group_of_k[k1] == 0 and math.exp(lp[k1]) >= 0.95
+    assert not g._map_holds(x0, k1, 10) and not g.settled(x0)
+    centred = MU4 + noise[:6] - noise[:6].mean(0)    # right on g1's mean: the rest cannot move it to g2
+    lp, _ = g._log_posterior(centred.mean(0))
+    assert g._map_holds(centred, int(np.argmax(lp)), 10)
