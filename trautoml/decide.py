@@ -23,9 +23,10 @@ is *predicted* to reach (`predict_accuracy`):
   it (its landmarkers' mean skill) and N its number of training images. The profile is blind to N by design (a
   fixed image budget, so that a dataset and its subsample profile alike), but the final training is not: a half
   subsample reaches less with any model. c = `SIZE_SLOPE`, measured once on the reference data (a model trained
-  afresh on a dataset and on its half, as a reuse trains (`reuse_epochs`): 0.051 skill per unit of ln N); b is fitted on the stream, the slope of the
-  searched datasets' skill (less c·ln N) on m, least squares, clipped at 0 (an easier profile never predicts a
-  worse model), once 3 searched datasets give one; before, the members' skill is moved by size alone. Why this and
+  afresh on a dataset and on its half, as a reuse trains (`reuse_epochs`): 0.051 skill per unit of ln N); b is
+  fitted on the stream, the slope of the searched datasets' skill (less c·ln N) on m, least squares, clipped at 0
+  (an easier profile never predicts a worse model), once 3 searched datasets give one; before, the members' skill
+  is moved by size alone. Why this and
   not a race of the group's model against other groups' best models: it costs nothing (the numbers are
   in the workspace) and needs no extra training; a comparison with the members alone (the first version of this
   check) could not tell a bad reuse from a hard or a smaller dataset. Why one fitted number and not the whole
@@ -110,7 +111,7 @@ def reuse_epochs(epochs: float, source_images: int | None, images: int) -> float
 
     The paper reuses "the same architecture and hyper-parameters, weights trained afresh" (002 Algorithm 1) and is
     silent on whether training length means epochs or steps. Measured on the reference data
-    (`bench/measure_reuse_epochs.py`, 4 families, a model searched on each trained afresh on its 50 % subsample, 3
+    (`bench/measure_reuse.py`, 4 families, a model searched on each trained afresh on its 50 % subsample, 3
     seeds, 2026-12-03): validation accuracy 0.834 with the same epochs, 0.858 with the same steps (better in all 4
     families, +0.007 to +0.053), against 0.882 for the subsample's own search. A larger dataset keeps the epochs:
     fewer would train less than the preset asks. The cost is bounded by the group model's own final training."""
@@ -178,7 +179,7 @@ class Prediction:
 #: Skill above chance a reused model loses per unit of ln(training images), measured on the reference data (no
 #: benchmark stream's): the mean over 4 families of a model searched on each and trained afresh on it and on its
 #: 50 % subsample (for the steps of its full training, `reuse_epochs`), 3 seeds, the ``small`` preset (per family
-#: 0.011–0.088; ``bench/measure_size_prior.py``,
+#: 0.011–0.088; ``bench/measure_reuse.py``,
 #: 2026-12-03).
 SIZE_SLOPE = 0.051
 #: Searched datasets the stream must hold before the guard judges: the fit's residual sd needs 2 spare points.
