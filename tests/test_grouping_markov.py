@@ -359,3 +359,17 @@ def test_a_first_look_does_not_settle_when_the_rest_of_the_trials_could_move_the
     centred = MU4 + noise[:6] - noise[:6].mean(0)    # right on g1's mean: the rest cannot move it to g2
     lp, _ = g._log_posterior(centred.mean(0))
     assert g._map_holds(centred, int(np.argmax(lp)), 10)
+
+
+def test_settled_and_observe_agree_even_when_the_futility_bound_is_below_alpha():
+    # with α = 0.3 above futility 0.2 a first look at p = 0.25 is rejected by observe: settled must not stop there
+    rng = np.random.default_rng(9)
+    checked = 0
+    for _ in range(200):
+        g = MarkovBFGrouper(alpha=0.3, futility=0.2, first_look=6, K=50)
+        g.observe(_draw(rng, MU4))
+        x = _draw(rng, MU4)
+        if g.settled(x[:6]):
+            checked += 1
+            assert g.observe(x[:6]).reason == "test-accepted"
+    assert checked > 50

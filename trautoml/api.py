@@ -317,7 +317,11 @@ class TrAutoML:
     def profile(self, dataset) -> Features:
         """The features the grouper observes, the whole profile (cached in the workspace by content hash and profile
         settings; made in the looks the grouper takes, so that an ingest finds each look's seconds)."""
-        return self.profiler(dataset, self.grouping.first_look())
+        try:
+            first_look = self.grouping.first_look()
+        except WorkspaceError:  # the workspace groups with another grouper: profile in one look, as before
+            first_look = None
+        return self.profiler(dataset, first_look)
 
     def recover(self) -> list[str]:
         """Bring MLflow in line with the workspace after a crash (`trautoml.stages.recovery.Recovery.recover`,

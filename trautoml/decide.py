@@ -90,7 +90,7 @@ class Plan:
     warm_start: tuple[ModelSpec, ...] = field(default_factory=tuple)
     escalated: bool = False
     prediction: "Prediction | None" = None   # what the dataset should reach with the group's model (a reuse)
-    source_images: int | None = None  # the training images of the group model's searched final training (a reuse)
+    source: tuple[int, float | None] | None = None  # a reuse: the group model's searched final training (images, epochs)
 
     def describe(self) -> str:
         """What the plan does, one line for people (the stage line and the decision's explanation)."""
@@ -104,20 +104,24 @@ class Plan:
         return f"no group fits: search a model and found group {self.group}"
 
 
-def reuse_epochs(epochs: float, source_images: int | None, images: int) -> float:
+def reuse_epochs(epochs: float, source_images: int | None, images: int,
+                 source_epochs: float | None = None) -> float:
     """The epochs a reused model trains for on a dataset of ``images`` training images: at least ``epochs`` (the
     preset's final training), and as many optimizer steps as the group's model took in the final training of the
-    dataset it was searched on (``source_images`` images, that many ``epochs``) when this dataset is smaller.
+    dataset it was searched on (``source_images`` images for ``source_epochs``, default ``epochs``) when this
+    dataset is smaller.
 
     The paper reuses "the same architecture and hyper-parameters, weights trained afresh" (002 Algorithm 1) and is
     silent on whether training length means epochs or steps. Measured on the reference data
     (`bench/measure_reuse.py`, 4 families, a model searched on each trained afresh on its 50 % subsample, 3
     seeds, 2026-12-03): validation accuracy 0.834 with the same epochs, 0.858 with the same steps (better in all 4
     families, +0.007 to +0.053), against 0.882 for the subsample's own search. A larger dataset keeps the epochs:
-    fewer would train less than the preset asks. The cost is bounded by the group model's own final training."""
+    fewer would train less than the preset asks. The cost is that of the group model's own final training (the
+    same steps), however much smaller the dataset."""
     if not source_images or images <= 0:
         return float(epochs)
-    return float(epochs) * max(1.0, source_images / images)
+    steps = float(source_epochs or epochs) * source_images / images
+    return max(float(epochs), steps)
 
 
 def plan(assignment, group_spec: ModelSpec | None) -> Plan:

@@ -298,14 +298,13 @@ class Workspace:
                 searched.append(point)
         return members, searched
 
-    def searched_train_size(self, spec: dict) -> int | None:
-        """The training images (``n_train``) of the first dataset whose search found model ``spec``; None when no
-        record says (records written before sizes were kept)."""
-        spec = json.loads(json.dumps(spec))
-        for r in self._db.execute("SELECT decision FROM datasets ORDER BY seq"):
+    def group_model_source(self, group_id: str) -> tuple[int, float | None] | None:
+        """The final training of group ``group_id``'s model on the dataset that founded the group with it: (training
+        images, epochs); None when the record does not say (written before sizes were kept)."""
+        for r in self._db.execute("SELECT decision FROM datasets WHERE group_id = ? ORDER BY seq", (group_id,)):
             d = json.loads(r["decision"])
-            if d["outcome"] == "searched" and d["spec"] == spec:
-                return d.get("n_train")
+            if d.get("founded"):
+                return None if d.get("n_train") is None else (int(d["n_train"]), d.get("final_epochs"))
         return None
 
     def profile_points(self) -> tuple[list[str], list[list[float]], list[str]]:

@@ -307,7 +307,13 @@ class MarkovBFGrouper(Grouper):
         full = max(self._by_count[g1])
         if min(len(X), full) <= self.dim:
             return False
-        return self._guard(X, g1).p_value > self.futility and self._map_holds(X, k1, full)
+        return self._guard(X, g1).p_value > self._keep_bound and self._map_holds(X, k1, full)
+
+    @property
+    def _keep_bound(self) -> float:
+        """The first look's p-value above which H0 is kept for good: ``futility``, or α if that is larger (the
+        first look alone tests at α, so a p between them would be rejected there)."""
+        return max(self.futility, self.alpha)
 
     def _map_holds(self, X: np.ndarray, k: int, full: int) -> bool:
         """Whether cluster k stays the MAP cluster for the mean the whole profile (``full`` trials) could have: the
@@ -342,7 +348,7 @@ class MarkovBFGrouper(Grouper):
                 # look, so the looks' statistics have the joint law two_look_test is calibrated on
                 total, count = self._by_count[g][most]
                 r = _two_look_core(X[:n], total[:n] / count, self.first_look or n, self.alpha, self.futility)
-                if n == self.first_look and n < most and r.p_value > self.futility:  # a profile that stopped here
+                if n == self.first_look and n < most and r.p_value > self._keep_bound:  # a profile that stopped here
                     r = replace(r, first_n=n, first_p=r.p_value, futility=self.futility)
                 return r
         return _bf_core(X, self._ybuf[g][:self._ny[g]], self._ysum[g], self.alpha, self.rng)

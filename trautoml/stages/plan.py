@@ -32,7 +32,7 @@ class DecideStage:
             size, classes = (None, None) if dataset is None else (len(dataset.y_train), dataset.num_classes)
             plan = dataclasses.replace(plan, prediction=decide.predict_accuracy(level, size, members, searched,
                                                                                 classes),
-                                       source_images=ws.searched_train_size(spec))
+                                       source=ws.group_model_source(plan.group))
         if plan.action == decide.SEARCH and self.warm_start is not None:
             from trautoml.warmstart import neighbour_specs
 

@@ -90,8 +90,9 @@ class SearchTrainStage:
                            _report(result), search_own_seconds=own_s)
 
         cap = p.final_max_train or float("inf")
-        source = None if plan.source_images is None else min(plan.source_images, cap)
-        epochs = decide.reuse_epochs(p.final_epochs or p.search_epochs, source, min(len(dataset.y_train), cap))
+        images, source_epochs = plan.source or (None, None)
+        epochs = decide.reuse_epochs(p.final_epochs or p.search_epochs, None if images is None else min(images, cap),
+                                     min(len(dataset.y_train), cap), source_epochs)
         plan = dataclasses.replace(plan, spec=adapt_spec(plan.spec, dataset.input_shape, dataset.num_classes))
         final, train_s = self.train(plan.spec, dataset, epochs)
         check = decide.check_reuse(final.val_accuracy, plan.prediction, p.reuse_tolerance, len(dataset.y_val))
