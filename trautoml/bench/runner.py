@@ -102,8 +102,8 @@ class BenchPreset:
 #: ``paper``: the same protocol at the paper's budgets, for a GPU.
 BENCH_PRESETS = {
     "ci": BenchPreset("ci", "stream:ci", "tiny", orders=3, overrides=dict(
-        n_models=4, n_trials=10, n_trials_first=6, profile_max_train=512, profile_max_eval=300, search_trials=6, search_epochs=2.0,
-        search_min_epochs=2 / 9, search_max_train=600, final_epochs=3.0)),
+        n_models=4, n_trials=10, n_trials_first=6, profile_max_train=512, profile_max_eval=300, search_trials=6,
+        search_epochs=2.0, search_min_epochs=2 / 9, search_max_train=600, final_epochs=3.0)),
     "small": BenchPreset("small", "stream:paper-small", "small", orders=5, overrides=dict(
         search_trials=18, search_epochs=3.0, search_min_epochs=1 / 3, search_max_train=None)),
     "paper": BenchPreset("paper", "stream:paper-small", "paper", orders=30),

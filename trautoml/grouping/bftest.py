@@ -163,6 +163,11 @@ def paired_test(X, Ybar, alpha: float) -> BFTestResult:
     """Eq. 15 with the trial order kept (see the module doc): X (n × B), the new dataset's trials; Ybar (n × B), the
     group members' average of trial t in row t (the same landmarker seeds and images as X's row t). Exact for
     normal data, n > B needed (ValueError otherwise, and for mismatched shapes or non-finite input)."""
+    return _paired_core(*_paired_input(X, Ybar, alpha), alpha)
+
+
+def _paired_input(X, Ybar, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """X and Ybar as float arrays, checked for the paired test (`paired_test`, `two_look_test`)."""
     X = _as_trials(X, "X")
     Ybar = _as_trials(Ybar, "Ybar")
     if X.shape != Ybar.shape:
@@ -174,7 +179,7 @@ def paired_test(X, Ybar, alpha: float) -> BFTestResult:
     if n <= b:
         raise ValueError(f"the paired test needs more trials than features: {n} paired trials for B = {b} (need at "
                          f"least {b + 1})")
-    return _paired_core(X, Ybar, alpha)
+    return X, Ybar
 
 
 def _paired_core(X: np.ndarray, Ybar: np.ndarray, alpha: float) -> BFTestResult:
@@ -204,17 +209,9 @@ def two_look_test(X, Ybar, first: int, alpha: float, futility: float = 0.2) -> B
     statistics (Hotelling's T² on the first ``first`` and on all n of the same z_t) are unchanged by any invertible
     linear map of z. Their joint law under H0 is therefore that of standard normal z_t, whatever the covariances,
     and α₂ computed there holds for every covariance. ``first`` ≥ n, or ≤ B, leaves a single look at α."""
-    X = _as_trials(X, "X")
-    Ybar = _as_trials(Ybar, "Ybar")
-    if X.shape != Ybar.shape:
-        raise ValueError(f"the paired test needs X and Ybar of one shape (trial t against trial t), got {X.shape} "
-                         f"and {Ybar.shape}")
-    if not 0.0 < alpha < 1.0 or not 0.0 < futility < 1.0:
-        raise ValueError(f"alpha and futility must be in (0, 1), got {alpha} and {futility}")
-    n, b = X.shape
-    if n <= b:
-        raise ValueError(f"the paired test needs more trials than features: {n} paired trials for B = {b} (need at "
-                         f"least {b + 1})")
+    X, Ybar = _paired_input(X, Ybar, alpha)
+    if not 0.0 < futility < 1.0:
+        raise ValueError(f"futility must be in (0, 1), got {futility}")
     return _two_look_core(X, Ybar, int(first), alpha, futility)
 
 

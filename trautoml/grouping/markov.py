@@ -290,7 +290,7 @@ class MarkovBFGrouper(Grouper):
         """Whether a profile may stop at these trials (its first look, ``first_look`` rows): `observe` would join
         the MAP cluster's group, which holds at least `SETTLE_POSTERIOR` of the posterior and stays the MAP cluster
         for the means the rest of the trials could give (`_map_holds`), and the guard's first look keeps H0
-        (p > ``futility``), so more trials could not make it reject (`.bftest.two_look_test`). False
+        (p > ``futility``, and > α), so more trials could not make it reject (`.bftest.two_look_test`). False
         without a first look, for the unpaired guard, when the MAP cluster is empty (a founder's profile is
         completed anyway) and whenever more trials could change the decision. Changes nothing."""
         if self.first_look is None or not self.paired or self.dim is None:
@@ -325,13 +325,14 @@ class MarkovBFGrouper(Grouper):
         n = len(X)
         if n >= full:
             return True
-        dev = X - X.mean(axis=0)
+        x = X.mean(axis=0)
+        dev = X - x
         cov = dev.T @ dev / (n - 1) * (1.0 / n - 1.0 / full)
         cov[np.diag_indices(self.dim)] += 1e-12
         draws = np.random.default_rng(0).standard_normal((SETTLE_DRAWS, self.dim)) @ np.linalg.cholesky(cov).T
         flips = 0
         for d in draws:
-            lp, _ = self._log_posterior(X.mean(axis=0) + d)
+            lp, _ = self._log_posterior(x + d)
             flips += int(np.argmax(lp)) != k
             if flips > SETTLE_FLIPS:
                 return False
