@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,7 +48,7 @@ DIGITS_FALLBACK = ["builtin:digits", "builtin:digits?rotate=1", "builtin:digits?
                    "builtin:digits?rotate=1&invert=1"]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _dataset(uri: str):
     from trautoml.data.loaders import load_dataset
     return load_dataset(uri)

@@ -39,7 +39,8 @@ import math
 import os
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -96,7 +97,7 @@ class ProfileBudget:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ProfileBudget":
+    def from_dict(cls, d: dict) -> ProfileBudget:
         """The budget `to_dict` wrote (``d``; missing fields take their defaults)."""
         return cls(**d)
 
@@ -129,7 +130,7 @@ class Profile:
             raise ValueError(f"wall_seconds shape {self.wall_seconds.shape} != trials shape {self.trials.shape}")
         self.checkpoints = [(int(n), float(s)) for n, s in self.checkpoints] or [(self.n_trials, self.total_seconds)]
 
-    def extend(self, more: "Profile") -> "Profile":
+    def extend(self, more: Profile) -> Profile:
         """This profile followed by ``more``, the next trials of the same dataset under the same landmarkers (made by
         `profile` with ``first_trial`` = this profile's T); the seconds add up."""
         if [s.to_dict() for s in more.specs] != [s.to_dict() for s in self.specs] or more.seed != self.seed:
@@ -140,7 +141,7 @@ class Profile:
                        seed=self.seed, budget=self.budget, dataset=self.dataset,
                        checkpoints=[*self.checkpoints, (self.n_trials + more.n_trials, total)])
 
-    def head(self, n: int) -> "Profile":
+    def head(self, n: int) -> Profile:
         """The first ``n`` trials, with the wall seconds they took: measured when a call of `profile` ended there (a
         checkpoint), otherwise the whole profile's seconds times the first n trials' share of the trials' seconds."""
         if not 1 <= n <= self.n_trials:
@@ -194,7 +195,7 @@ class Profile:
         }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Profile":
+    def from_dict(cls, d: dict) -> Profile:
         """The profile `to_dict` wrote (``d``)."""
         return cls(trials=np.asarray(d["trials"], dtype=np.float64),
                    specs=[ModelSpec.from_dict(s) for s in d["specs"]],
@@ -208,7 +209,7 @@ class Profile:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
-    def from_json(cls, s: str) -> "Profile":
+    def from_json(cls, s: str) -> Profile:
         """The profile `to_json` wrote (``s``)."""
         return cls.from_dict(json.loads(s))
 

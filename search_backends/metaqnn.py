@@ -50,7 +50,7 @@ import math
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from trautoml.models.cnn import cnn_macs
 from trautoml.models.spec import ModelSpec
@@ -290,7 +290,7 @@ class QTable:
                 "q": {_key(s): {_key(a): v for a, v in acts.items()} for s, acts in self.q.items()}}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "QTable":
+    def from_dict(cls, d: dict) -> QTable:
         """The inverse of `to_dict`."""
         t = cls(d.get("init", 0.5))
         for s, acts in d.get("q", {}).items():

@@ -89,7 +89,7 @@ def validate_backbone(backbone: Any) -> dict:
     if kind not in KINDS:
         raise ValueError(f"backbone.kind must be one of {KINDS}, got {kind!r}")
     cut = backbone.get("cut")
-    if isinstance(cut, bool) or not (isinstance(cut, str) and cut or isinstance(cut, int) and cut >= 1):
+    if isinstance(cut, bool) or not ((isinstance(cut, str) and cut) or (isinstance(cut, int) and cut >= 1)):
         raise ValueError(f"backbone.cut must be a child name ('layer2', 'features.10') or a positive int, got {cut!r}")
     if kind == "torchvision":
         if not isinstance(backbone.get("name"), str):
@@ -341,7 +341,7 @@ class PredefinedNet(nn.Module):
                 p.requires_grad_(False)
             trunk.eval()
 
-    def train(self, mode: bool = True) -> "PredefinedNet":
+    def train(self, mode: bool = True) -> PredefinedNet:
         """Set train (``mode`` True) or eval mode, as ``nn.Module.train`` does, except that a frozen trunk stays in eval
         mode. Returns the network."""
         super().train(mode)

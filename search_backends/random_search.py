@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import random
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from trautoml.models.cnn import sample_cnn_spec
 from trautoml.models.mlp import sample_mlp_spec

@@ -140,7 +140,7 @@ class TrAutoML:
             self._ws.close()
             self._ws = None
 
-    def __enter__(self) -> "TrAutoML":
+    def __enter__(self) -> TrAutoML:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -773,7 +773,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("trautoml: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except Exception as exc:  # noqa: BLE001 - one line for people; the traceback on request
+    except Exception as exc:  # one line for people; the traceback on request
         if os.environ.get("TRAUTOML_DEBUG"):
             raise
         print(f"trautoml: failed: {type(exc).__name__}: {_one_line(exc)} (TRAUTOML_DEBUG=1 shows the traceback)",

@@ -71,7 +71,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import NamedTuple, Sequence
+from typing import NamedTuple
+from collections.abc import Sequence
 
 from trautoml.models.spec import ModelSpec
 
@@ -89,7 +90,7 @@ class Plan:
     spec: ModelSpec | None = None    # the group's model, for a reuse
     warm_start: tuple[ModelSpec, ...] = field(default_factory=tuple)
     escalated: bool = False
-    prediction: "Prediction | None" = None   # what the dataset should reach with the group's model (a reuse)
+    prediction: Prediction | None = None   # what the dataset should reach with the group's model (a reuse)
     source: tuple[int, float | None] | None = None  # a reuse: the group model's searched final training (images, epochs)
 
     def describe(self) -> str:
@@ -254,7 +255,7 @@ class ReuseCheck:
                 "escalate": self.escalate, "prediction": self.prediction, "waiting": self.waiting}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ReuseCheck":
+    def from_dict(cls, d: dict) -> ReuseCheck:
         """The check `to_dict` wrote (records written before ``prediction`` / ``waiting`` existed read too)."""
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 

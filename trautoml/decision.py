@@ -83,7 +83,7 @@ class Decision:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Decision":
+    def from_dict(cls, d: dict) -> Decision:
         """The decision `to_dict` wrote (``d``). A record that keeps these details in an ``extra`` dict, as
         workspaces written by trautoml 0.1's first releases do, is read too; keys neither form knows are ignored."""
         d = dict(d)

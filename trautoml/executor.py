@@ -14,7 +14,8 @@ from __future__ import annotations
 import logging
 import os
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any, Callable, Iterable, Protocol, Sequence
+from typing import Any, Protocol
+from collections.abc import Callable, Iterable, Sequence
 
 from trautoml.registry import Registry
 from trautoml.workers import WorkerPool
@@ -49,7 +50,6 @@ class SerialExecutor:
 
     def close(self) -> None:
         """Nothing to release."""
-        pass
 
 
 class LocalExecutor:

@@ -14,7 +14,7 @@ ingesting the same content again returns the same decision under the same name. 
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 SEPARATOR = "·"
 #: Parameters that only cap how many images are used: left out of readable names.

@@ -88,7 +88,7 @@ class Preset:
         if self.final_epochs is not None and not self.final_epochs > 0:
             raise ValueError(f"preset {self.name}: final_epochs must be positive or None, got {self.final_epochs!r}")
 
-    def with_overrides(self, **overrides) -> "Preset":
+    def with_overrides(self, **overrides) -> Preset:
         """A copy with some fields replaced; values given as strings (the CLI's ``--set``) are converted."""
         if not overrides:
             return self

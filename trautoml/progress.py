@@ -43,7 +43,7 @@ class Progress:
             self._open_bar = False
         self._write(text + "\n")
 
-    def bar(self, label: str) -> "Bar":
+    def bar(self, label: str) -> Bar:
         """A new `Bar` labelled ``label``."""
         return Bar(self, label)
 

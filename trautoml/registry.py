@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import sys
 from importlib.metadata import entry_points
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 
 
 def _path_state() -> tuple:

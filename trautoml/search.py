@@ -14,7 +14,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from trautoml.data.dataset import Dataset
 from trautoml.models.spec import ModelSpec
@@ -52,7 +52,7 @@ class Trial:
                 "cached": self.cached}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Trial":
+    def from_dict(cls, d: dict) -> Trial:
         """The inverse of `to_dict`."""
         return cls(**{**d, "spec": ModelSpec.from_dict(d["spec"])})
 
@@ -214,7 +214,7 @@ class SearchBackend(abc.ABC):
         ``task.out_of_time()`` between batches) and return the best as a `SearchResult`."""
 
 
-def run_search(backend: "SearchBackend", task: SearchTask) -> SearchResult:
+def run_search(backend: SearchBackend, task: SearchTask) -> SearchResult:
     """``backend.search(task)``, with the budget enforced: a backend stopped by `SearchBudgetSpent` returns the best
     of the trials it ran (``stopped_early``, and ``info["stopped_by_budget"]`` says why), its other state as it left
     it. The result's ``seconds`` are the task's."""

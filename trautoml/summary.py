@@ -10,7 +10,7 @@ search, the mean over every dataset that searched. Profiling is the price of gro
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 ESTIMATE_METHOD = ("each dataset that reused a model is counted at the mean search seconds of its group's datasets "
                    "that searched (the stream's mean where its group has none); searched datasets at their measured "

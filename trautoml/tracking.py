@@ -24,7 +24,8 @@ import os
 import socket
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -107,7 +108,7 @@ def shutdown_model_logger() -> None:
     _logger_pool = None
 
 
-_trackers: dict[tuple[str, str], "Tracker"] = {}
+_trackers: dict[tuple[str, str], Tracker] = {}
 
 
 def _log_model_in_this_process(tracking_uri: str, experiment: str, run_id: str, module, input_example) -> str:
@@ -170,7 +171,7 @@ class Tracker:
         self.mark_experiment_kind(exp)
 
     @classmethod
-    def for_workspace(cls, workspace: Path, tracking_uri: str | None = None) -> "Tracker":
+    def for_workspace(cls, workspace: Path, tracking_uri: str | None = None) -> Tracker:
         """The workspace's own SQLite store, unless ``tracking_uri`` or ``MLFLOW_TRACKING_URI`` names another."""
         workspace = Path(workspace).resolve()
         uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")

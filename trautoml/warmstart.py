@@ -17,7 +17,7 @@ Modes (``TrAutoML(warm_start=...)``):
 from __future__ import annotations
 
 import json
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

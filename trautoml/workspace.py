@@ -35,7 +35,8 @@ import json
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 
 from trautoml.decision import Decision
 
@@ -164,7 +165,7 @@ class Workspace:
         """Close the database connection (the context manager does this on exit)."""
         self._db.close()
 
-    def __enter__(self) -> "Workspace":
+    def __enter__(self) -> Workspace:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import random
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -115,13 +116,13 @@ class Episode:
         return [[s, list(a), i] for s, a, i in zip(self.states, self.offered, self.chosen)]
 
     @classmethod
-    def from_steps(cls, space: str, task: str, steps: list, gamma: float = 0.0) -> "Episode":
+    def from_steps(cls, space: str, task: str, steps: list, gamma: float = 0.0) -> Episode:
         """The episode of ``space`` on ``task`` described by `steps_json`'s ``steps``, sampled with mixing ``gamma``."""
         return cls(space, task, [s for s, _, _ in steps], [tuple(a) for _, a, _ in steps],
                    [int(i) for _, _, i in steps], gamma)
 
     @classmethod
-    def from_walker(cls, space: str, task: str, walker: Walker, gamma: float = 0.0) -> "Episode":
+    def from_walker(cls, space: str, task: str, walker: Walker, gamma: float = 0.0) -> Episode:
         """The episode a finished ``walker`` took (its steps and its result), for ``space`` on ``task``, sampled with
         mixing ``gamma``."""
         return cls(space, task, [s for s, _ in walker.history], list(walker.offered),

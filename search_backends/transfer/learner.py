@@ -23,7 +23,7 @@ every child completes"). Multitask training draws a pair per walk (`train_multit
 from __future__ import annotations
 
 import random
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 

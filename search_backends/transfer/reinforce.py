@@ -90,7 +90,7 @@ class RewardStats:
                 "mean": self.mean, "std": self.std}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "RewardStats":
+    def from_dict(cls, d: dict) -> RewardStats:
         """The inverse of `to_dict` (``mean`` and ``std`` are recomputed)."""
         return cls(decay=float(d["decay"]), count=int(d["count"]), m=float(d["m"]), v=float(d["v"]))
 

@@ -29,7 +29,8 @@ from __future__ import annotations
 import abc
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Generator, Iterable, Sequence
+from typing import Any
+from collections.abc import Callable, Generator, Iterable, Sequence
 
 from trautoml.models import cnn as cnn_mod
 from trautoml.models import mlp as mlp_mod

@@ -47,7 +47,7 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
 
 from .agent import Episode
 from .learner import Learner, train_multitask

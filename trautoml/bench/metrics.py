@@ -18,7 +18,7 @@ Per dataset a method reports an `Outcome`; per method and stream order we sum an
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from sklearn.metrics import adjusted_rand_score

@@ -171,7 +171,7 @@ class Grouper:
         raise NotImplementedError
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Grouper":  # pragma: no cover
+    def from_dict(cls, d: dict) -> Grouper:  # pragma: no cover
         """A grouper restored from `to_dict`'s ``d``, making the same future decisions as the one saved (ValueError when
         ``d`` is another grouper's state)."""
         raise NotImplementedError

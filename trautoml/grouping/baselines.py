@@ -111,7 +111,7 @@ class RandomGrouper(_MeanGrouper):
                 "label_group": [[k, v] for k, v in self._label_group.items()]}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "RandomGrouper":
+    def from_dict(cls, d: dict) -> RandomGrouper:
         self = cls(**d["params"])
         self._restore(d)
         self.rng = rng_from_state(d["rng"])
@@ -195,7 +195,7 @@ class KMeansGrouper(_MeanGrouper):
         return {**self._state(), "rng": rng_state(self.rng)}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "KMeansGrouper":
+    def from_dict(cls, d: dict) -> KMeansGrouper:
         self = cls(**d["params"])
         self._restore(d)
         self.rng = rng_from_state(d["rng"])
@@ -247,7 +247,7 @@ class SequentialKMeansGrouper(_MeanGrouper):
         return {**self._state(), "centres": [c.tolist() for c in self._centres]}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "SequentialKMeansGrouper":
+    def from_dict(cls, d: dict) -> SequentialKMeansGrouper:
         self = cls(**d["params"])
         self._restore(d)
         self._centres = [np.array(c, dtype=np.float64) for c in d["centres"]]

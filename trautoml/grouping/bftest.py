@@ -98,7 +98,7 @@ class BFTestResult:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "BFTestResult":
+    def from_dict(cls, d: dict) -> BFTestResult:
         """The result `to_dict` wrote (``d``)."""
         return cls(**{**d, "df": tuple(d["df"])})
 

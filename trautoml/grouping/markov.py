@@ -380,7 +380,7 @@ class MarkovBFGrouper(Grouper):
                 "rng": rng_state(self.rng)}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "MarkovBFGrouper":
+    def from_dict(cls, d: dict) -> MarkovBFGrouper:
         """A grouper restored from `to_dict`'s ``d`` by replaying the updates: it makes the same future decisions, bit
         for bit (ValueError for another grouper's or an inconsistent state)."""
         # a state written before trial_cov / paired / first_look existed was grouped with C̄, the unpaired test and
