@@ -37,8 +37,9 @@ Measured on the 2-core box, 2026-11-24 (three sessions of fixes):
    1,000, 1,021 after 1,500, 1,023 after 2,000, 1,025 after 2,500, 1,040 at 3,000; over the second half
    0.011 MiB per dataset (slope over the marks; the run's JSON, ``bench/results/soak_3000.json``, reports the
    end-minus-middle 0.013 that this script printed before it fitted a slope); descendants 2.3 GiB throughout
-   (peak 2.38). Time per ingest 0.94 s over the first 50 datasets, 1.19 s over the last 50 (1.05 and 1.05 in a ``--n 1000`` run alone on the machine). What is left is not Python
-   objects in the code outside tracking (tracemalloc: +60 KiB over 200 ingests with MLflow switched off); MLflow
+   (peak 2.38). Time per ingest 0.94 s over the first 50 datasets, 1.19 s over the last 50 (1.05 and 1.05 in a
+   ``--n 1000`` run alone on the machine). What is left is not Python objects in the code outside tracking
+   (tracemalloc: +60 KiB over 200 ingests with MLflow switched off); MLflow
    caches one artifact repository per run, ≈ 8 KiB each, up to 1,025. A fixed glibc mmap threshold (tried) made
    it worse: 1,047 MiB after 750.
 """

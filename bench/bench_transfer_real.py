@@ -97,7 +97,7 @@ def pick_datasets(stream: str, pretrain_idx: list[int], heldout_idx: list[int]) 
             except Exception as e:  # noqa: BLE001 - a missing source only shrinks the benchmark
                 print(f"skipping {it.uri}: {e}", file=sys.stderr)
                 uris.append(None)
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:  # noqa: BLE001 - no stream: the benchmark falls back to builtin digits
         print(f"cannot load {stream}: {e}; falling back to builtin:digits variants", file=sys.stderr)
     pre = [uris[i] for i in pretrain_idx if i < len(uris) and uris[i]]
     held = [uris[i] for i in heldout_idx if i < len(uris) and uris[i]]

@@ -3,10 +3,11 @@
     .venv/bin/python bench/sim_join_rate.py [--reps 400] [--B 4] [--T 10] [--members 4] [--first-look 6]
 
 A family of ``--members`` datasets whose means scatter around a centre c (sd ``--between`` per landmarker), each
-profiled with ``--T`` trials of sd ``--trial-sd`` (correlated ``--trial-corr`` across datasets, trial by trial), founds one group (the grouper is forced to keep them together by
-α → 0). A new dataset at distance d from c (a random direction, the same trial noise) is then observed; "joined"
-means the grouper put it into that group. Printed: one JSON object with, per distance, the rate at which the group is the most probable cluster (what Σ
-decides) and the join rate (after the guard), for each
+profiled with ``--T`` trials of sd ``--trial-sd`` (correlated ``--trial-corr`` across datasets, trial by trial),
+founds one group (the grouper is forced to keep them together by α → 0). A new dataset at distance d from c (a
+random direction, the same trial noise) is then observed; "joined"
+means the grouper put it into that group. Printed: one JSON object with, per distance, the rate at which the group
+is the most probable cluster (what Σ decides) and the join rate (after the guard), for each
 setting of the group covariance (``trial_cov``: ``trial`` = S + C̄, ``mean`` = S + C̄/T) and of the guard
 (``paired``), at the preset's α. A family member (d ≈ between-member scatter) should join; a dataset 0.1–0.2 away
 (10–20 accuracy points on every landmarker) should not. With ``--first-look N`` one more setting runs the new
@@ -38,9 +39,9 @@ def join_rate(distance: float, reps: int, b: int, t: int, members: int, between:
         centre = rng.uniform(0.3, 0.7, size=b)
         shared = rng.normal(0, trial_sd, (t, b))   # trial t's seed and images are the same on every dataset
 
-        def trials(mean):
+        def trials(mean):  # called within this rep only: its `shared` is meant (hence noqa: B023)
             own = rng.normal(0, trial_sd, (t, b))
-            return mean + np.sqrt(trial_corr) * shared + np.sqrt(1 - trial_corr) * own
+            return mean + np.sqrt(trial_corr) * shared + np.sqrt(1 - trial_corr) * own  # noqa: B023
 
         g = MarkovBFGrouper(alpha=1e-300, seed=r, **options)
         for _ in range(members):

@@ -176,7 +176,8 @@ class Profile:
 
     @property
     def covariance(self) -> np.ndarray:
-        """The trials' scatter (1/T)·Σ_t (x_t − x)(x_t − x)ᵀ (B×B), the covariance a new cluster starts from (002 §2.2)."""
+        """The trials' scatter (1/T)·Σ_t (x_t − x)(x_t − x)ᵀ (B×B), the covariance a new cluster starts from
+        (002 §2.2)."""
         d = self.trials - self.mean
         return d.T @ d / self.n_trials
 

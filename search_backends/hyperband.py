@@ -132,6 +132,7 @@ class Hyperband(SearchBackend):
             configs = stream.take(rungs[0][0])
             if not configs:
                 break  # the space is exhausted
+            results: list[Trial] = []  # the previous rung's trials
             for i, (n_i, r_i) in enumerate(rungs):
                 if task.out_of_time():
                     stopped_early = True

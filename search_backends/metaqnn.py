@@ -71,8 +71,8 @@ Q_FORMAT = 1
 LARGE, MEDIUM, SMALL, NONE = "L", "M", "S", "-"
 
 # A state: (type, depth, bin, p1, p2, n_fc). conv: p1 = filters, p2 = kernel; pool: p1 = size, p2 = stride;
-# fc: p1 = units, p2 = 0; n_fc: fc layers so far (fc states only); start: zeros. An action: ("conv", filters, kernel, stride) | ("pool", size, stride)
-# | ("fc", units) | ("term",).
+# fc: p1 = units, p2 = 0; n_fc: fc layers so far (fc states only); start: zeros. An action:
+# ("conv", filters, kernel, stride) | ("pool", size, stride) | ("fc", units) | ("term",).
 State = tuple
 Action = tuple
 TERMINATE: Action = ("term",)
@@ -175,7 +175,7 @@ class StateSpace:
 
     def step(self, state: State, size: int, action: Action) -> tuple[State | None, int]:
         """Next (state, representation size); ``None`` when the action terminates."""
-        kind, depth, _b, _p1, _p2, n_fc = state
+        _kind, depth, _b, _p1, _p2, n_fc = state
         if action == TERMINATE:
             return None, size
         if action[0] == "conv":

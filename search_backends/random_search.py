@@ -1,4 +1,5 @@
-"""Random search, the baseline every other backend is compared against (paper 002 §3.2 compares the searches against it).
+"""Random search, the baseline every other backend is compared against (paper 002 §3.2 compares the searches against
+it).
 
 ``RandomSearch(space="cnn")`` trains ``budget.max_trials`` distinct specs, each for ``budget.max_epochs``: the
 task's warm-start specs first, then specs drawn from the space with the task's seeded RNG. Without a wall-clock

@@ -585,7 +585,8 @@ def cmd_ui(args) -> int:
     if url:
         print(f"runs table: {url}", flush=True)
     # The server and its workers get a process group of their own, taken down as a whole however we stop.
-    proc = subprocess.Popen(cmd, start_new_session=True, preexec_fn=_terminate_when_parent_dies)
+    # preexec_fn is the only way to set PR_SET_PDEATHSIG, and no thread of ours runs yet (the browser's starts later).
+    proc = subprocess.Popen(cmd, start_new_session=True, preexec_fn=_terminate_when_parent_dies)  # noqa: PLW1509
     if url and not args.no_browser:
         _open_browser_when_up(url, args.port)
     try:
@@ -673,6 +674,7 @@ def _open_browser_when_up(url: str, port: int, wait_s: float = 90.0) -> None:
     """Open ``url`` in a graphical browser once the server answers on ``port``; in a daemon thread, so it never
     holds the command up, and silently not at all when there is no such browser."""
     import threading
+    import webbrowser
 
     browser = _gui_browser()
     if browser is None:
@@ -690,7 +692,7 @@ def _open_browser_when_up(url: str, port: int, wait_s: float = 90.0) -> None:
                 continue
             try:
                 browser.open(url)
-            except Exception:  # noqa: BLE001 - opening a browser is a courtesy; the URL is printed
+            except (OSError, webbrowser.Error):  # opening a browser is a courtesy; the URL is printed
                 pass
             return
 

@@ -91,7 +91,8 @@ class Plan:
     warm_start: tuple[ModelSpec, ...] = field(default_factory=tuple)
     escalated: bool = False
     prediction: Prediction | None = None   # what the dataset should reach with the group's model (a reuse)
-    source: tuple[int, float | None] | None = None  # a reuse: the group model's searched final training (images, epochs)
+    # a reuse: the group model's searched final training (images, epochs)
+    source: tuple[int, float | None] | None = None
 
     def describe(self) -> str:
         """What the plan does, one line for people (the stage line and the decision's explanation)."""
@@ -278,7 +279,8 @@ class ReuseCheck:
             return f"accuracy guard: no member trained the group's model yet, reused val {self.reused_val:.3f} kept"
         if verdict == "waiting":
             return (f"accuracy guard: reused val {self.reused_val:.3f}, predicted {self.reference:.3f}, but the stream "
-                    f"has fewer than {MIN_FIT_POINTS} searched datasets to tell the prediction's error: the reuse stands")
+                    f"has fewer than {MIN_FIT_POINTS} searched datasets to tell the prediction's error: "
+                    "the reuse stands")
         return (f"accuracy guard: reused val {self.reused_val:.3f} vs predicted {self.reference:.3f} − "
                 f"{self.tolerance:.3f}: {'escalate to a search' if verdict == 'escalated' else 'the reuse stands'}")
 

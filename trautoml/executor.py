@@ -132,7 +132,7 @@ class LocalExecutor:
     def __del__(self):  # pragma: no cover - best effort at interpreter exit
         try:
             self.close()
-        except Exception:
+        except Exception:  # noqa: BLE001 - a finaliser must not raise; at exit modules may already be gone
             pass
 
 

@@ -28,7 +28,8 @@ Fields:
                        (None: the search's ``best_resource``); ``final_max_train`` caps its images
 ``reuse_tolerance``    the accuracy guard after a reuse (trautoml.decide): escalate to a warm-started search when
                        the reused model's validation accuracy falls short of the predicted one by more than
-                       max(this, 2 binomial sd of the validation accuracy); default 0.02; None = off (the paper's plain reuse)
+                       max(this, 2 binomial sd of the validation accuracy); default 0.02; None = off (the paper's
+                       plain reuse)
 =====================  ==============================================================================================
 """
 from __future__ import annotations

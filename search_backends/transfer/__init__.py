@@ -1,4 +1,5 @@
-"""The transfer controller (Wong et al. 2018; Borsos et al. 2019): a search policy that learns across groups and across search spaces.
+"""The transfer controller (Wong et al. 2018; Borsos et al. 2019): a search policy that learns across groups and
+across search spaces.
 
 - `lstm_agent.LSTMAgent`: the multitask LSTM controller of Wong et al. 2018 (task embeddings, task-normalised
   advantages, transfer by a fresh task embedding).

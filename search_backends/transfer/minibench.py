@@ -134,7 +134,7 @@ def _torch():
 def cell_net(cell: Cell, in_channels: int, num_classes: int, channels: int = CHANNELS):
     """The network of ``cell`` (a torch module): stem, the cell, average pooling to `POOL` × `POOL`, a linear
     classifier."""
-    torch, nn = _torch()
+    _, nn = _torch()
 
     def conv(k):
         return nn.Sequential(nn.Conv2d(channels, channels, k, padding=k // 2, bias=False), nn.BatchNorm2d(channels),
@@ -247,7 +247,7 @@ class MiniBench:
 
 
 def _train_one(args):
-    cell, name, data, seed = args
+    cell, _name, data, seed = args
     return train_cell(cell, data, seed)
 
 

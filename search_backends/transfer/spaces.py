@@ -252,9 +252,10 @@ class CNNSpace(SearchSpace):
             left = n_conv - i - 1
 
             def total(f: int, k: int, s: int, pool: bool = True) -> int:
-                cost, ho, wo = _conv_cost(c, f, k, s, h, w)
+                # B023 is suppressed below: called only within this layer's iteration, before c, h, w, spent move on
+                cost, ho, wo = _conv_cost(c, f, k, s, h, w)  # noqa: B023
                 ho, wo = _pool(ho, wo) if pool else (ho, wo)
-                return spent + cost + _cheapest_tail(f, ho, wo, left)
+                return spent + cost + _cheapest_tail(f, ho, wo, left)  # noqa: B023
 
             f = yield Decision("filters", tuple(x for x in FILTERS if self._fits(total(x, KERNELS[0], STRIDES[-1])))
                                or FILTERS[:1])

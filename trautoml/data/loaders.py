@@ -260,7 +260,7 @@ def _npz_family(path: str) -> str | None:
     try:
         with np.load(path, allow_pickle=False) as z:
             return str(z["family"]) if "family" in z.files else None
-    except Exception:  # unreadable files are reported by load(), not while naming them
+    except Exception:  # noqa: BLE001 - anything unreadable is reported by load(), not while naming it
         return None
 
 

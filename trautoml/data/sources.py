@@ -368,7 +368,7 @@ def random_patches(images: list, per_class: int, size: int, seed: int) -> tuple[
     for label, im in enumerate(images):
         w, h = im.size
         for _ in range(per_class):
-            side = int(rng.integers(min(24, min(w, h)), max(25, min(w, h) // 2)))
+            side = int(rng.integers(min(24, w, h), max(25, min(w, h) // 2)))
             left, top = int(rng.integers(0, w - side + 1)), int(rng.integers(0, h - side + 1))
             patch = np.asarray(im.crop((left, top, left + side, top + side)).resize((size, size), Image.BILINEAR),
                                dtype=np.uint8)
@@ -597,7 +597,7 @@ def _tv_mnist(family: str, root: Path) -> RawSource:
                 try:
                     ds = getattr(torchvision.datasets, cls)(str(root), train=split == "train", download=False)
                     x, y = ds.data.numpy(), ds.targets.numpy()
-                except Exception as e:  # torchvision raises RuntimeError/AssertionError/ValueError on bad files
+                except Exception as e:  # noqa: BLE001 - torchvision raises RuntimeError/AssertionError/ValueError/... on bad files
                     raise DatasetError(f"torchvision:{cls} under {raw}: corrupted or unreadable files ({e})") from None
                 splits[split] = (as_images(np.ascontiguousarray(x), f"{cls} {split}"), as_labels(y, f"{cls} {split}"))
             return make_source(family, family, splits, str(raw), 10)
@@ -688,7 +688,7 @@ def _tv_svhn(root: Path) -> RawSource:
         for split, p in zip(("train", "test"), files, strict=True):
             try:
                 m = loadmat(str(p), variable_names=("X", "y"))
-            except Exception as e:  # scipy raises ValueError/OSError/MatReadError/TypeError on damaged files
+            except Exception as e:  # noqa: BLE001 - scipy raises ValueError/OSError/MatReadError/TypeError/... on damaged files
                 raise DatasetError(f"corrupted or unreadable .mat file {p}: {e}") from None
             if "X" not in m or "y" not in m or m["X"].ndim != 4:
                 raise DatasetError(f"{p}: an SVHN file needs X (32, 32, 3, N) and y (N, 1)")

@@ -1,8 +1,8 @@
 """MH grouping: Markov sequential clustering guarded by a Behrens–Fisher test (paper 002 §2.2–2.4, Algorithm 1).
 
 Model (paper 002 §2.2, eq. 3–14). K surplus clusters in the feature space [0, 1]^B. An empty cluster k has a
-random centre μ₀ᵏ ~ U[0, 1]^B and covariance Σ₀ = σ0²·I / K^(1/B) (eq. 11). I = the non-empty clusters. Dataset n, with trial
-matrix X (T × B) and mean vector x = mean over trials, has
+random centre μ₀ᵏ ~ U[0, 1]^B and covariance Σ₀ = σ0²·I / K^(1/B) (eq. 11). I = the non-empty clusters. Dataset n,
+with trial matrix X (T × B) and mean vector x = mean over trials, has
 
 * prior (eq. 6–7): w·|Vᵏ|/(n − 1) for a non-empty cluster, (1 − w)/(K − |I|) for an empty one, w = 1 − exp(−γ|I|);
 * likelihood (eq. 5): N(x | μᵏ, Σᵏ);
