@@ -97,6 +97,7 @@ class Plan:
     def describe(self) -> str:
         """What the plan does, one line for people (the stage line and the decision's explanation)."""
         if self.action == REUSE:
+            assert self.spec is not None  # a reuse names the group's model
             return f"reuse the model of group {self.group} ({self.spec.key()}), weights trained afresh"
         if self.escalated:
             return (f"the reused model of group {self.group} fell short: search a model of its own, warm-started "
@@ -197,11 +198,13 @@ def _size_term(point: AccuracyPoint) -> float:
 
 
 def _fit(points: Sequence[AccuracyPoint]) -> tuple[float, float | None] | None:
-    """(b, residual sd) of k − SIZE_SLOPE·ln N ≈ a + b·m with b ≥ 0, or None when the levels do not vary."""
+    """(b, residual sd) of k − SIZE_SLOPE·ln N ≈ a + b·m with b ≥ 0 over the ``points`` with a level, or None when
+    the levels do not vary."""
     import numpy as np
 
-    m = np.array([skill(p.level, p.classes) for p in points])
-    k = np.array([skill(p.val, p.classes) - _size_term(p) for p in points])
+    leveled = [(p.level, p) for p in points if p.level is not None]
+    m = np.array([skill(level, p.classes) for level, p in leveled])
+    k = np.array([skill(p.val, p.classes) - _size_term(p) for _, p in leveled])
     if np.ptp(m) == 0:
         return None
     mc, kc = m - m.mean(), k - k.mean()               # the intercept drops out by centring
@@ -292,7 +295,7 @@ def check_reuse(reused_val: float, prediction: Prediction | None, floor: float |
     ``n_val`` images (see the module doc). Off (never escalates) when ``floor`` is None; nothing to compare with
     when the prediction has no value; no judgement while it has no σ (``waiting``)."""
     value = None if prediction is None else prediction.value
-    if floor is None or value is None or prediction.sigma is None:
+    if floor is None or prediction is None or value is None or prediction.sigma is None:
         return ReuseCheck(float(reused_val), value, floor, False,
                           None if prediction is None else prediction.to_dict(),
                           waiting=floor is not None and value is not None)
@@ -318,4 +321,5 @@ def best_other(trials: Sequence, spec: ModelSpec):
 
 def escalation(p: Plan) -> Plan:
     """The plan after a failed reuse check: a search warm-started from the group's model; the group is unchanged."""
+    assert p.spec is not None  # only a reuse, which names the group's model, is checked
     return Plan(SEARCH, p.reason, p.group, founds_group=False, spec=p.spec, warm_start=(p.spec,), escalated=True)

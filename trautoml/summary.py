@@ -136,7 +136,8 @@ def summarize(decisions: Iterable) -> StreamSummary:
         by_group.setdefault(d.group, []).append(d)
     per_group = [_group_summary(g, members, stream_mean) for g, members in by_group.items()]
     estimates = [g.estimated_all_search_seconds for g in per_group]
-    estimated = None if any(e is None for e in estimates) else float(sum(estimates))
+    known = [e for e in estimates if e is not None]
+    estimated = float(sum(known)) if len(known) == len(estimates) else None
     spent = float(sum(d.search_seconds for d in ds))
     profile = float(sum(d.profile_seconds for d in ds))
     searched = [d for d in ds if d.outcome == "searched"]

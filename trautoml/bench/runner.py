@@ -37,11 +37,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from trautoml.bench.metrics import ERROR_FLOOR, Outcome, aggregate, summarise_order
 from trautoml.bench.report import write_report
+
+if TYPE_CHECKING:
+    from trautoml.executor import Executor
 
 GROUPING_METHODS = ("random", "kmeans", "seq-kmeans", "mh", "mh-paper")
 #: Methods that bring their own search backend (a peer from outside), run once against the first backend.
@@ -50,7 +54,7 @@ ALL_METHODS = ("standalone", "standalone-seed2", "warmstart", "metalearn", *GROU
 #: Methods whose datasets are each searched alone (a workspace per dataset): their outcome does not depend on order.
 SOLO_METHODS = ("standalone", "standalone-seed2")
 #: The product options of each method (see the module docstring).
-METHOD_OPTIONS = {
+METHOD_OPTIONS: dict[str, dict[str, Any]] = {
     "standalone": dict(grouper="none"),
     "standalone-seed2": dict(grouper="none"),
     "warmstart": dict(grouper="none", warm_start="latest"),
@@ -133,13 +137,15 @@ class StreamBench:
         self.preset = BENCH_PRESETS[preset]
         self.orders = orders or self.preset.orders
         self.backends = list(backends)
+        if not self.backends:
+            raise ValueError("no backend to benchmark: name at least one")
         self.methods = list(methods)
         self.seed = seed
         self.workspace = Path(workspace)
         self.executor_name = executor
         self.quiet = quiet
         self.log = log or (lambda msg: None)
-        self._executor = None
+        self._executor: Executor | None = None
 
     @property
     def cache(self) -> Path:
@@ -184,7 +190,7 @@ class StreamBench:
         curves: dict[str, list[tuple[float, float]]] = {}
         per_dataset: dict[str, dict[str, float]] = {}
         left_out: dict[str, str] = {}
-        first_reference = None
+        first_reference: tuple[str, dict[str, float], float] | None = None
         for backend in self.backends:
             solo = {m: self._solo(m, backend, datasets, families, runs) for m in SOLO_METHODS
                     if m in self.methods or m == "standalone"}
@@ -197,6 +203,7 @@ class StreamBench:
                 row = f"{method}+{backend}"
                 table[row], curves[row], per_dataset[row] = self._row(
                     row, method, backend, solo, orders, datasets, families, runs, reference, stand_total)
+        assert first_reference is not None  # __init__ refuses an empty list of backends
         for method in [m for m in self.methods if m in PEER_METHODS]:
             why = peer_unavailable(method)
             if why:

@@ -67,7 +67,7 @@ class Assignment:
                 f"runner-up {runner} at {self.runner_up_log_posterior:.3g}")
         if self.reason == "empty-cluster":
             return f"{head}: {post}; an empty MAP cluster means no group fits."
-        return f"{head}: {post}.\n{self.test.explain()}"
+        return f"{head}: {post}." + (f"\n{self.test.explain()}" if self.test is not None else "")
 
     def to_dict(self) -> dict:
         """The assignment as plain JSON, its `explain` text included (the test as its dict)."""
@@ -131,6 +131,10 @@ class Grouper:
         return Assignment(index=index, group=gid, founded=founded, method=self.name, note=note, extra=extra,
                           reason="empty-cluster" if founded else "test-accepted")
 
+    def observe(self, trials) -> Assignment:  # pragma: no cover - every subclass overrides
+        """Group one dataset from its trials (T × B landmarker accuracies; see the subclass)."""
+        raise NotImplementedError
+
     def settled(self, trials) -> bool:
         """Whether a profile may stop at these trials, its first ``first_look`` rows, because more trials could not
         change what `observe` decides. A grouper that observes whole profiles always says False. Changes nothing."""
@@ -179,7 +183,7 @@ class Grouper:
 
 def rng_state(rng: np.random.Generator) -> dict:
     """The generator's state as plain JSON (PCG64: two 128-bit Python ints and two small ints)."""
-    return rng.bit_generator.state
+    return dict(rng.bit_generator.state)
 
 
 def rng_from_state(state: dict) -> np.random.Generator:
