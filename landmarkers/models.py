@@ -161,7 +161,8 @@ class Landmarker(nn.Module):
             raise ValueError(f"a landmarker needs at least 2 classes, got {num_classes}")
         if len(input_shape) != 3:
             raise ValueError(f"input_shape must be (C, H, W), got {input_shape!r}")
-        self.input_shape = tuple(int(s) for s in input_shape)
+        c, h, w = (int(s) for s in input_shape)
+        self.input_shape = (c, h, w)
         self.blocks = nn.Sequential(*[_Block(cin, cout, a["kernel"], s, a["skip"])
                                       for cin, cout, s, _, _ in block_plan(a, self.input_shape)])
         self.head = nn.Linear(a["width"] * HEAD_GRID * HEAD_GRID, int(num_classes))

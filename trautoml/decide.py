@@ -107,7 +107,7 @@ class Plan:
         return f"no group fits: search a model and found group {self.group}"
 
 
-def reuse_epochs(epochs: float, source_images: int | None, images: int,
+def reuse_epochs(epochs: float, source_images: float | None, images: float,
                  source_epochs: float | None = None) -> float:
     """The epochs a reused model trains for on a dataset of ``images`` training images: at least ``epochs`` (the
     preset's final training), and as many optimizer steps as the group's model took in the final training of the

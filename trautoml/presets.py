@@ -93,7 +93,7 @@ class Preset:
         """A copy with some fields replaced; values given as strings (the CLI's ``--set``) are converted."""
         if not overrides:
             return self
-        types = {f.name: f.type for f in fields(self)}
+        types = {f.name: str(f.type) for f in fields(self)}  # annotations are strings here (postponed)
         unknown = sorted(set(overrides) - set(types) - {"name", "description"})
         if unknown:
             raise ValueError(f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(types))}")

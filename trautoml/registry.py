@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 def _path_state() -> tuple:
     """sys.path with each folder's modification time: what decides which distributions are installed."""
-    state = []
+    state: list[tuple[str, int | None]] = []
     for p in sys.path:
         try:
             state.append((p, os.stat(p or ".").st_mtime_ns))

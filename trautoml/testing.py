@@ -15,6 +15,7 @@ from collections.abc import Callable
 import numpy as np
 
 from trautoml.data.dataset import Dataset
+from trautoml.grouping.base import Assignment, Grouper
 from trautoml.models.spec import ModelSpec, build_module
 from trautoml.search import (SearchBackend, SearchBudget, SearchBudgetSpent, SearchResult, SearchTask, Trial,
                              TrialRequest)
@@ -124,7 +125,7 @@ def check_backend(make: Callable[[], SearchBackend], dataset: Dataset | None = N
     return result
 
 
-def check_grouper(make: Callable[[], object], dims: int = 3, trials: int = 10, seed: int = 0) -> list:
+def check_grouper(make: Callable[[], Grouper], dims: int = 3, trials: int = 10, seed: int = 0) -> list:
     """A grouper keeps the interface's promises. ``make``: a fresh grouper each call.
 
     1. Datasets are numbered in arrival order; the first founds ``g1``; ids are ``g1, g2, …`` in founding order;
@@ -138,7 +139,8 @@ def check_grouper(make: Callable[[], object], dims: int = 3, trials: int = 10, s
     stream = [np.clip(centres[i % 3] + rng.normal(0, 0.01, (trials, dims)), 0, 1) for i in range(6)]
     g = make()
     name = type(g).__name__
-    out, seen = [], []
+    out: list[Assignment] = []
+    seen: list[str] = []
     for i, x in enumerate(stream):
         a = g.observe(x)
         assert a.index == i, f"{name}: dataset #{i} got index {a.index}"

@@ -37,6 +37,8 @@ def neighbour_specs(rows: Sequence[dict], point: np.ndarray | None, mode: str, k
     if mode == "latest":
         order = list(range(len(rows)))[::-1]
     else:
+        if point is None:
+            raise ValueError(f"warm start {mode!r} needs the new dataset's feature mean (point)")
         points = np.array([r["profile"]["mean"] for r in rows] + [list(point)], dtype=float)
         if mode == "metafeatures":
             sd = points.std(axis=0)

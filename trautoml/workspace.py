@@ -194,7 +194,8 @@ class Workspace:
                 try:
                     fcntl.flock(fh.fileno(), fcntl.LOCK_EX | (fcntl.LOCK_NB if deadline is not None else 0))
                     break
-                except BlockingIOError:
+                except BlockingIOError:  # only a non-blocking try (a deadline) raises it
+                    assert deadline is not None
                     if time.monotonic() >= deadline:
                         raise TimeoutError(f"workspace {self.root} is busy (another ingest holds {path})") from None
                     time.sleep(0.2)
@@ -377,6 +378,7 @@ class Workspace:
                 "run_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (decision.content_hash, name, uri, family, decision.group, _dumps(profile), _dumps(assignment),
                  _dumps(decision.to_dict()), decision.run_id, now))
+            assert cur.lastrowid is not None  # the INSERT's row
             seq = int(cur.lastrowid)
             exists = db.execute("SELECT 1 FROM groups WHERE id = ?", (decision.group,)).fetchone()
             if founds_group:

@@ -57,12 +57,8 @@ def _shape_sdf(name: str, u: np.ndarray, v: np.ndarray, r: np.ndarray) -> np.nda
     if name == "square":
         return _box(u, v, r * 0.8, r * 0.8)
     if name == "triangle":                                 # equilateral, circumradius r
-        d = None
-        for k in range(3):
-            a = np.pi / 2 + k * 2 * np.pi / 3
-            e = np.cos(a) * u + np.sin(a) * v - r * 0.5
-            d = e if d is None else np.maximum(d, e)
-        return d
+        e0, e1, e2 = (np.cos(a) * u + np.sin(a) * v - r * 0.5 for a in np.pi / 2 + np.arange(3) * 2 * np.pi / 3)
+        return np.maximum(np.maximum(e0, e1), e2)
     if name == "cross":
         return np.minimum(_box(u, v, r, r * 0.28), _box(u, v, r * 0.28, r))
     if name == "ring":

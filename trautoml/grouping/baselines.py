@@ -48,6 +48,10 @@ class _MeanGrouper(Grouper):
         super().__init__()
         self._xs: list[np.ndarray] = []
 
+    def params(self) -> dict:  # pragma: no cover - every subclass overrides
+        """The constructor's arguments, as plain JSON."""
+        raise NotImplementedError
+
     def _point(self, trials) -> np.ndarray:
         a = self._check(trials)
         if self.dim is None:
@@ -126,6 +130,8 @@ def kmeans(points: np.ndarray, k: int, rng: np.random.Generator, n_init: int = 4
     Requires k ≤ the number of distinct points. An empty cluster (rare with k-means++) is re-seeded at the point
     farthest from its centre.
     """
+    if n_init < 1:
+        raise ValueError(f"kmeans: n_init must be at least 1, got {n_init}")
     n = len(points)
     best = None
     for _ in range(n_init):
@@ -155,6 +161,7 @@ def kmeans(points: np.ndarray, k: int, rng: np.random.Generator, n_init: int = 4
         inertia = float(((points - centres[labels]) ** 2).sum())
         if best is None or inertia < best[0]:
             best = (inertia, labels.copy(), centres.copy())
+    assert best is not None  # n_init ≥ 1 runs
     return best[1], best[2]
 
 

@@ -82,6 +82,7 @@ class BFTestResult:
         if self.first_p is None:
             return (f"Behrens–Fisher F({self.df[0]},{self.df[1]}) = {self.F:.3g}, p = {self.p_value:.3g} "
                     f"{'<' if self.reject else '≥'} α = {self.alpha:g}: {verdict}")
+        assert self.futility is not None  # two_look_test sets it with first_p
         first = f"{'≤' if self.first_p <= self.futility else '>'} futility {self.futility:g}"
         if self.level is None:  # the profile stopped at the first look (`two_look_test`: H0 is kept there)
             return (f"Behrens–Fisher, first look only: F({self.df[0]},{self.df[1]}) = {self.F:.3g} on {self.n1} "

@@ -166,6 +166,7 @@ class MarkovBFGrouper(Grouper):
     # -- the model -----------------------------------------------------------------------------------------------
     def _log_posterior(self, x: np.ndarray) -> tuple[np.ndarray, float]:
         """Normalised log posterior of every cluster (length K) and the log of the empty clusters' total."""
+        assert self.dim is not None  # fixed by the first dataset, before any cluster exists
         n_i = self.n_groups
         inv = 1.0 / self._s0_sq
         # empty clusters: prior (1 − w)/(K − |I|) with 1 − w = exp(−γ|I|); likelihood N(x | μ₀ᵏ, s0²·I), with
@@ -195,6 +196,7 @@ class MarkovBFGrouper(Grouper):
 
     def _add(self, k: int, X: np.ndarray) -> int:
         """Update cluster k with dataset X (eq. 12–14 plus the regularisation); returns its group index."""
+        assert self.dim is not None  # fixed by the first dataset, before any cluster exists
         t = len(X)
         x = X.mean(axis=0)
         dev = X - x
@@ -322,6 +324,7 @@ class MarkovBFGrouper(Grouper):
         posterior alone is overconfident here, since the groups' Σ is made for the mean of ``full`` trials: seen on
         the demo stream, a 6-trial mean put a texture set in the shapes group with posterior 0.99997 and the
         10-trial mean in another group with 0.9999."""
+        assert self.dim is not None  # fixed by the first dataset, before any cluster exists
         n = len(X)
         if n >= full:
             return True
@@ -341,6 +344,7 @@ class MarkovBFGrouper(Grouper):
     def _guard(self, X: np.ndarray, g: int):
         """The Behrens–Fisher test of X against group g: paired (see the module doc), in two looks with a
         ``first_look``; unpaired with ``paired=False`` or too few paired trials."""
+        assert self.dim is not None  # fixed by the first dataset, before any cluster exists
         if self.paired:
             most = max(self._by_count[g])
             n = min(len(X), most)

@@ -139,7 +139,7 @@ def check_input_shape(input_shape) -> tuple[int, int, int]:
     shape = tuple(int(s) for s in input_shape)
     if len(shape) != 3 or min(shape) < 1:
         raise ValueError(f"input_shape must be (channels, height, width) with positive sizes, got {input_shape!r}")
-    return shape  # type: ignore[return-value]
+    return shape
 
 
 def _same_conv(c_in: int, h: int, w: int, layer: dict, bias: bool) -> tuple[nn.Module, int, int]:

@@ -33,7 +33,9 @@ class _Optimizer:
                     p.grad.zero_()
 
     def _grad(self, p: torch.Tensor) -> torch.Tensor:
-        return p.grad if self.weight_decay == 0 else p.grad.add(p, alpha=self.weight_decay)
+        grad = p.grad
+        assert grad is not None  # step() skips the parameters without one
+        return grad if self.weight_decay == 0 else grad.add(p, alpha=self.weight_decay)
 
 
 class SGD(_Optimizer):

@@ -94,9 +94,9 @@ def adapt_spec(spec: ModelSpec, input_shape: tuple[int, int, int], num_classes: 
     """
     if spec.space not in SPEC_ADAPTERS:
         return spec
-    return SPEC_ADAPTERS.get(spec.space)(spec, tuple(input_shape), int(num_classes))
+    return SPEC_ADAPTERS.get(spec.space)(spec, (*input_shape,), int(num_classes))  # a tuple, also from a list
 
 
 def build_module(spec: ModelSpec, input_shape: tuple[int, int, int], num_classes: int):
     """The one place a torch module is built from (spec, input shape, class count)."""
-    return space_builder(spec.space)(spec.arch, tuple(input_shape), int(num_classes))
+    return space_builder(spec.space)(spec.arch, (*input_shape,), int(num_classes))  # a tuple, also from a list

@@ -1,8 +1,13 @@
 """Group: the workspace's grouper observes the dataset's features (paper 002 §3, Algorithm 1's assignment)."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from trautoml.mechanisms import accepted_kwargs
 from trautoml.workspace import WorkspaceError
+
+if TYPE_CHECKING:
+    from trautoml.grouping.base import Grouper
 
 __all__ = ["GroupStage"]
 
@@ -16,7 +21,7 @@ class GroupStage:
 
     def __init__(self, ctx, name: str, options: dict | None = None):
         self.ctx, self.name, self.options = ctx, name, dict(options or {})
-        self._committed = None  # (state version, grouper): see `grouper`
+        self._committed: tuple[int, Grouper] | None = None  # (state version, grouper): see `grouper`
         self.fresh()
 
     def grouper_class(self):

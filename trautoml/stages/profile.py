@@ -133,6 +133,7 @@ class ProfileStage:
                 ctx.progress.message(f"  profile: stopped at the first look, {n} of {p.n_trials} trials (the grouping "
                                      "is settled)")
                 break
+        assert prof is not None  # found in the cache or made by the loop
         prof = prof.head(n)
         if not made:
             ctx.progress.message(f"  profile: from the workspace cache ({prof.total_seconds:.1f}s measured)")

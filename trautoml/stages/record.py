@@ -35,5 +35,6 @@ def decision_record(dataset, features, assignment, plan: decide.Plan, out, *, ru
         trial_seconds=float(sum(t.wall_seconds for t in trials)), search_own_seconds=float(out.search_own_seconds),
         founded=plan.founds_group, search=out.search_info,
         reuse_check=None if out.check is None else out.check.to_dict(),
-        escalated={"kept": out.outcome, "group_model": plan.spec.to_dict()} if out.escalated else None,
+        escalated=({"kept": out.outcome, "group_model": plan.spec.to_dict()}
+                   if out.escalated and plan.spec is not None else None),  # an escalation's plan names the model
         n_train=len(dataset.y_train), n_classes=int(dataset.num_classes))

@@ -89,6 +89,7 @@ class SearchTrainStage:
             return Outcome("searched", result.best, final, search_s, train_s, epochs, result.trials,
                            _report(result), search_own_seconds=own_s)
 
+        assert plan.spec is not None  # a reuse names the group's model
         cap = p.final_max_train or float("inf")
         images, source_epochs = plan.source or (None, None)
         epochs = decide.reuse_epochs(p.final_epochs or p.search_epochs, None if images is None else min(images, cap),
