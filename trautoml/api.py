@@ -40,7 +40,9 @@ from trautoml.stages import (DecideStage, Features, GroupStage, IngestObserver, 
 from trautoml.workspace import Workspace, WorkspaceError
 
 if TYPE_CHECKING:
+    from trautoml.executor import Executor
     from trautoml.summary import StreamSummary
+    from trautoml.tracking import Tracker
 
 __all__ = ["TrAutoML", "Features"]
 
@@ -119,10 +121,10 @@ class TrAutoML:
             if executor not in executor_names():
                 raise ValueError(f"unknown executor {executor!r}; available: {', '.join(executor_names())}")
         self._executor_spec = executor
-        self._executor = None
+        self._executor: Executor | None = None
         self._ws: Workspace | None = None
-        self._tracker = None
-        self._recovery = None
+        self._tracker: Tracker | None = None
+        self._recovery: Recovery | None = None
 
         # one object per arrow of the pipeline (`trautoml.stages`); building them validates their settings
         self.profiler = ProfileStage(self, self.features_kind)

@@ -46,6 +46,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -60,14 +61,15 @@ class _Parser(argparse.ArgumentParser):
 
 
 #: Every shared option's default, stated here only: the help texts and `main` read them from here.
-COMMON_DEFAULTS = {"workspace": ".", "backend": "hyperband", "grouper": "mh", "preset": "small", "tracking_uri": None,
+COMMON_DEFAULTS: dict[str, Any] = {
+                   "workspace": ".", "backend": "hyperband", "grouper": "mh", "preset": "small", "tracking_uri": None,
                    "executor": "local", "seed": 0, "quiet": False, "set": [], "backend_option": [],
                    "agent": None, "mechanism": "scratch", "backbone": None, "weights": None, "cut": None,
                    "finetune": False, "warm_start": None, "warm_k": 3}
 
 #: The shared options, by section: (flags, keyword arguments of add_argument). A help text gets
 #: " (default: …)" from COMMON_DEFAULTS where the default is a value.
-_SECTIONS = {
+_SECTIONS: dict[str, tuple[str, list[tuple[tuple[str, ...], dict[str, Any]]]]] = {
     "workspace": ("workspace", [
         (("--workspace", "-w"), {"help": "workspace folder"}),
     ]),
@@ -246,7 +248,7 @@ def _fmt_seconds(s: float) -> str:
     return f"{s:.1f}s" if s < 120 else f"{s / 60:.1f}m"
 
 
-def _table(rows: list[list[str]], header: list[str]) -> str:
+def _table(rows: list[list[Any]], header: list[str]) -> str:
     widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
     line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
     return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])

@@ -51,9 +51,9 @@ def draw_groups(names: Sequence[str], means: np.ndarray, groups: Sequence[str], 
     colour = {g: palette(k % 10) for k, g in enumerate(dict.fromkeys(groups))}  # in order of first appearance
     fig, ax = plt.subplots(figsize=(6.4, 4.8), dpi=100)
     ax.scatter(xy[:, 0], xy[:, 1], s=50, c=[colour[g] for g in groups], alpha=0.85)
-    new_group = groups[list(names).index(highlight)] if highlight in names else None
-    if new_group:
-        i = list(names).index(highlight)
+    i = list(names).index(highlight) if highlight is not None and highlight in names else None
+    new_group = None if i is None else groups[i]
+    if i is not None and new_group:
         ax.scatter(xy[i, 0], xy[i, 1], s=260, marker="*", facecolor="none", edgecolor="black", linewidth=1.5)
     if len(colour) <= MAX_LEGEND_GROUPS:
         from matplotlib.lines import Line2D
@@ -63,7 +63,7 @@ def draw_groups(names: Sequence[str], means: np.ndarray, groups: Sequence[str], 
     ax.set_xlabel("PC 1 of landmarker accuracies")
     ax.set_ylabel("PC 2")
     title = f"{len(names)} datasets in {len(colour)} groups"
-    if new_group:
+    if highlight is not None and new_group:
         title += f"\nnew: {_shorten(highlight, TITLE_NAME_CHARS)} → group {new_group}"
     ax.set_title(title, fontsize=9)
     ax.margins(0.08)

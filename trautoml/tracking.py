@@ -142,7 +142,7 @@ def mlflow_store(uri: str | None) -> Iterator[None]:
     try:
         yield
     finally:
-        mlflow.set_tracking_uri(old_uri)  # None unsets the environment variable again
+        mlflow.set_tracking_uri(old_uri)  # type: ignore[arg-type]  # None (MLflow handles it) unsets the variable
         registry_utils._registry_uri = old_reg
         if old_reg_env is None:
             os.environ.pop("MLFLOW_REGISTRY_URI", None)

@@ -21,6 +21,7 @@ import signal
 import tempfile
 import threading
 import time
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 STDERR_TAIL_LINES = 5
@@ -80,7 +81,7 @@ class WorkerPool:
         self.stderr_dir = tempfile.mkdtemp(prefix="trautoml-workers-") if capture_stderr else None
         self._pool = ProcessPoolExecutor(workers, initializer=_init_worker,
                                          initargs=(os.getpid(), self.stderr_dir, one_thread))
-        self._processes: dict[int, object] = {}
+        self._processes: dict[int, BaseProcess] = {}
 
     def submit(self, fn, *args):
         """Run ``fn(*args)`` in a worker; returns its Future (BrokenProcessPool from ``result()`` when a worker

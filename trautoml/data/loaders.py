@@ -132,7 +132,7 @@ class DatasetSource:
 
     def __init__(self, read=None, *, path: bool = False, options: tuple = (), path_options: tuple = ()):
         if read is not None:
-            self.read = read
+            self.read = read  # type: ignore[method-assign]  # an instance's reader stands in for the method
         self.path, self.options, self.path_options = path, tuple(options), tuple(path_options)
 
     def read(self, target: str, options: dict) -> sources.RawSource:

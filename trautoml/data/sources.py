@@ -176,7 +176,7 @@ def make_source(family: str, base_name: str, splits: dict, where: str, num_class
 
 # ---------------------------------------------------------------------------------------------- IDX (MNIST format)
 
-_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+_IDX_DTYPES = {0x08: "u1", 0x09: "i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
 def read_idx(path: str | Path) -> np.ndarray:
@@ -243,7 +243,7 @@ def builtin_fashion_mnist() -> RawSource:
         raise DatasetError(f"builtin:fashion-mnist needs the Debian package dataset-fashion-mnist ({d} not found): "
                            "run `apt-get install dataset-fashion-mnist`, or point TRAUTOML_FASHION_MNIST_DIR at a "
                            "folder holding {train,t10k}-{images-idx3,labels-idx1}-ubyte.gz")
-    pairs = {}
+    pairs: dict[str, list[Path]] = {}
     for split, names in _MNIST_FILES.items():
         pairs[split] = []
         for name in names:  # the Debian package ships .gz; accept uncompressed copies too
@@ -258,7 +258,7 @@ def builtin_fashion_mnist() -> RawSource:
         splits = {s: _idx_pair(img, lab, "fashion-mnist") for s, (img, lab) in pairs.items()}
         return make_source("fashion-mnist", "fashion-mnist", splits, "fashion-mnist", 10, FASHION_MNIST_CLASSES)
 
-    return _cached_source(("fashion-mnist",) + tuple(_file_key(p) for ps in pairs.values() for p in ps), build)
+    return _cached_source(("fashion-mnist", *(_file_key(p) for ps in pairs.values() for p in ps)), build)
 
 
 _SOURCE_CACHE: dict = {}
@@ -370,8 +370,8 @@ def random_patches(images: list, per_class: int, size: int, seed: int) -> tuple[
         for _ in range(per_class):
             side = int(rng.integers(min(24, w, h), max(25, min(w, h) // 2)))
             left, top = int(rng.integers(0, w - side + 1)), int(rng.integers(0, h - side + 1))
-            patch = np.asarray(im.crop((left, top, left + side, top + side)).resize((size, size), Image.BILINEAR),
-                               dtype=np.uint8)
+            crop = im.crop((left, top, left + side, top + side))
+            patch = np.asarray(crop.resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8)
             xs.append(patch[None] if patch.ndim == 2 else patch.transpose(2, 0, 1))
             ys.append(label)
     order = rng.permutation(len(xs))
@@ -465,6 +465,7 @@ def folder_layout(root: Path) -> dict[str, list[tuple[str, list[Path]]]]:
         raise DatasetError(f"folder not found: {root}")
     subs = {p.name: p for p in _class_dirs(root)}
     split_dirs = {s: subs[s] for s in ("train", "val", "test") if s in subs}
+    layout: dict[str, list[tuple[str, list[Path]]]]
     if {"train", "test"} <= split_dirs.keys() and all(_class_dirs(p) for p in split_dirs.values()):
         layout = {s: [(c.name, _images_in(c)) for c in _class_dirs(p)] for s, p in split_dirs.items()}
     else:
@@ -502,15 +503,16 @@ def _read_folder_cached(root: str, signature: tuple) -> RawSource:
     index = {name: i for i, name in enumerate(classes)}
     loaded = {}
     for split, entries in layout.items():
-        imgs, labels = [], []
+        imgs: list[Image.Image] = []
+        labels: list[int] = []
         for name, files in entries:
             if name not in index:
                 raise DatasetError(f"{root}: class {name!r} appears in {split}/ but not in train/")
             for p in files:
                 try:
-                    with Image.open(p) as im:
-                        im.load()
-                        imgs.append(im.copy())
+                    with Image.open(p) as opened:
+                        opened.load()
+                        imgs.append(opened.copy())
                 except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
                     raise DatasetError(f"corrupted or unreadable image {p}: {e}") from None
                 labels.append(index[name])
@@ -526,7 +528,7 @@ def _read_folder_cached(root: str, signature: tuple) -> RawSource:
         for im in imgs:
             im = im.convert("RGB" if colour else "L")
             if im.size != size:
-                im = im.resize(size, Image.BILINEAR)
+                im = im.resize(size, Image.Resampling.BILINEAR)
             a = np.asarray(im, dtype=np.uint8)
             arrs.append(a.transpose(2, 0, 1) if colour else a[None])
         order = np.random.default_rng([0, len(arrs)]).permutation(len(arrs))  # interleave the class folders

@@ -120,7 +120,7 @@ def load_stream(uri: str) -> list[StreamItem]:
     ``manifest:PATH``, ``folder-stream:DIR``, or a registered one). Entries given as dataset URIs are parsed here,
     so a bad one raises ``DatasetError`` now; an unknown scheme or stream name raises it listing what exists."""
     scheme, rest = split_scheme(uri.strip()) if isinstance(uri, str) else (None, "")
-    if not is_stream_scheme(scheme):
+    if scheme is None or not is_stream_scheme(scheme):
         named = f"named streams (stream:NAME): {', '.join(STREAMS)}"
         if scheme is None or scheme in DATASET_SOURCES:
             raise DatasetError(f"{uri!r} is not a stream URI (a dataset's is read by trautoml.data.load_dataset); "
@@ -168,14 +168,14 @@ def _manifest(path: Path) -> list[StreamItem]:
             data = data.get("datasets")
         if not isinstance(data, list):
             raise DatasetError(f"manifest {path}: expected a JSON list of datasets (or {{\"datasets\": [...]}})")
-        for i, e in enumerate(data):
-            if isinstance(e, str):
-                entries.append((e, None, None))
-            elif isinstance(e, dict) and isinstance(e.get("uri"), str):
-                unknown = set(e) - {"uri", "family", "name"}
+        for i, entry in enumerate(data):
+            if isinstance(entry, str):
+                entries.append((entry, None, None))
+            elif isinstance(entry, dict) and isinstance(entry.get("uri"), str):
+                unknown = set(entry) - {"uri", "family", "name"}
                 if unknown:
                     raise DatasetError(f"manifest {path}: entry {i} has unknown key(s) {sorted(unknown)}")
-                entries.append((e["uri"], e.get("family"), e.get("name")))
+                entries.append((entry["uri"], entry.get("family"), entry.get("name")))
             else:
                 raise DatasetError(f"manifest {path}: entry {i} must be a URI string or an object with a 'uri'")
     else:
