@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import signal
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import pytest
@@ -53,7 +54,7 @@ def test_item_that_keeps_killing_its_worker_goes_to_on_error(tmp_path):
     try:
         out = ex.map(always_die, [1, 2], on_error=lambda item, exc: ("failed", item, type(exc).__name__))
         assert out == [("failed", 1, "BrokenProcessPool"), ("failed", 2, "BrokenProcessPool")]
-        with pytest.raises(Exception):
+        with pytest.raises(BrokenProcessPool):
             ex.map(always_die, [1, 2])
         assert ex.map(square, [3, 4]) == [9, 16]  # the executor is usable afterwards
     finally:

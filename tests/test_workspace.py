@@ -97,8 +97,10 @@ def test_state_is_json_not_pickle(tmp_path):
     with sqlite3.connect(state_path(tmp_path)) as db:
         for table, col in (("grouper", "state"), ("datasets", "decision"), ("datasets", "profile"),
                            ("groups", "spec")):
-            for (value,) in db.execute(f"SELECT {col} FROM {table}"):
-                json.loads(value)
+            values = [value for (value,) in db.execute(f"SELECT {col} FROM {table}")]
+            assert values, f"{table}.{col} holds no row: nothing was checked"
+            for value in values:
+                assert isinstance(json.loads(value), dict | list), (table, col)
 
 
 def _lock_holder(root, seconds: float) -> subprocess.Popen:

@@ -26,8 +26,11 @@ as ``"empty-cluster"``, a join as ``"test-accepted"`` (see :mod:`.base`), with t
   same scale as the data (default 0.05: groups 0.1 apart split, trial noise of 0.01–0.02 does not).
 * :class:`MetaFeatureGrouper`: the auto-sklearn-style baseline (Feurer et al. 2015): statistical meta-features
   (:mod:`trautoml.data.metafeatures`), standardised online: each feature is divided by its standard deviation
-  over all vectors seen so far, the new one included (distances need no centring; constant features stay
-  unscaled). The dataset joins the group of its
+  over all vectors seen so far, the new one included (distances need no centring), floored at ``rel_floor``
+  (0.1) of the feature's mean magnitude. Without the floor a stream's first few datasets can never join: with two
+  vectors every differing feature is exactly 2 standard deviations apart, whatever the difference (a half
+  subsample of digits founded its own group); with the floor a difference under a tenth of a feature's size counts
+  as under one unit. The dataset joins the group of its
   nearest earlier dataset when their RMS standardised distance is at most ``threshold`` (default 0.5), else it
   founds a group. Nearest *neighbour* rather than nearest centre, as auto-sklearn looks up the nearest earlier
   dataset.
@@ -282,6 +285,7 @@ class MetaFeatureGrouper(_MeanGrouper):
     distance up to which a dataset joins its nearest neighbour's group."""
 
     name = "metafeatures"
+    REL_FLOOR = 0.1  # a feature's scale is at least this fraction of its mean magnitude (see the module doc)
 
     def __init__(self, threshold: float = 0.5) -> None:
         super().__init__()
@@ -301,8 +305,8 @@ class MetaFeatureGrouper(_MeanGrouper):
         if len(self._xs) == 1:
             return self._assignment(self.n_groups, "first dataset")
         points = np.array(self._xs)
-        sd = points.std(axis=0)
-        sd[sd == 0.0] = 1.0                              # constant so far: every difference is 0 anyway
+        sd = np.maximum(points.std(axis=0), self.REL_FLOOR * np.abs(points).mean(axis=0))
+        sd[sd == 0.0] = 1.0                              # constant zero so far: every difference is 0 anyway
         z = points / sd
         dist = np.sqrt(((z[:-1] - z[-1]) ** 2).mean(axis=1))
         j = int(dist.argmin())
