@@ -72,7 +72,8 @@ def score(families: dict[str, list], candidates: list, budget, n_trials: int = T
 
     from .profile import profile
 
-    acc, skill, seconds, by_family, names = [], [], [], {}, []
+    acc, skill, seconds, names = [], [], [], []
+    by_family: dict[str, list[np.ndarray]] = {}
     for family, members in families.items():
         for ds in members:
             p = profile(ds, specs=candidates, n_trials=n_trials, seed=seed, budget=budget, executor=executor)

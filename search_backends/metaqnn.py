@@ -49,6 +49,7 @@ import json
 import math
 import random
 from dataclasses import dataclass, field
+from typing import Any
 from pathlib import Path
 from collections.abc import Iterable, Sequence
 
@@ -332,7 +333,7 @@ class MetaQNN(SearchBackend):
         self.q_init = float(q_init)
         self.replay_number = int(replay_number)
         self.schedule = tuple((float(e), int(c)) for e, c in schedule)
-        self.space_options = dict(max_depth=max_depth, filters=tuple(filters), kernels=tuple(kernels),
+        self.space_options: dict[str, Any] = dict(max_depth=max_depth, filters=tuple(filters), kernels=tuple(kernels),
                                   pools=tuple(tuple(p) for p in pools), fc_units=tuple(fc_units), max_fc=max_fc)
         self.train = dict(DEFAULT_TRAIN if train is None else train)
         self.arch_defaults = dict(DEFAULT_ARCH if arch_defaults is None else arch_defaults)
@@ -352,6 +353,7 @@ class MetaQNN(SearchBackend):
 
     def update_path(self, actions: Sequence[Action], reward: float) -> bool:
         """One Q-learning sweep over a path, last transition first. False when the path is not in the space."""
+        assert self.space is not None, "metaqnn: no state space yet (search() makes one)"
         actions = tuple(actions)
         states = self.space.walk(actions)
         if states is None:
@@ -378,6 +380,8 @@ class MetaQNN(SearchBackend):
 
     def sample_path(self, epsilon: float, rng: random.Random) -> tuple[Action, ...]:
         """One epsilon-greedy walk from the input to terminate (ties among best actions broken at random)."""
+        assert self.space is not None, "metaqnn: no state space yet (search() makes one)"
+        state: State | None
         state, size = self.space.start()
         path: list[Action] = []
         while True:
@@ -395,11 +399,14 @@ class MetaQNN(SearchBackend):
 
     def greedy_path(self) -> tuple[Action, ...]:
         """The fully greedy walk (ties: first action in the enumeration order)."""
+        assert self.space is not None, "metaqnn: no state space yet (search() makes one)"
+        state: State | None
         state, size = self.space.start()
         path: list[Action] = []
         while state is not None:
-            acts = self.space.actions(state)
-            a = max(acts, key=lambda x: self.q.get(state, x))
+            here = state
+            acts = self.space.actions(here)
+            a = max(acts, key=lambda x: self.q.get(here, x))
             path.append(a)
             state, size = self.space.step(state, size, a)
         return tuple(path)
@@ -471,9 +478,9 @@ class MetaQNN(SearchBackend):
             for spec, trial in zip(warm_specs, train(warm_specs)):
                 acts = layers_to_actions(spec.arch.get("layers", []))
                 if acts is not None and self.space.walk(acts) is not None:
-                    acts = tuple(acts)
-                    measured.setdefault(acts, reward_of(trial))
-                    self.memory.append(Memory(acts, reward_of(trial)))
+                    path = tuple(acts)
+                    measured.setdefault(path, reward_of(trial))
+                    self.memory.append(Memory(path, reward_of(trial)))
                     n_warm_replayed += 1
             if self.memory:
                 self.replay(rng, self.replay_number * len(self.memory))

@@ -298,8 +298,15 @@ class FrozenBatchNorm(nn.Module):
     ``_BatchNorm`` modules). Same state-dict names as the layer it replaces, minus ``num_batches_tracked``.
     """
 
+    weight: torch.Tensor  # the buffers registered below
+    bias: torch.Tensor
+    running_mean: torch.Tensor
+    running_var: torch.Tensor
+
     def __init__(self, bn: nn.modules.batchnorm._BatchNorm):
         super().__init__()
+        if bn.running_mean is None or bn.running_var is None:
+            raise ValueError("a BatchNorm without running statistics (track_running_stats=False) cannot be frozen")
         n = bn.num_features
         self.eps = float(bn.eps)
         self.register_buffer("weight", bn.weight.detach().clone() if bn.affine else torch.ones(n))

@@ -103,10 +103,11 @@ class ENAS(SearchBackend):
         self.epochs_shared, self.shared_fraction = epochs_shared, float(shared_fraction)
         self.controller_steps, self.controller_samples = controller_steps, int(controller_samples)
         self.candidates, self.val_batch = int(candidates), int(val_batch)
-        self.controller_kw = {"hidden": lstm_size, "lstm_layers": lstm_layers, "tanh_constant": tanh_constant,
-                              "temperature": temperature}
-        self.reinforce_kw = {"lr": controller_lr, "baseline_decay": baseline_decay,
-                             "entropy_weight": entropy_weight, "skip_weight": skip_weight if space == "macro" else 0}
+        self.controller_kw: dict[str, Any] = {"hidden": lstm_size, "lstm_layers": lstm_layers,
+                                              "tanh_constant": tanh_constant, "temperature": temperature}
+        self.reinforce_kw: dict[str, Any] = {"lr": controller_lr, "baseline_decay": baseline_decay,
+                                             "entropy_weight": entropy_weight,
+                                             "skip_weight": skip_weight if space == "macro" else 0}
         self.skip_target = float(skip_target)
         self.train = {**TRAIN_DEFAULTS[space], **(train or {})}
         self.max_train, self.device = max_train, device
@@ -127,9 +128,9 @@ class ENAS(SearchBackend):
             net = MacroNet(input_shape, num_classes, self.layers, self.channels, reduce_after, self.dropout)
             ctl = MacroController(self.layers, skip_target=self.skip_target, **self.controller_kw)
             return net, ctl, {"reduce_after": reduce_after, "reductions": reductions}
-        net = MicroNet(input_shape, num_classes, self.nodes, self.cells_per_stage, self.channels, reductions,
-                       self.dropout)
-        return net, MicroController(self.nodes, **self.controller_kw), {"reductions": reductions}
+        micro = MicroNet(input_shape, num_classes, self.nodes, self.cells_per_stage, self.channels, reductions,
+                         self.dropout)
+        return micro, MicroController(self.nodes, **self.controller_kw), {"reductions": reductions}
 
     def derive_spec(self, child: dict, structure: dict, input_shape, num_classes: int) -> ModelSpec:
         """The standalone spec of a sampled child (its ops and connections; this backend's sizes)."""
@@ -176,11 +177,11 @@ class ENAS(SearchBackend):
         reinforce = Reinforce(ctl, **self.reinforce_kw)
         hp = {**DEFAULT_TRAIN, **self.train}
 
-        x_tr, y_tr = ds.x_train, ds.y_train
-        if self.max_train is not None and len(y_tr) > self.max_train:
-            idx = np.sort(rng.choice(len(y_tr), self.max_train, replace=False))
-            x_tr, y_tr = x_tr[idx], y_tr[idx]
-        x_tr, y_tr = torch.from_numpy(x_tr), torch.from_numpy(y_tr)
+        x_np, y_np = ds.x_train, ds.y_train
+        if self.max_train is not None and len(y_np) > self.max_train:
+            keep = np.sort(rng.choice(len(y_np), self.max_train, replace=False))
+            x_np, y_np = x_np[keep], y_np[keep]
+        x_tr, y_tr = torch.from_numpy(x_np), torch.from_numpy(y_np)
         x_va, y_va = torch.from_numpy(ds.x_val), torch.from_numpy(ds.y_val)
         batch = int(min(hp["batch_size"], len(y_tr)))
         steps_per_epoch = max(1, math.ceil(len(y_tr) / batch))

@@ -21,6 +21,8 @@ first batch's mean R (ENAS starts it at 0, which for the first ~1/(1−decay) up
 """
 from __future__ import annotations
 
+import functools
+import operator
 from dataclasses import dataclass
 
 import torch
@@ -106,8 +108,11 @@ class MacroController(_LSTMController):
         """Sample one child arch, ``{"layers": [{"op", "skips"}, ...]}``, drawing from ``generator`` (torch's default
         one when None); returns it as a `Sample` with its log-probability, entropy and skip penalty (the KL divergence
         from ``skip_target``, averaged over the layers that have skips)."""
-        state, inp = self._zero_state(), self.g_emb
-        anchors, anchors_w1, layers = [], [], []
+        state = self._zero_state()
+        inp: torch.Tensor = self.g_emb
+        anchors: list[torch.Tensor] = []
+        anchors_w1: list[torch.Tensor] = []
+        layers: list[dict] = []
         log_prob = entropy = penalty = self.g_emb.new_zeros(())
         t = self.skip_target
         for j in range(self.num_layers):
@@ -147,7 +152,7 @@ class MicroController(_LSTMController):
         self._init_uniform()
 
     def _cell(self, gen, state):
-        inp = self.g_emb
+        inp: torch.Tensor = self.g_emb
         zero = self.g_emb.new_zeros(1, self.hidden)
         anchors, anchors_w1 = [], []
         for _ in range(2):  # the two cell inputs: zero anchors, attention keys from the LSTM
@@ -207,7 +212,8 @@ class Reinforce:
         if self.baseline is None:
             self.baseline = sum(full) / len(full)
         b = self.baseline
-        loss = sum(-(r - b) * s.log_prob + self.skip_weight * s.penalty for s, r in zip(samples, full))
+        loss = functools.reduce(operator.add, [-(r - b) * s.log_prob + self.skip_weight * s.penalty
+                                               for s, r in zip(samples, full)])
         for r in full:
             self.baseline -= (1 - self.decay) * (self.baseline - r)
         loss = loss / len(samples)

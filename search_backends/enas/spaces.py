@@ -152,7 +152,7 @@ def _check(input_shape, num_classes) -> tuple[tuple[int, int, int], int]:
         raise ValueError(f"input_shape must be (channels, height, width) with positive sizes, got {input_shape!r}")
     if int(num_classes) < 2:
         raise ValueError(f"num_classes must be at least 2, got {num_classes}")
-    return shape, int(num_classes)  # type: ignore[return-value]
+    return shape, int(num_classes)
 
 
 # -------------------------------------------------------------------------------------------------------- builders

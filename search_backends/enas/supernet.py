@@ -64,11 +64,11 @@ class MacroNet(nn.Module):
         self.post = nn.ModuleList()
         self.reducers = nn.ModuleDict()
         for j in range(1, self.num_layers + 1):
-            chosen = MACRO_OPS if self.shared else (arch["layers"][j - 1]["op"],)
+            chosen = MACRO_OPS if arch is None else (arch["layers"][j - 1]["op"],)
             self.ops.append(nn.ModuleDict({op: MacroBranch(op, c, self.shared) for op in chosen}))
             self.post.append(bn(c, self.shared))
             if j in self.reduce_after:
-                kept = range(j + 1) if self.shared else macro_kept_nodes(arch["layers"], j)
+                kept = range(j + 1) if arch is None else macro_kept_nodes(arch["layers"], j)
                 self.reducers[str(j)] = nn.ModuleDict({str(i): FactorizedReduce(c, 2 * c, self.shared)
                                                        for i in kept})
                 c *= 2
@@ -76,18 +76,23 @@ class MacroNet(nn.Module):
 
     def forward(self, x: torch.Tensor, arch: dict | None = None) -> torch.Tensor:
         """The logits for images ``x`` under ``arch`` (``{"layers": [...]}``; default: the child's own arch)."""
-        layers = (arch or self.arch)["layers"]
+        arch = arch or self.arch
+        if arch is None:
+            raise ValueError("the shared super-network runs a child: pass its arch")
+        layers = arch["layers"]
         nodes: list[torch.Tensor | None] = [self.stem(x)]
         for j in range(1, self.num_layers + 1):
             layer = layers[j - 1]
-            out = self.ops[j - 1][layer["op"]](nodes[j - 1])
+            # the index ignore: torch types a ModuleList's items as Module
+            out = self.ops[j - 1][layer["op"]](nodes[j - 1])  # type: ignore[index]
             for i in layer["skips"]:
                 out = out + nodes[i]
             nodes.append(self.post[j - 1](out))
             if j in self.reduce_after:
                 red = self.reducers[str(j)]
                 kept = set(macro_kept_nodes(layers, j))
-                nodes = [red[str(i)](n) if i in kept else None for i, n in enumerate(nodes)]
+                # the index ignore: red is a ModuleDict, typed Module
+                nodes = [red[str(i)](n) if i in kept else None for i, n in enumerate(nodes)]  # type: ignore[index]
         return self.head(nodes[-1])
 
 
@@ -151,7 +156,8 @@ class Cell(nn.Module):
         for n, node in enumerate(cell):
             y = None
             for s, (i, op) in enumerate(zip(node["inputs"], node["ops"])):
-                out = self.ops[n][s][_op_key(op, self._stride(i))](states[i])
+                # the index ignore: torch types a ModuleList's items as Module
+                out = self.ops[n][s][_op_key(op, self._stride(i))](states[i])  # type: ignore[index]
                 y = out if y is None else y + out
             states.append(y)
         loose = loose_ends(cell)
@@ -190,6 +196,8 @@ class MicroNet(nn.Module):
         """The logits for images ``x`` under ``arch`` (the normal and the reduction cell; default: the child's own
         arch)."""
         arch = arch or self.arch
+        if arch is None:
+            raise ValueError("the shared super-network runs a child: pass its arch")
         s0 = s1 = self.stem(x)
         for kind, cell in zip(self.kinds, self.cells):
             s0, s1 = s1, cell(s0, s1, arch[kind])

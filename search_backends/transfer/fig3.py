@@ -34,6 +34,7 @@ import torch
 
 from .learner import Learner
 from .tabular import pool_map
+from .transformer_agent import EncoderLayer, TransformerAgent
 from .toys import DOUBLE_XOR, double_xor_rewards, median_or_none, samples_to_moving_average
 
 __all__ = ["AGENTS", "GRID", "TUNING_SEEDS", "attention_rows", "fig3", "moving_average", "parameter_count", "tune"]
@@ -103,7 +104,10 @@ def attention_rows(learner: Learner, walks: int = 20) -> np.ndarray:
     first layer's attention, row t = the token of the action chosen at S(t+1) over the start token and S1 … St
     (a lower-triangular 7 × 8 matrix)."""
     agent = learner.agent
+    if not isinstance(agent, TransformerAgent):
+        raise TypeError(f"attention rows need a Transformer agent, got {type(agent).__name__}")
     layer = agent.encoder[0]
+    assert isinstance(layer, EncoderLayer)
     n = len(DOUBLE_XOR.states)
     total = np.zeros((n, n + 1))
     for _ in range(walks):

@@ -170,6 +170,7 @@ class Learner:
         if self.config["pqt_weight"] > 0:
             self.queues[key].push(ep.key(), float(reward), ep.steps_json())
             best = self.queues[key].sample(self.rng)
+            assert best is not None  # the queue holds at least the experience just pushed
             episodes.append(Episode.from_steps(ep.space, ep.task, best["steps"]))
         opt = self.optimizer()
         logits = self.agent.episode_logits(episodes)

@@ -35,6 +35,7 @@ import os
 import platform
 import time
 from dataclasses import dataclass
+from typing import Any
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
@@ -109,18 +110,21 @@ def canonical(bits: Sequence[int], ops: Sequence[str]) -> Cell | None:
             continue
         form = (tuple(sorted((label[i], label[j]) for i, j in on)), tuple(ops[m - 1] for m in perm))
         best = form if best is None or form < best else best
+    assert best is not None  # the identity relabelling is topological (EDGES run from lower to higher nodes)
     return Cell(len(keep), best[0], best[1])
 
 
 @lru_cache(maxsize=1)
 def cells() -> tuple[Cell, ...]:
     """Every distinct valid cell, sorted by key (2,559)."""
-    found = set()
+    found: set[Cell] = set()
     for bits in itertools.product((0, 1), repeat=len(EDGES)):
         if _pruned(bits) is None:
             continue
         for ops in itertools.product(OPS, repeat=N_NODES - 2):
-            found.add(canonical(bits, ops))
+            cell = canonical(bits, ops)
+            assert cell is not None  # the bits were not pruned away
+            found.add(cell)
     return tuple(sorted(found, key=Cell.key))
 
 
@@ -134,7 +138,7 @@ def _torch():
 def cell_net(cell: Cell, in_channels: int, num_classes: int, channels: int = CHANNELS):
     """The network of ``cell`` (a torch module): stem, the cell, average pooling to `POOL` × `POOL`, a linear
     classifier."""
-    _, nn = _torch()
+    from torch import nn
 
     def conv(k):
         return nn.Sequential(nn.Conv2d(channels, channels, k, padding=k // 2, bias=False), nn.BatchNorm2d(channels),
@@ -168,7 +172,7 @@ def _prepared(uri: str, seed: int = 0) -> dict:
 
     ds = load_dataset(uri)
     rng = np.random.default_rng(seed)
-    out = {"num_classes": ds.num_classes}
+    out: dict[str, Any] = {"num_classes": ds.num_classes}
     for split, cap in (("train", TRAIN_IMAGES), ("val", VAL_IMAGES), ("test", TEST_IMAGES)):
         x, y = ds.split(split)
         idx = rng.permutation(len(y))[:cap]

@@ -72,7 +72,7 @@ def cell_space(name: str, ops: Sequence[str] = mb.OPS, nodes: Sequence[int] = ra
     unknown = [o for o in ops if o not in mb.OPS]
     if unknown:
         raise ValueError(f"unknown op {unknown[0]!r}; ops: {', '.join(mb.OPS)}")
-    states = [(_edge_state(i, j), (0, 1)) for i, j in mb.EDGES if i in nodes and j in nodes]
+    states: list[tuple[str, tuple]] = [(_edge_state(i, j), (0, 1)) for i, j in mb.EDGES if i in nodes and j in nodes]
     states += [(f"op{m}", tuple(ops)) for m in nodes[1:-1]]
     return ChainSpace(name, states)
 
@@ -310,7 +310,7 @@ def tune_evolution(dataset: str = "digits", budget: int = 300, replicas: int = 2
             finals = [float(evolution_search(bench, dataset, budget, TUNING_SEED + r, p, s).test_of_best()[-1])
                       for r in range(replicas)]
             grid[f"{p}/{s}"] = round(float(np.mean(finals)), 4)
-    best = max(grid, key=grid.get)
+    best = max(grid, key=lambda k: grid[k])
     p, s = (int(x) for x in best.split("/"))
     return {"experiment": "tune-evolution", "dataset": dataset, "budget": budget, "replicas": replicas,
             "grid_mean_final_test": grid, "population": p, "sample": s}

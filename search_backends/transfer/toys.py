@@ -153,7 +153,8 @@ def make_suite(seed: int, states: list[str], families: int = 2, train_per_family
     rng = random.Random(seed)
     base = {s: rng.randrange(N_ACTIONS) for s in states}
     optima: dict[str, dict[str, int]] = {}
-    train, held = [], []
+    train: list[str] = []
+    held: list[str] = []
     for f in range(families):
         fam = dict(base)
         for s in rng.sample(states, family_states):

@@ -106,8 +106,8 @@ class TransformerAgent(Agent):
         L = x.shape[1]
         if L > MAX_LEN:
             raise ValueError(f"a walk of {L} decisions exceeds the agent's {MAX_LEN} learned positions")
-        pad = torch.arange(L).unsqueeze(0) >= lengths.unsqueeze(1)
-        pad = pad if bool(pad.any()) else None
+        padded = torch.arange(L).unsqueeze(0) >= lengths.unsqueeze(1)
+        pad = padded if bool(padded.any()) else None
         h = x + self.positions[:L]
         for layer in self.encoder:
             h = layer(h, pad)

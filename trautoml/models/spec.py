@@ -45,7 +45,7 @@ class ModelSpec:
         return {"space": self.space, "arch": copy.deepcopy(self.arch), "train": copy.deepcopy(self.train)}
 
     @classmethod
-    def from_dict(cls, d: dict) -> ModelSpec:
+    def from_dict(cls, d: object) -> ModelSpec:
         """The spec `to_dict` wrote (``d``); ValueError when ``d`` is not a spec."""
         if not isinstance(d, dict) or "space" not in d:
             raise ValueError(f"not a model spec: {d!r}")
