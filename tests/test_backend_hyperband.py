@@ -52,11 +52,12 @@ def test_plan_scales_with_the_trial_budget():
 
 def test_runs_the_schedule_one_batch_per_rung_and_finds_the_optimum():
     runner = FakeRunner()
-    res = Hyperband(eta=3, space=sample_fake).search(task(runner, seed=1, max_trials=24, max_epochs=8.1, min_epochs=0.1))
+    res = Hyperband(eta=3, space=sample_fake).search(task(runner, seed=1, max_trials=24, max_epochs=8.1,
+                                                         min_epochs=0.1))
     assert res.info["R"] == 81
     expected = [n for b in brackets(81, 3) for n, _ in b]
     assert [len(c) for c in runner.calls] == expected
-    for call, (n, r) in zip(runner.calls, [rung for b in brackets(81, 3) for rung in b]):
+    for call, (_, r) in zip(runner.calls, [rung for b in brackets(81, 3) for rung in b]):
         assert all(q.resource == pytest.approx(r * 0.1) for q in call)
     assert len(res.trials) == sum(expected)
     # the landscape ranks configs the same at every resource, so the best sampled config must win at R
@@ -85,8 +86,8 @@ def test_promotion_uses_the_rung_scores_not_the_spec_order():
         return out
 
     calls = []
-    res = Hyperband(eta=3, space=sample_fake, R=9).search(task(lambda reqs: calls.append(reqs) or run(reqs), max_trials=3,
-                                            max_epochs=1.0))
+    res = Hyperband(eta=3, space=sample_fake, R=9).search(task(lambda reqs: calls.append(reqs) or run(reqs),
+                                                               max_trials=3, max_epochs=1.0))
     first = sorted(calls[0], key=lambda q: quality(q.spec))
     assert {q.spec for q in calls[1]} == {q.spec for q in first[:3]}
     assert res.best == max((q.spec for q in calls[-1]), key=quality)

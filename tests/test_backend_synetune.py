@@ -15,7 +15,7 @@ from trautoml.testing import check_backend, check_model_space, tiny_dataset
 
 pytest.importorskip("syne_tune", reason="the peers extra (syne-tune) is not installed: pip install -e '.[peers]'")
 
-from search_backends.synetune_zeroshot import ZeroShotSearch, flat_space, to_spec  # noqa: E402
+from search_backends.synetune_zeroshot import ZeroShotSearch, flat_space, to_spec
 
 
 def test_it_keeps_the_backend_contract():

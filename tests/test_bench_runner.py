@@ -15,7 +15,7 @@ def test_ci_preset_end_to_end_and_identical_results_for_identical_seeds(tmp_path
     table = first["table"]
     peers = {m for m in PEER_METHODS if peer_unavailable(m) is None}
     assert set(table) == {f"{m}+random" for m in ALL_METHODS if m not in PEER_METHODS} | peers
-    for name, row in table.items():
+    for row in table.values():
         assert row["total_search_s"] > 0 and row["orders"] == 1
         assert set(row) >= {"total_search_s", "overhead_s", "tre", "groups", "ari", "time_ratio_vs_standalone"}
     assert table["standalone+random"]["tre"] == 0.0

@@ -154,7 +154,8 @@ def _wider_bad_inputs(root: Path) -> dict:
         "length mismatch": dict(y_train=y[:59]),
         "empty train split": dict(x_train=x[:0], y_train=y[:0]),
         "test images of another size": dict(x_test=np.zeros((10, 5, 5), dtype=np.uint8), y_test=np.arange(10) % 2),
-        "test labels beyond train's classes": dict(x_test=x[:10], y_test=np.arange(10) % 2 + 5, num_classes=np.array(2)),
+        "test labels beyond train's classes": dict(x_test=x[:10], y_test=np.arange(10) % 2 + 5,
+                                                   num_classes=np.array(2)),
         "val images without labels": dict(x_val=x[:10]),
         "unknown layout": dict(layout=np.array("CWHN")),
     }

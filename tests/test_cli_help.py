@@ -17,7 +17,8 @@ OWN = {
     "show": ("--workspace", "--json"),
     "summary": ("--workspace", "--json"),
     "ui": ("--workspace", "--tracking-uri", "--port", "--no-browser"),
-    "bench": ("--preset", "--backends", "--orders", "--methods", "--out", "--json", "--workspace", "--executor", "--seed"),
+    "bench": ("--preset", "--backends", "--orders", "--methods", "--out", "--json", "--workspace", "--executor",
+              "--seed"),
 }
 ALL = set(o for opts in OWN.values() for o in opts) | {"--quiet"}
 

@@ -105,7 +105,7 @@ def test_a_manifest_refuses_a_registered_stream_scheme(tmp_path):
 
 def test_unknown_names_list_what_exists_including_registered_ones():
     DATASET_SOURCES.register("toy", _read_toys)
-    STREAMS.register("mine", lambda: [])
+    STREAMS.register("mine", list)
     STREAM_SOURCES.register("toys", lambda rest: [])
     BUILTIN_DATASETS.register("toys", lambda: _toys("toys"))
     cases = [

@@ -202,7 +202,7 @@ def paired_draws(rng, b, t, members, shift, l_new, l_members, l_shared):
     mu_members = rng.uniform(0.3, 0.8, size=(members, b))
     shared = rng.normal(size=(t, b)) @ l_shared.T
     x = mu_members.mean(0) + shift + shared + rng.normal(size=(t, b)) @ l_new.T
-    ys = [m + shared + rng.normal(size=(t, b)) @ l.T for m, l in zip(mu_members, l_members)]
+    ys = [m + shared + rng.normal(size=(t, b)) @ l_m.T for m, l_m in zip(mu_members, l_members)]
     return x, np.mean(ys, axis=0)
 
 

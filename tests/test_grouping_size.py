@@ -124,7 +124,7 @@ def paired_h0(seed, b, t, members, draws):
         r = min(CHUNK, draws - start)
         shared = rng.standard_normal((r, t, b)) @ l_shared.T
         x = mu_members.mean(0) + shared + rng.standard_normal((r, t, b)) @ l_new.T
-        ybar = np.mean([m + shared + rng.standard_normal((r, t, b)) @ l.T for m, l in zip(mu_members, l_members)],
+        ybar = np.mean([m + shared + rng.standard_normal((r, t, b)) @ l_m.T for m, l_m in zip(mu_members, l_members)],
                        axis=0)
         yield x, ybar
 

@@ -173,7 +173,7 @@ def test_priority_queue_keeps_the_top_k_distinct_experiences():
     q = TopK(25)
     rng = random.Random(0)
     pushed = {}
-    for i in range(200):
+    for _ in range(200):
         key = f"seq{rng.randrange(120)}"
         r = rng.random()
         pushed[key] = max(r, pushed.get(key, -1))
