@@ -320,7 +320,9 @@ def test_watch_ingests_arrivals_in_order_and_ignores_files_being_written(tmp_pat
     staging.mkdir()
     first = digits_npz(staging / "first.npz", seed=21)
     third = digits_npz(staging / "third.npz", seed=23)
-    proc = subprocess.Popen(cli_cmd("watch", inbox, "--poll", "0.2", "--max-items", "3", *TINY, "--workspace", ws),
+    # the default executor (a process pool), as a user's `trautoml watch` runs
+    proc = subprocess.Popen(cli_cmd("watch", inbox, "--poll", "0.2", "--max-items", "3", "--preset", "tiny",
+                                    "--workspace", ws),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env())
     try:
         _wait_for_line(proc.stderr, "watching", timeout=120)

@@ -193,7 +193,7 @@ def test_driver_killed_mid_stream_resumes_without_redoing_finished_work(tmp_path
     # B: the same images with random labels, a profile at chance level: B founds its own group and is searched
     noise = np.random.default_rng(0).integers(0, 10, size=300)
     b = digits_npz(tmp_path / "b.npz", seed=10, n=300, y_train=noise)
-    argv = ["ingest", f"npz:{a}", f"npz:{b}", *TINY, "--workspace", str(ws)]
+    argv = ["ingest", f"npz:{a}", f"npz:{b}", "--preset", "tiny", "--workspace", str(ws)]  # the default executor
     proc = subprocess.Popen(cli_cmd(*argv), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             env=clean_env())
     seen = []
