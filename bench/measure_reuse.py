@@ -1,6 +1,6 @@
-"""Measure, on the reference data, what a reused model reaches on a smaller dataset: how long it should train
-(`trautoml.decide.reuse_epochs`) and how much skill it loses per unit of ln(training images) (the accuracy guard's
-size prior, `trautoml.decide.SIZE_SLOPE`).
+"""Measure, on the reference data, what a reused model reaches on a smaller dataset: for the same epochs (the one
+training rule, `trautoml.decide.training_epochs`) and for the same steps, and how much skill it loses per unit of
+ln(training images) under the shipped rule (the accuracy guard's size prior, `trautoml.decide.SIZE_SLOPE`).
 
     .venv/bin/python bench/measure_reuse.py [--preset small] [--seeds 3]
 
@@ -8,7 +8,7 @@ For each reference family (`landmarkers.reference.REFERENCE_URIS`: texture, scen
 benchmark stream uses), a model is searched on the full dataset and on its 50 % subsample (`TrAutoML`, grouper
 ``none``, the preset's budget). The full dataset's model is then trained afresh, as a reuse is, ``--seeds`` seeds
 each: on the full dataset for the preset's final epochs E, and on the subsample for E epochs ("same epochs") and
-for E · N_full / N_half epochs ("same steps", the rule `reuse_epochs` ships). Prints one JSON object: per family
+for E · N_full / N_half epochs ("same steps"). Prints one JSON object: per family
 the subsample's own searched model's validation accuracy, both reuses' (mean over seeds), and the size slope
 (k_full − k_half) / ln(N_full / N_half) in validation skill above chance under the shipped rule; and the means over
 families.
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> dict:
     from landmarkers.reference import REFERENCE_URIS
     from trautoml.api import TrAutoML
     from trautoml.data import load_dataset
-    from trautoml.decide import reuse_epochs, skill
+    from trautoml.decide import skill
     from trautoml.models.train import train_and_evaluate
     from trautoml.presets import get_preset
 
@@ -53,14 +53,14 @@ def main(argv: list[str] | None = None) -> dict:
                 finally:
                     t.close()
         spec = own["full"].spec
-        steps = reuse_epochs(epochs, min(len(full.y_train), cap), min(len(half.y_train), cap))
+        steps = epochs * min(len(full.y_train), cap) / min(len(half.y_train), cap)
         val = {"full": [], "same_epochs": [], "same_steps": []}
         for seed in range(args.seeds):
             for key, ds, e in (("full", full, epochs), ("same_epochs", half, epochs), ("same_steps", half, steps)):
                 val[key].append(train_and_evaluate(spec, ds, e, seed, max_train=p.final_max_train).val_accuracy)
         slopes = [(skill(f, full.num_classes) - skill(h, half.num_classes)) / math.log(len(full.y_train) /
                                                                                      len(half.y_train))
-                  for f, h in zip(val["full"], val["same_steps"])]
+                  for f, h in zip(val["full"], val["same_epochs"])]  # the shipped rule
         out["families"][family] = {"n_train": [len(full.y_train), len(half.y_train)],
                                    "half_own_search_val": own["half"].val_accuracy,
                                    **{f"reuse_{k}_val": sum(v) / len(v) for k, v in val.items()},

@@ -287,10 +287,8 @@ def test_prediction_works_in_skill_above_chance():
                                    classes=10).value == pytest.approx(0.1)
 
 
-def test_a_reuse_trains_for_the_steps_of_the_group_models_search_never_fewer_epochs():
-    assert decide.reuse_epochs(3.0, 2000, 1000) == 6.0      # half the images: twice the epochs, the same steps
-    assert decide.reuse_epochs(3.0, 1000, 4000) == 3.0      # a larger dataset keeps the preset's epochs
-    assert decide.reuse_epochs(3.0, None, 1000) == 3.0      # no record of the search's size
-    # the searched model's own final training ran 1 epoch (Hyperband's best resource): the same steps are 2 epochs
-    assert decide.reuse_epochs(1.5, 2000, 1000, source_epochs=1.0) == 2.0
-    assert decide.reuse_epochs(3.0, 2000, 1000, source_epochs=1.0) == 3.0
+def test_one_training_rule_for_a_searched_and_a_reused_model():
+    # the preset's final epochs, whatever the model's search chose and whatever the dataset's size
+    assert decide.training_epochs(3.0, 1.0, 2.0) == 3.0
+    # else the epochs the model's search chose (a reuse: its founder's final training), else the search's budget
+    assert decide.training_epochs(None, 1.0, 2.0) == 1.0 and decide.training_epochs(None, None, 2.0) == 2.0

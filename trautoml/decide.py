@@ -23,7 +23,8 @@ is *predicted* to reach (`predict_accuracy`):
   it (its landmarkers' mean skill) and N its number of training images. The profile is blind to N by design (a
   fixed image budget, so that a dataset and its subsample profile alike), but the final training is not: a half
   subsample reaches less with any model. c = `SIZE_SLOPE`, measured once on the reference data (a model trained
-  afresh on a dataset and on its half, as a reuse trains (`reuse_epochs`): 0.051 skill per unit of ln N); b is
+  afresh on a dataset and on its half for the same epochs, as every final training runs (`training_epochs`):
+  0.094 skill per unit of ln N); b is
   fitted on the stream, the slope of the searched datasets' skill (less c·ln N) on m, least squares, clipped at 0
   (an easier profile never predicts a worse model), once 3 searched datasets give one; before, the members' skill
   is moved by size alone. Why this and
@@ -107,24 +108,18 @@ class Plan:
         return f"no group fits: search a model and found group {self.group}"
 
 
-def reuse_epochs(epochs: float, source_images: float | None, images: float,
-                 source_epochs: float | None = None) -> float:
-    """The epochs a reused model trains for on a dataset of ``images`` training images: at least ``epochs`` (the
-    preset's final training), and as many optimizer steps as the group's model took in the final training of the
-    dataset it was searched on (``source_images`` images for ``source_epochs``, default ``epochs``) when this
-    dataset is smaller.
+def training_epochs(final_epochs: float | None, chosen_epochs: float | None, search_epochs: float) -> float:
+    """The one rule for a model's final training, searched or reused alike: ``final_epochs`` (the preset's) epochs
+    over the dataset's training images, else the epochs the model's search chose for it (``chosen_epochs``: a
+    search's best resource; for a reuse, the epochs its founder's final training ran), else the search's full
+    budget ``search_epochs``.
 
-    The paper reuses "the same architecture and hyper-parameters, weights trained afresh" (002 Algorithm 1) and is
-    silent on whether training length means epochs or steps. Measured on the reference data
-    (`bench/measure_reuse.py`, 4 families, a model searched on each trained afresh on its 50 % subsample, 3
-    seeds, 2026-12-03): validation accuracy 0.834 with the same epochs, 0.858 with the same steps (better in all 4
-    families, +0.007 to +0.053), against 0.882 for the subsample's own search. A larger dataset keeps the epochs:
-    fewer would train less than the preset asks. The cost is that of the group model's own final training (the
-    same steps), however much smaller the dataset."""
-    if not source_images or images <= 0:
-        return float(epochs)
-    steps = float(source_epochs or epochs) * source_images / images
-    return max(float(epochs), steps)
+    The paper reuses "the same architecture and hyper-parameters, weights trained afresh" (002 Algorithm 1): the
+    same epochs. An earlier rule trained a reuse for its founder's optimizer *steps* (2 × the epochs on a half
+    subsample), which a searched dataset's final training never got: the benchmark's reference then trained less
+    than the reuse it judged, and the whole TRE gain of that rule sat on the subsamples. One rule for every
+    training keeps every row's comparison fair; a size-dependent length, if wanted, must apply to both."""
+    return float(final_epochs or chosen_epochs or search_epochs)
 
 
 def plan(assignment, group_spec: ModelSpec | None) -> Plan:
@@ -185,10 +180,9 @@ class Prediction:
 
 #: Skill above chance a reused model loses per unit of ln(training images), measured on the reference data (no
 #: benchmark stream's): the mean over 4 families of a model searched on each and trained afresh on it and on its
-#: 50 % subsample (for the steps of its full training, `reuse_epochs`), 3 seeds, the ``small`` preset (per family
-#: 0.011–0.088; ``bench/measure_reuse.py``,
-#: 2026-12-03).
-SIZE_SLOPE = 0.051
+#: 50 % subsample for the same epochs (`training_epochs`), 3 seeds, the ``small`` preset (``bench/measure_reuse.py``,
+#: 2026-12-03: 0.094 under this rule, 0.051 when a reuse trained for its founder's steps).
+SIZE_SLOPE = 0.094
 #: Searched datasets the stream must hold before the guard judges: the fit's residual sd needs 2 spare points.
 MIN_FIT_POINTS = 4
 

@@ -11,8 +11,8 @@ __all__ = ["DecideStage"]
 class DecideStage:
     """group → **decide**: ``stage(assignment, features, dataset) -> Plan``. A reuse's plan carries what the dataset is
     predicted to reach with the group's model (`trautoml.decide.predict_accuracy`), for the accuracy guard, and the
-    training images and epochs of the founder's final training of that model (`Workspace.group_model_source`), from
-    which `trautoml.decide.reuse_epochs` sets the reuse's training length.
+    training images and epochs of the founder's final training of that model (`Workspace.group_model_source`): a
+    reuse trains for those epochs under the one rule of every final training (`trautoml.decide.training_epochs`).
 
     ``ctx``: the pipeline's context (``workspace``, ``progress``). ``warm_start`` / ``warm_k``: a search first
     trains the models of ``warm_k`` earlier datasets, the ``latest`` ones or the nearest by ``profile`` or

@@ -84,16 +84,14 @@ class SearchTrainStage:
         p = self.ctx.preset
         if plan.action == decide.SEARCH:
             result, search_s, own_s = self.search(dataset, plan, observer)
-            epochs = p.final_epochs or result.best_resource
+            epochs = decide.training_epochs(p.final_epochs, result.best_resource, p.search_epochs)
             final, train_s = self.train(result.best, dataset, epochs)
             return Outcome("searched", result.best, final, search_s, train_s, epochs, result.trials,
                            _report(result), search_own_seconds=own_s)
 
         assert plan.spec is not None  # a reuse names the group's model
-        cap = p.final_max_train or float("inf")
-        images, source_epochs = plan.source or (None, None)
-        epochs = decide.reuse_epochs(p.final_epochs or p.search_epochs, None if images is None else min(images, cap),
-                                     min(len(dataset.y_train), cap), source_epochs)
+        _, source_epochs = plan.source or (None, None)
+        epochs = decide.training_epochs(p.final_epochs, source_epochs, p.search_epochs)
         plan = dataclasses.replace(plan, spec=adapt_spec(plan.spec, dataset.input_shape, dataset.num_classes))
         final, train_s = self.train(plan.spec, dataset, epochs)
         check = decide.check_reuse(final.val_accuracy, plan.prediction, p.reuse_tolerance, len(dataset.y_val))
@@ -101,11 +99,11 @@ class SearchTrainStage:
         if not check.escalate:
             return Outcome("reused", plan.spec, final, 0.0, train_s, epochs, [], {}, check)
         result, search_s, own_s = self.search(dataset, decide.escalation(plan), observer)
-        found, epochs2 = result.best, p.final_epochs or result.best_resource
+        found, epochs2 = result.best, decide.training_epochs(p.final_epochs, result.best_resource, p.search_epochs)
         if found == plan.spec:  # measured on this dataset already by its final training: take the best other one
             other = decide.best_other(result.trials, plan.spec)
             if other is not None:
-                found, epochs2 = other.spec, p.final_epochs or other.resource
+                found, epochs2 = other.spec, decide.training_epochs(p.final_epochs, other.resource, p.search_epochs)
         final2, train2_s = self.train(found, dataset, epochs2)
         if final2.val_accuracy > final.val_accuracy:
             return Outcome("searched", found, final2, search_s, train_s + train2_s, epochs2, result.trials,
