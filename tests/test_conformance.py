@@ -25,7 +25,7 @@ def test_backend_conformance(name):
 
 @pytest.mark.parametrize("name", list(GROUPERS))
 def test_grouper_conformance(name):
-    options = {"kmeans": {"k": 3}}.get(name, {})
+    options = {"kmeans": {"k": 3}, "given": {"labels": list("abcabcab")}}.get(name, {})
     check_grouper(lambda: GROUPERS.get(name)(**options))
 
 

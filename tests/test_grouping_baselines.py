@@ -115,3 +115,15 @@ def test_metafeature_scale_is_floored_so_the_second_dataset_can_join():
     g.observe(base)
     assert g.observe(base * [1.01, 1, 1, 1]).reason == "test-accepted"       # 1 % apart: joins
     assert g.observe(base * [3.0, 1, 1, 1]).reason == "empty-cluster"        # 3 × the size: founds
+
+
+def test_the_given_grouping_is_the_true_one_and_restores():
+    labels, data = synthetic_stream(np.random.default_rng(3), n=20)
+    g = make_grouper("given", labels=[f"family{lab}" for lab in labels])
+    for x in data:
+        g.observe(x)
+    assert adjusted_rand_score(labels, g.labels()) == 1.0
+    again = grouper_from_dict(g.to_dict())
+    assert again.labels() == g.labels()
+    with pytest.raises(ValueError, match="names 20 datasets; this is dataset 21"):
+        g.observe(data[0])

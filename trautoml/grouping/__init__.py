@@ -3,7 +3,8 @@
 * :class:`MarkovBFGrouper` (``"mh"``): the paper's Markov sequential clustering guarded by a Behrens–Fisher test;
 * baselines with the same interface: :class:`RandomGrouper` (``"random"``), :class:`KMeansGrouper`
   (``"kmeans"``), :class:`SequentialKMeansGrouper` (``"seq-kmeans"``), :class:`MetaFeatureGrouper`
-  (``"metafeatures"``), and :class:`NoGrouping` (``"none"``: every dataset searched);
+  (``"metafeatures"``), :class:`NoGrouping` (``"none"``: every dataset searched) and :class:`GivenGrouper`
+  (``"given"``: the true families, given in arrival order: the benchmark's oracle);
 * :func:`behrens_fisher_test`: Scheffé's solution of the multivariate Behrens–Fisher problem; :func:`power` and
   :func:`trials_for_power` say how many trials it needs to see a given difference.
 
@@ -15,13 +16,15 @@ from __future__ import annotations
 from trautoml.registry import Registry
 
 from .base import Assignment, Grouper
-from .baselines import KMeansGrouper, MetaFeatureGrouper, NoGrouping, RandomGrouper, SequentialKMeansGrouper
+from .baselines import (GivenGrouper, KMeansGrouper, MetaFeatureGrouper, NoGrouping, RandomGrouper,
+                        SequentialKMeansGrouper)
 from .bftest import BFTestResult, behrens_fisher_test, power, trials_for_power
 from .markov import MarkovBFGrouper
 
 #: Groupers by name (entry-point group ``trautoml.groupers`` adds third parties'; see `trautoml.registry`).
 GROUPERS = Registry("grouper", "trautoml.groupers")
-for _cls in (MarkovBFGrouper, RandomGrouper, KMeansGrouper, SequentialKMeansGrouper, MetaFeatureGrouper, NoGrouping):
+for _cls in (MarkovBFGrouper, RandomGrouper, KMeansGrouper, SequentialKMeansGrouper, MetaFeatureGrouper, NoGrouping,
+             GivenGrouper):
     GROUPERS.register(_cls.name, _cls)
 
 
@@ -36,6 +39,6 @@ def grouper_from_dict(d: dict) -> Grouper:
     return GROUPERS[d["type"]].from_dict(d)
 
 
-__all__ = ["Assignment", "BFTestResult", "GROUPERS", "Grouper", "KMeansGrouper", "MarkovBFGrouper",
+__all__ = ["Assignment", "BFTestResult", "GROUPERS", "GivenGrouper", "Grouper", "KMeansGrouper", "MarkovBFGrouper",
            "MetaFeatureGrouper", "NoGrouping", "RandomGrouper", "SequentialKMeansGrouper", "behrens_fisher_test",
            "grouper_from_dict", "make_grouper", "power", "trials_for_power"]

@@ -38,6 +38,7 @@ as ``"empty-cluster"``, a join as ``"test-accepted"`` (see :mod:`.base`), with t
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -123,6 +124,44 @@ class RandomGrouper(_MeanGrouper):
         self._restore(d)
         self.rng = rng_from_state(d["rng"])
         self._label_group = {int(k): int(v) for k, v in d["label_group"]}
+        return self
+
+
+class GivenGrouper(_MeanGrouper):
+    """The oracle: the true grouping, given. ``labels``: each dataset's family in arrival order; the k-th dataset
+    observed joins the group of the first earlier dataset with its label, or founds one. The benchmark's ``oracle``
+    row (the best any grouping can do, paper 002 §3.1.2's comparison turned into an upper anchor) and a known
+    answer for tests. Observing more datasets than labels is a ValueError."""
+
+    name = "given"
+
+    def __init__(self, labels: Sequence[str] = ()) -> None:
+        super().__init__()
+        self.given = [str(x) for x in labels]
+        self._label_group: dict[str, int] = {}
+
+    def params(self) -> dict:
+        """The constructor's arguments (saved with the state)."""
+        return {"labels": self.given}
+
+    def observe(self, trials) -> Assignment:
+        """Assign the next dataset to its given family's group (founding it on the family's first dataset)."""
+        if self.n_observed >= len(self.given):
+            raise ValueError(f"the given grouping names {len(self.given)} datasets; this is dataset "
+                             f"{self.n_observed + 1}")
+        label = self.given[self.n_observed]
+        self._xs.append(self._point(trials))
+        g = self._label_group.setdefault(label, self.n_groups)
+        return self._assignment(g, f"given family {label!r}")
+
+    def to_dict(self) -> dict:
+        return {**self._state(), "label_group": [[k, v] for k, v in self._label_group.items()]}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> GivenGrouper:
+        self = cls(**d["params"])
+        self._restore(d)
+        self._label_group = {str(k): int(v) for k, v in d["label_group"]}
         return self
 
 
