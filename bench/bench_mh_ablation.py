@@ -6,8 +6,8 @@
 Rows (every row is `TrAutoML` ingesting the stream, as in ``trautoml bench``, with the same shared cache):
 ``mh`` (the default: the guard's paired test, Σ = S + C̄/T, the accuracy guard), ``mh-unpaired`` (the guard's test
 in random order), ``mh-trial-cov`` (Σ = S + C̄), ``mh-no-guard`` (plain reuse), ``mh-paper-guarded`` (the paper's
-MH with the accuracy guard) and ``mh-paper`` (the paper's MH: all three off), beside ``standalone`` (the reference)
-and ``standalone-seed2`` (the noise floor). The report is ``trautoml bench``'s.
+MH with the accuracy guard) and ``mh-paper`` (the paper's MH: all three off), beside ``standalone`` (the reference,
+3 seeds: its noise band) and ``oracle``. The report is ``trautoml bench``'s, intervals and verdicts included.
 """
 from __future__ import annotations
 
@@ -40,12 +40,12 @@ def main(argv: list[str] | None = None) -> dict:
     from trautoml.data import load_stream
 
     bench = StreamBench(args.preset, ["hyperband"], args.orders, Path(args.workspace) / "bench-cache", args.seed,
-                        methods=["standalone", "standalone-seed2", "mh", "mh-paper"], variants=VARIANTS,
+                        methods=["standalone", "oracle", "mh", "mh-paper"], variants=VARIANTS,
                         log=lambda msg: print(msg, file=sys.stderr, flush=True))
     results = bench.run(load_stream(args.stream))
     results["context"]["stream"] = args.stream
     write_report(Path(args.out), results["table"], results["context"], results["curves"], results["sweep"],
-                 results["relative_errors"])
+                 results["relative_errors"], results["verdicts"])
     print(markdown_table(results["table"]))
     return results
 

@@ -11,22 +11,30 @@ pytestmark = pytest.mark.slow
 
 
 def test_ci_preset_end_to_end_and_identical_results_for_identical_seeds(tmp_path):
-    first = run_bench("ci", ["random"], 1, tmp_path / "report1", tmp_path / "cache", executor="serial")
+    first = run_bench("ci", ["random"], 1, tmp_path / "report1", tmp_path / "cache", executor="serial",
+                      reference_seeds=2)
     table = first["table"]
     peers = {m for m in PEER_METHODS if peer_unavailable(m) is None}
     assert set(table) == {f"{m}+random" for m in ALL_METHODS if m not in PEER_METHODS} | peers
     for row in table.values():
-        assert row["total_search_s"] > 0 and row["orders"] == 1
-        assert set(row) >= {"total_search_s", "overhead_s", "tre", "groups", "ari", "time_ratio_vs_standalone"}
-    assert table["standalone+random"]["tre"] == 0.0
-    assert table["standalone+random"]["time_ratio_vs_standalone"] == pytest.approx(1.0)
+        assert row["total_search_s"] > 0 and row["cost"] > 0
+        assert set(row) >= {"total_search_s", "overhead_s", "tre", "tre_ci", "cost_ratio_ci", "groups", "ari",
+                            "time_ratio_vs_standalone", "cost_ratio_vs_standalone"}
+        assert row["tre_ci"]["low"] <= row["tre"] <= row["tre_ci"]["high"]
+    standalone = table["standalone+random"]
+    assert standalone["orders"] == 2  # its seeds: no row's relative error is zero by construction
+    assert standalone["tre"] != 0.0 and standalone["noise_band"]["low"] < standalone["noise_band"]["high"]
+    assert standalone["cost_ratio_vs_standalone"] == pytest.approx(1.0)
+    assert table["oracle+random"]["ari"] == 1.0 and table["oracle+random"]["overhead_cost"] == 0.0  # true families
+    assert any("tell groupings apart" in v for v in first["verdicts"])
     assert (tmp_path / "report1" / "report.md").exists()
-    again = run_bench("ci", ["random"], 1, tmp_path / "report2", tmp_path / "cache", executor="serial")
+    again = run_bench("ci", ["random"], 1, tmp_path / "report2", tmp_path / "cache", executor="serial",
+                      reference_seeds=2)
     for name, row in table.items():
         rerun = again["table"][name]
-        # decisions and errors repeat exactly; times repeat up to the backend's own (uncached) milliseconds
-        assert {k: rerun[k] for k in ("tre", "groups", "ari", "reused", "overhead_s")} == \
-               {k: row[k] for k in ("tre", "groups", "ari", "reused", "overhead_s")}
+        # decisions, errors and FLOPs repeat exactly; times up to the backend's own (uncached) milliseconds
+        assert {k: rerun[k] for k in ("tre", "groups", "ari", "reused", "overhead_s", "cost")} == \
+               {k: row[k] for k in ("tre", "groups", "ari", "reused", "overhead_s", "cost")}
         if name not in PEER_METHODS:  # the peer's own surrogate fitting (seconds, not ms) is measured again
             assert rerun["total_search_s"] == pytest.approx(row["total_search_s"], rel=1e-3)
 
@@ -39,18 +47,19 @@ def test_bench_runs_any_stream_given_by_a_manifest(tmp_path):
                                     "builtin:mnist?max_train=300&max_eval=200 mnist\n")
     out = tmp_path / "report"
     code = main(["bench", "--stream", f"manifest:{tmp_path / 'm.txt'}", "--orders", "1", "--backends", "random",
-                 "--executor", "serial", "--quiet", "--out", str(out), "--workspace", str(tmp_path)])
+                 "--executor", "serial", "--quiet", "--out", str(out), "--workspace", str(tmp_path),
+                 "--reference-seeds", "2"])
     assert code == 0
     import json
 
     table = json.loads((out / "table.json").read_text())
     rows = table.get("table", table)
-    assert "mh+random" in rows and rows["standalone+random"]["tre"] == 0.0
+    assert "mh+random" in rows and rows["standalone+random"]["cost_ratio_vs_standalone"] == pytest.approx(1.0)
     assert f"manifest:{tmp_path / 'm.txt'}" in (out / "report.md").read_text()
     # --methods reruns some rows on the same cache (standalone, the reference, always runs)
     code = main(["bench", "--stream", f"manifest:{tmp_path / 'm.txt'}", "--orders", "1", "--backends", "random",
                  "--executor", "serial", "--quiet", "--out", str(out), "--workspace", str(tmp_path),
-                 "--methods", "mh,mh-paper"])
+                 "--methods", "mh,mh-paper", "--reference-seeds", "2"])
     rows = json.loads((out / "table.json").read_text())
     rows = rows.get("table", rows)
     assert sorted(rows) == ["mh+random", "mh-paper+random", "standalone+random"]
@@ -58,9 +67,9 @@ def test_bench_runs_any_stream_given_by_a_manifest(tmp_path):
     assert main(["bench", "--methods", "mh,nope", "--quiet", "--workspace", str(tmp_path)]) == 2
 
 
-def test_a_bench_row_is_the_product_and_the_noise_floor_row_uses_another_seed(tmp_path):
+def test_a_bench_row_is_the_product_and_the_reference_is_the_mean_of_its_seeds(tmp_path):
     """The mh row's decisions equal plain ingests of the same order by a user's TrAutoML (tracking on), and the
-    second standalone pass differs from the first by what another seed changes."""
+    reference is the mean of standalone seeds that differ by what another seed changes."""
     import numpy as np
 
     from trautoml import TrAutoML
@@ -72,7 +81,7 @@ def test_a_bench_row_is_the_product_and_the_noise_floor_row_uses_another_seed(tm
                                     "builtin:mnist?max_train=300&max_eval=200 mnist\n")
     items = load_stream(f"manifest:{tmp_path / 'm.txt'}")
     bench = StreamBench("ci", ["random"], orders=1, workspace=tmp_path / "cache", executor="serial",
-                        methods=["standalone", "standalone-seed2", "mh"])
+                        methods=["standalone", "mh"], reference_seeds=2)
     results = bench.run(items)
     order = np.random.default_rng(0).permutation(len(items))  # the bench's first order (seed 0)
     row = TrAutoML(tmp_path / "cache" / "runs" / "mh+random" / "order0", tracking=False).decisions()
@@ -82,8 +91,8 @@ def test_a_bench_row_is_the_product_and_the_noise_floor_row_uses_another_seed(tm
     assert [(d.dataset, d.group, d.outcome, d.spec.key()) for d in row] == \
            [(d.dataset, d.group, d.outcome, d.spec.key()) for d in plain]
     assert [d.test_accuracy for d in row] == pytest.approx([d.test_accuracy for d in plain], abs=0.02)
-    floor = results["relative_errors"]["standalone-seed2+random"]
-    assert results["table"]["standalone+random"]["tre"] == 0.0 and any(v != 0.0 for v in floor.values())
+    seeds = results["table"]["standalone+random"]
+    assert seeds["orders"] == 2 and any(v != 0.0 for v in results["relative_errors"]["standalone+random"].values())
 
 
 def _manifest(tmp_path):
@@ -101,7 +110,7 @@ def test_the_peer_row_runs_the_syne_tune_backend_over_the_stream(tmp_path):
     from trautoml.bench.runner import StreamBench
 
     bench = StreamBench("ci", ["random"], orders=1, workspace=tmp_path / "cache", executor="serial",
-                        methods=["standalone", "peer-zeroshot"])
+                        methods=["standalone", "peer-zeroshot"], reference_seeds=1)
     results = bench.run(_manifest(tmp_path))
     row = results["table"]["peer-zeroshot"]
     assert row["total_search_s"] > 0 and row["groups"] == 3 and row["reused"] == 0
@@ -116,7 +125,7 @@ def test_a_peer_that_cannot_run_is_left_out_and_the_report_says_why(tmp_path, mo
 
     monkeypatch.setattr(runner, "peer_unavailable", lambda method: "syne-tune is not installed")
     bench = runner.StreamBench("ci", ["random"], orders=1, workspace=tmp_path / "cache", executor="serial",
-                               methods=["standalone", "peer-zeroshot"])
+                               methods=["standalone", "peer-zeroshot"], reference_seeds=1)
     results = bench.run(_manifest(tmp_path))
     assert "peer-zeroshot" not in results["table"]
     assert results["context"]["left_out"] == "peer-zeroshot: syne-tune is not installed"

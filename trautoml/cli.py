@@ -179,6 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", dest="bench_preset", default="ci", help="ci, small or paper (default: %(default)s)")
     p.add_argument("--backends", default="hyperband", help="comma-separated backends (default: %(default)s)")
     p.add_argument("--orders", type=int, default=None, help="random stream orders (default: the preset's)")
+    p.add_argument("--reference-seeds", type=int, default=None, metavar="K",
+                   help="standalone seeds whose mean is the reference (default: the preset's, 3)")
     p.add_argument("--stream", default=None, metavar="URI",
                    help="any stream: stream:NAME, manifest:PATH, folder-stream:DIR (default: the preset's)")
     p.add_argument("--methods", default=None,
@@ -718,6 +720,8 @@ def cmd_bench(args) -> int:
                        f"{', '.join(BACKENDS.names())}")
     if args.orders is not None and args.orders < 1:
         raise BadInput(f"--orders must be at least 1, got {args.orders}")
+    if args.reference_seeds is not None and args.reference_seeds < 1:
+        raise BadInput(f"--reference-seeds must be at least 1, got {args.reference_seeds}")
     methods = ALL_METHODS if args.methods is None else \
         tuple(dict.fromkeys(["standalone"] + [m.strip() for m in args.methods.split(",") if m.strip()]))
     unknown = [m for m in methods if m not in ALL_METHODS]
@@ -732,11 +736,13 @@ def cmd_bench(args) -> int:
     _quiet_mlflow()
     out = Path(args.out)
     results = run_bench(args.bench_preset, backends, args.orders, out, Path(args.workspace) / "bench-cache",
-                        seed=args.seed, executor=args.executor, log=log, stream=args.stream, methods=methods)
+                        seed=args.seed, executor=args.executor, log=log, stream=args.stream, methods=methods,
+                        reference_seeds=args.reference_seeds)
     if args.json:
         print(json.dumps(results["table"], indent=2, sort_keys=True))
     else:
         print(markdown_table(results["table"]))
+        print("\n" + "\n".join(f"- {v}" for v in results["verdicts"]))
         print(f"\nreport: {out / 'report.md'}")
     return EXIT_OK
 

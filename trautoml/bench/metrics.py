@@ -8,6 +8,10 @@ Per dataset a method reports an `Outcome`; per method and stream order we sum an
 * ``overhead_s``: landmarker profiling (or statistical meta-features) for the dataset;
 * ``total_search_s`` = Σ (search_s + train_s + overhead_s). Counting a reuse's one training keeps the comparison
   honest: standalone search pays for training its final model inside the search, so the reusing method pays too.
+* ``cost``: the same work in training FLOPs (`trautoml.decision.Decision.total_flops`: every landmarker trial,
+  search trial, final, reuse and escalation training, counted per image processed), a unit the machine's load
+  cannot move; ``overhead_cost`` its profiling part. Seconds stay beside it.
+* ``warm_won``: searches whose best model was one of the warm-start models it was given.
 * ``tre`` = (1/N) Σ (e_i − e*_i) / e*_i on test error, e* from the standalone search of the same backend (paper
   §3.1). A perfect standalone model (e* = 0) would make the ratio infinite; e* is floored at ``ERROR_FLOOR`` and
   the floor is reported.
@@ -41,6 +45,9 @@ class Outcome:
     train_s: float
     overhead_s: float
     escalated: bool = False
+    cost: float = 0.0            # FLOPs of search + training + profiling
+    overhead_cost: float = 0.0   # FLOPs of profiling
+    warm_won: bool = False
 
     def to_dict(self) -> dict:
         """The fields as a plain dict."""
@@ -64,6 +71,9 @@ def summarise_order(outcomes: Sequence[Outcome], reference_errors: dict[str, flo
     rel = relative_errors([o.test_error for o in outcomes], [reference_errors[n] for n in names])
     return {
         "total_search_s": float(sum(o.search_s + o.train_s + o.overhead_s for o in outcomes)),
+        "cost": float(sum(o.cost for o in outcomes)),
+        "overhead_cost": float(sum(o.overhead_cost for o in outcomes)),
+        "warm_won": sum(o.warm_won for o in outcomes),
         "overhead_s": float(sum(o.overhead_s for o in outcomes)),
         "tre": float(np.mean(rel)),
         "tre_median": float(np.median(rel)),

@@ -7,16 +7,25 @@ from collections.abc import Sequence
 
 import numpy as np
 
-COLUMNS = (("total_search_s", "total search (s)"), ("time_ratio_vs_standalone", "time / standalone"),
-           ("overhead_s", "overhead (s)"), ("tre", "TRE"), ("tre_median", "TRE median"),
+COLUMNS = (("cost_ratio_vs_standalone", "cost / standalone [95 %]"), ("cost", "cost (TFLOP)"),
+           ("time_ratio_vs_standalone", "seconds / standalone [95 %]"), ("overhead_cost", "profiles (TFLOP)"),
+           ("tre", "TRE [95 %]"), ("tre_median", "TRE median"),
            ("groups", "groups"), ("ari", "ARI vs family"),
-           ("reused", "reused"), ("escalations", "guard fired"), ("escalation_s", "guard's searches (s)"))
+           ("reused", "reused"), ("escalations", "guard fired"), ("warm_won", "warm model won"))
+#: Columns whose interval (``KEY_ci``, or ``time_ratio_ci``) is shown in brackets.
+INTERVALS = {"cost_ratio_vs_standalone": "cost_ratio_ci", "time_ratio_vs_standalone": "time_ratio_ci",
+             "tre": "tre_ci"}
 
 
 def _cell(summary: dict, key: str) -> str:
     value = summary.get(key)
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return "–"
+    ci = summary.get(INTERVALS.get(key, ""))
+    if ci is not None:
+        return f"{value:.3f} [{ci['low']:.3f}, {ci['high']:.3f}]"
+    if key in ("cost", "overhead_cost"):
+        return f"{value / 1e12:.2f}"
     std = summary.get(f"{key}_std")
     if key == "time_ratio_vs_standalone":
         return f"{value:.3f}"
@@ -35,12 +44,14 @@ def markdown_table(table: dict[str, dict]) -> str:
 
 def write_report(folder: Path, table: dict[str, dict], context: dict, curves: dict[str, list[tuple[float, float]]],
                  sweep: dict[str, list[tuple[float, float]]],
-                 relative_errors: dict[str, dict[str, float]] | None = None) -> list[Path]:
+                 relative_errors: dict[str, dict[str, float]] | None = None,
+                 verdicts: Sequence[str] = ()) -> list[Path]:
     """Write report.md, table.json and the PNGs into ``folder``; returns the files written.
 
-    ``curves``: method → [(cumulative search seconds, mean test accuracy so far)] in stream order (Figure 1).
+    ``curves``: method → [(cumulative cost in FLOPs, mean test accuracy so far)] in stream order (Figure 1).
     ``sweep``: {"alpha": [(alpha, groups)], "landmarkers": [(B, groups)]} for the MH grouper (Figure 2).
     ``relative_errors``: method → dataset → relative test error against standalone, mean over orders.
+    ``verdicts``: the lines the intervals support (`trautoml.bench.runner.compare_rows`).
     """
     folder.mkdir(parents=True, exist_ok=True)
     files = [_time_vs_tre(folder / "time_vs_tre.png", table), _accuracy_over_time(folder / "accuracy_vs_time.png",
@@ -54,16 +65,20 @@ def write_report(folder: Path, table: dict[str, dict], context: dict, curves: di
         f"preset `{context.get('preset')}`; stream `{context.get('stream')}` ({context.get('datasets')} datasets); "
         f"{context.get('orders')} random orders; seed {context.get('seed')}.",
         "",
-        "Total search time includes landmarker (or meta-feature) overhead and the one training a reused model gets;",
-        "TRE is the mean relative test-error increase over the standalone search of the same backend (paper §3.1);",
-        "TRE median is the median over datasets (one dataset with a tiny standalone error can carry the mean).",
-        "Values are mean ± standard deviation over stream orders.",
+        "Cost is training FLOPs (forward + backward per image × images processed, evaluation included) of every",
+        "landmarker trial, search trial, final, reuse and escalation training: a unit the machine's load cannot",
+        "move; wall seconds are the second ratio. TRE is the mean relative test-error increase over the reference,",
+        f"the mean of {context.get('reference_seeds', '?')} standalone seeds of the same backend (paper §3.1); "
+        "TRE median is the median over datasets. Brackets: 95 % bootstrap intervals over datasets and orders (the",
+        "standalone row's",
+        "orders are its seeds); other values are mean ± standard deviation over orders. The oracle row is given",
+        "the true families and charged no profiles: the best any grouping can do.",
         "",
         markdown_table(table),
         "",
         "Each row is `TrAutoML` ingesting the stream with the method's options (tracking off, one shared cache of",
         "measurements, each charged its measured seconds): standalone = grouper `none`, a workspace per dataset;",
-        "standalone-seed2 = the same with the next seed, its TRE the noise floor; warmstart = grouper `none` with",
+        "oracle = grouper `given` (the true families); warmstart = grouper `none` with",
         "`warm_start=\"latest\"` (3 models); metalearn = grouper `none` with `warm_start=\"metafeatures\"` (3 models);",
         "the groupings = the grouper of that name (k-means is given the true number of families). No row's search",
         "budget is cut: warm-start models are trained within it. peer-zeroshot = grouper `none` with the backend",
@@ -83,6 +98,8 @@ def write_report(folder: Path, table: dict[str, dict], context: dict, curves: di
                   "| dataset | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
         lines += [f"| {n} | " + " | ".join(f"{relative_errors[m][n]:+.3f}" for m in methods) + " |" for n in names]
         lines.append("")
+    if verdicts:
+        lines += ["## What the intervals support", "", *[f"- {v}" for v in verdicts], ""]
     checks = target_checks(table, context)
     if checks:
         lines += ["## Against the targets", "", *[f"- {c}" for c in checks], ""]
@@ -97,46 +114,30 @@ TARGET_TIME_RATIO, TARGET_TRE, TARGET_OVERHEAD_SHARE = 0.30, 0.05, 0.10
 
 
 def target_checks(table: dict[str, dict], context: dict) -> list[str]:
-    """One line per target and backend, saying whether the measured means meet it (no tolerance added)."""
+    """One line per target and backend: whether MH's 95 % interval lies within the target (met), outside it (NOT
+    met), or straddles it (undecided: the stream is too short to say)."""
     lines = []
     for name, mh in table.items():
         if not name.startswith("mh+"):
             continue
-        backend = name[3:]
-        ratio, tre = mh.get("time_ratio_vs_standalone"), mh.get("tre")
-        if ratio is not None:
-            lines.append(f"{name}: time {ratio:.3f} of standalone (target ≤ {TARGET_TIME_RATIO}): "
-                         f"{'met' if ratio <= TARGET_TIME_RATIO else 'NOT met'}")
-        if tre is not None:
-            median = mh.get("tre_median")
-            lines.append(f"{name}: TRE {tre:.3f} (target ≤ {TARGET_TRE}): "
-                         f"{'met' if tre <= TARGET_TRE else 'NOT met'}"
-                         + ("" if median is None else f"; the median dataset's relative error: {median:.3f}"))
-        if mh.get("total_search_s") and mh.get("overhead_s") is not None:
-            share = mh["overhead_s"] / mh["total_search_s"]
+        for key, ci_key, label, target in (("cost_ratio_vs_standalone", "cost_ratio_ci", "cost / standalone",
+                                            TARGET_TIME_RATIO), ("tre", "tre_ci", "TRE", TARGET_TRE)):
+            if mh.get(key) is None:
+                continue
+            ci = mh.get(ci_key) or {"low": mh[key], "high": mh[key]}
+            verdict = "met" if ci["high"] <= target else "NOT met" if ci["low"] > target else "undecided"
+            lines.append(f"{name}: {label} {mh[key]:.3f} [{ci['low']:.3f}, {ci['high']:.3f}] "
+                         f"(target ≤ {target}): {verdict}")
+        if mh.get("cost") and mh.get("overhead_cost") is not None:
+            share = mh["overhead_cost"] / mh["cost"]
             verdict = "met" if share < TARGET_OVERHEAD_SHARE else "NOT met"
-            lines.append(f"{name}: landmarker overhead {share:.1%} of its total "
+            lines.append(f"{name}: landmarker profiles {share:.1%} of its cost "
                          f"(target < {TARGET_OVERHEAD_SHARE:.0%}): {verdict}")
-        for other in ("kmeans", "random"):
-            o = table.get(f"{other}+{backend}")
-            if o is not None and ratio is not None and tre is not None:
-                lines.append(f"{name} vs {other}+{backend}: {_trade_off(mh, o)}")
         families, datasets = context.get("families"), context.get("datasets")
-        if families and datasets and ratio is not None:
+        if families and datasets:
             lines.append(f"floor: a grouping that keeps the stream's {families} families apart searches at least "
-                         f"{families} times, {families / datasets:.2f} of standalone before overhead and reuse")
+                         f"{families} times, {families / datasets:.2f} of standalone before profiles and reuses")
     return lines
-
-
-def _trade_off(a: dict, b: dict) -> str:
-    ta, tb = a["time_ratio_vs_standalone"], b["time_ratio_vs_standalone"]
-    ea, eb = a["tre"], b["tre"]
-    if ta <= tb and ea <= eb:
-        return f"better on both (time {ta:.3f} vs {tb:.3f}, TRE {ea:.3f} vs {eb:.3f})"
-    if ta >= tb and ea >= eb:
-        return f"worse on both (time {ta:.3f} vs {tb:.3f}, TRE {ea:.3f} vs {eb:.3f})"
-    faster = "faster" if ta < tb else "slower"
-    return f"a trade-off: {faster} (time {ta:.3f} vs {tb:.3f}) with TRE {ea:.3f} vs {eb:.3f}"
 
 
 def _plt():
@@ -149,15 +150,21 @@ def _plt():
 
 
 def _time_vs_tre(path: Path, table: dict[str, dict]) -> Path:
+    """Cost ratio against TRE per row, each with its 95 % intervals."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.4, 4.8), dpi=100)
     for name, s in table.items():
-        ax.errorbar(s["total_search_s"], s["tre"], xerr=s.get("total_search_s_std", 0), yerr=s.get("tre_std", 0),
+        x, y = s.get("cost_ratio_vs_standalone", s.get("time_ratio_vs_standalone")), s.get("tre")
+        if x is None or y is None:
+            continue
+        xci = s.get("cost_ratio_ci") or s.get("time_ratio_ci") or {"low": x, "high": x}
+        yci = s.get("tre_ci") or {"low": y, "high": y}
+        ax.errorbar(x, y, xerr=[[x - xci["low"]], [xci["high"] - x]], yerr=[[y - yci["low"]], [yci["high"] - y]],
                     fmt="o", capsize=3)
-        ax.annotate(name, (s["total_search_s"], s["tre"]), fontsize=7, xytext=(4, 4), textcoords="offset points")
-    ax.set_xlabel("total search wall time (s)")
+        ax.annotate(name, (x, y), fontsize=7, xytext=(4, 4), textcoords="offset points")
+    ax.set_xlabel("cost / standalone (training FLOPs)")
     ax.set_ylabel("total relative error (TRE)")
-    ax.set_title("Search time vs accuracy loss per method")
+    ax.set_title("Cost vs accuracy loss per method (95 % intervals)")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -171,9 +178,9 @@ def _accuracy_over_time(path: Path, curves: dict[str, list[tuple[float, float]]]
         if pts:
             xs, ys = zip(*pts)
             ax.step(xs, ys, where="post", label=name)
-    ax.set_xlabel("cumulative search wall time (s)")
+    ax.set_xlabel("cumulative cost (training FLOPs)")
     ax.set_ylabel("mean test accuracy of the datasets so far")
-    ax.set_title("Accuracy over search time along the stream (cf. paper Fig. 1)")
+    ax.set_title("Accuracy over cost along the stream (cf. paper Fig. 1)")
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path)

@@ -4,9 +4,12 @@ product itself: a `TrAutoML` with that method's options ingesting the stream in 
 Methods, each combined with each search backend ``B`` (their rules; none is a fixed cut of the search budget):
 
 * ``standalone+B``: ``grouper="none"``, each dataset in a workspace of its own: every dataset searched from
-  scratch, no backend state carried from one to the next; the reference e* of TRE;
-* ``standalone-seed2+B``: the same with the next seed (another search seed and final-training seed): its TRE
-  against ``standalone`` is the noise floor, what a second search of the same dataset differs by;
+  scratch, no backend state carried from one to the next, at K seeds (``reference_seeds``, 3 at ``ci``). The
+  reference e*_i of TRE is the mean of the K seeds' test errors, and the reference cost the mean of their costs;
+  the row itself reports its K seeds as its "orders" (no row's relative error is zero by construction). The
+  noise band is what one seed scores against the mean of the others (`trautoml.bench.intervals.noise_band`);
+* ``oracle+B``: the true families given (grouper ``given``), profiles not charged: the best any grouping can do
+  under the same decision rule. Beside ``random`` it says whether the stream can tell groupings apart at all;
 * ``warmstart+B`` (Lindauer & Hutter 2018): ``grouper="none", warm_start="latest"``: every search first trains
   the models of the 3 latest earlier datasets, within its own budget;
 * ``metalearn+B`` (Feurer et al. 2015): ``grouper="none", warm_start="metafeatures"``: the same with the 3 nearest
@@ -23,10 +26,11 @@ Methods, each combined with each search backend ``B`` (their rules; none is a fi
   runs where the ``peers`` extra is installed; elsewhere the report says it was left out and why.
 
 Costs are measured once and charged in every row and order that meets them: all rows share one cache of profiles,
-meta-features, search trials and final trainings (by dataset content, spec, budget and seed), and each cached item
-is charged the seconds it took when it was measured. A dataset's search is charged its trials' measured seconds
-plus the backend's own compute outside them; its final training its measured seconds; its profile (or
-meta-features) its measured seconds, as overhead.
+meta-features, search trials and final trainings (by dataset content, spec, budget and seed). The cost is counted
+in training FLOPs (`Outcome.cost`), which the machine's load cannot move; wall seconds, charged as each cached item
+took when it was measured, are kept beside it as a second ratio. Every number comes with a 95 % bootstrap interval
+over datasets and orders, and a row beats another only where the paired interval of their difference says so
+(`trautoml.bench.intervals`).
 """
 from __future__ import annotations
 
@@ -41,7 +45,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from trautoml.bench.metrics import ERROR_FLOOR, Outcome, aggregate, summarise_order
+from trautoml.bench.intervals import (Interval, noise_band, paired_ratio_difference, paired_tre_difference,
+                                      ratio_interval, tre_interval)
+from trautoml.bench.metrics import Outcome, aggregate, relative_errors, summarise_order
 from trautoml.bench.report import write_report
 
 if TYPE_CHECKING:
@@ -50,13 +56,13 @@ if TYPE_CHECKING:
 GROUPING_METHODS = ("random", "kmeans", "seq-kmeans", "mh", "mh-paper")
 #: Methods that bring their own search backend (a peer from outside), run once against the first backend.
 PEER_METHODS = {"peer-zeroshot": "synetune-zeroshot"}
-ALL_METHODS = ("standalone", "standalone-seed2", "warmstart", "metalearn", *GROUPING_METHODS, *PEER_METHODS)
+ALL_METHODS = ("standalone", "oracle", "warmstart", "metalearn", *GROUPING_METHODS, *PEER_METHODS)
 #: Methods whose datasets are each searched alone (a workspace per dataset): their outcome does not depend on order.
-SOLO_METHODS = ("standalone", "standalone-seed2")
+SOLO_METHODS = ("standalone",)
 #: The product options of each method (see the module docstring).
 METHOD_OPTIONS: dict[str, dict[str, Any]] = {
     "standalone": dict(grouper="none"),
-    "standalone-seed2": dict(grouper="none"),
+    "oracle": dict(grouper="given"),
     "warmstart": dict(grouper="none", warm_start="latest"),
     "metalearn": dict(grouper="none", warm_start="metafeatures"),
     "random": dict(grouper="random"),
@@ -86,12 +92,14 @@ def peer_unavailable(method: str) -> str | None:
 @dataclass(frozen=True)
 class BenchPreset:
     """A benchmark preset (``BENCH_PRESETS``): the ``stream`` it runs, the engine preset (``engine_preset``, see
-    ``trautoml.presets``) and its field ``overrides``, and how many random stream ``orders`` it averages over."""
+    ``trautoml.presets``) and its field ``overrides``, how many random stream ``orders`` it averages over and how
+    many standalone seeds make the reference (``reference_seeds``)."""
     name: str
     stream: str
     engine_preset: str
     orders: int
     overrides: dict = field(default_factory=dict)
+    reference_seeds: int = 3
 
 
 #: ``ci``: six small datasets of three families, tiny budgets (under 5 minutes on 2 cores);
@@ -123,7 +131,8 @@ class StreamBench:
     def __init__(self, preset: str = "ci", backends: Sequence[str] = ("hyperband",), orders: int | None = None,
                  workspace: Path | str = "bench-workspace", seed: int = 0, executor: str = "local",
                  methods: Sequence[str] = ALL_METHODS, quiet: bool = False,
-                 log: Callable[[str], None] | None = None, variants: dict[str, dict] | None = None):
+                 log: Callable[[str], None] | None = None, variants: dict[str, dict] | None = None,
+                 reference_seeds: int | None = None):
         if preset not in BENCH_PRESETS:
             raise ValueError(f"unknown bench preset {preset!r}; available: {', '.join(BENCH_PRESETS)}")
         self.variants = dict(variants or {})
@@ -136,6 +145,9 @@ class StreamBench:
             raise ValueError(f"unknown method(s) {', '.join(unknown)}; available: {', '.join(ALL_METHODS)}")
         self.preset = BENCH_PRESETS[preset]
         self.orders = orders or self.preset.orders
+        self.reference_seeds = reference_seeds or self.preset.reference_seeds
+        if self.reference_seeds < 1:
+            raise ValueError(f"reference_seeds must be >= 1, got {self.reference_seeds}")
         self.backends = list(backends)
         if not self.backends:
             raise ValueError("no backend to benchmark: name at least one")
@@ -182,82 +194,97 @@ class StreamBench:
     def _run(self, items, runs: Path, t_start: float) -> dict:
         datasets = [it.load() for it in items]
         families = [d.family or d.name for d in datasets]
-        self.log(f"bench: {len(datasets)} datasets, {self.orders} orders, backends {', '.join(self.backends)}")
+        self.log(f"bench: {len(datasets)} datasets, {self.orders} orders, backends {', '.join(self.backends)}, "
+                 f"{self.reference_seeds} standalone seeds")
         rng = np.random.default_rng(self.seed)
         orders = [rng.permutation(len(datasets)) for _ in range(self.orders)]
 
         table: dict[str, dict] = {}
         curves: dict[str, list[tuple[float, float]]] = {}
         per_dataset: dict[str, dict[str, float]] = {}
+        matrices: dict[str, dict[str, np.ndarray]] = {}
         left_out: dict[str, str] = {}
-        first_reference: tuple[str, dict[str, float], float] | None = None
+        references: dict[str, Reference] = {}
         for backend in self.backends:
-            solo = {m: self._solo(m, backend, datasets, families, runs) for m in SOLO_METHODS
-                    if m in self.methods or m == "standalone"}
-            reference = {o.dataset: o.test_error for o in solo["standalone"]}
-            stand_total = sum(o.search_s + o.train_s + o.overhead_s for o in solo["standalone"])
-            first_reference = first_reference or (backend, reference, stand_total)
+            ref = references[backend] = self._reference(backend, datasets, families, runs)
             for method in self.methods:
                 if method in PEER_METHODS:
                     continue
                 row = f"{method}+{backend}"
-                table[row], curves[row], per_dataset[row] = self._row(
-                    row, method, backend, solo, orders, datasets, families, runs, reference, stand_total)
-        assert first_reference is not None  # __init__ refuses an empty list of backends
+                table[row], curves[row], per_dataset[row], matrices[row] = self._row(
+                    row, method, backend, ref, orders, datasets, families, runs)
+        first = references[self.backends[0]]
         for method in [m for m in self.methods if m in PEER_METHODS]:
             why = peer_unavailable(method)
             if why:
                 left_out[method] = why
                 self.log(f"{method}: left out: {why}")
                 continue
-            backend, reference, stand_total = first_reference
-            table[method], curves[method], per_dataset[method] = self._row(
-                method, method, PEER_METHODS[method], {}, orders, datasets, families, runs, reference, stand_total)
+            table[method], curves[method], per_dataset[method], matrices[method] = self._row(
+                method, method, PEER_METHODS[method], first, orders, datasets, families, runs)
         sweep = self._sweeps(self._profiles(datasets, runs), orders)
         context = {"machine": f"{platform.machine()}, {_cores()} cores, {platform.python_implementation()} "
                               f"{platform.python_version()}",
                    "date": _dt.date.today().isoformat(), "preset": self.preset.name,
                    "stream": self.preset.stream,
                    "datasets": len(datasets), "families": len(set(families)), "orders": self.orders,
-                   "seed": self.seed, "reference_backend": first_reference[0],
+                   "reference_seeds": self.reference_seeds,
+                   "seed": self.seed, "reference_backend": self.backends[0],
                    **({"left_out": "; ".join(f"{m}: {w}" for m, w in left_out.items())} if left_out else {}),
                    "wall_seconds": time.perf_counter() - t_start}
+        verdicts = compare_rows(table, matrices, references, self.backends)
         return {"table": table, "curves": curves, "sweep": sweep, "context": context,
-                "relative_errors": per_dataset}
+                "relative_errors": per_dataset, "verdicts": verdicts}
 
-    def _row(self, row: str, method: str, backend: str, solo, orders, datasets, families, runs: Path,
-             reference: dict, stand_total: float) -> tuple[dict, list, dict]:
-        """One row of the table, ``method`` with ``backend`` over every order: its aggregate, its accuracy curve
-        over the first order, and each dataset's relative error (mean over orders)."""
+    def _reference(self, backend: str, datasets, families, runs: Path) -> Reference:
+        """Standalone at ``reference_seeds`` seeds: each dataset searched alone, in a workspace of its own."""
+        seeds = []
+        for k in range(self.reference_seeds):
+            out = []
+            for i, ds in enumerate(datasets):
+                self.log(f"standalone {backend} seed {self.seed + k}: {ds.name}")
+                t = self.product(runs / f"standalone+{backend}" / f"seed{k}" / f"dataset{i}", backend,
+                                 seed=self.seed + k, **METHOD_OPTIONS["standalone"])
+                try:
+                    out.append(_outcome(t.ingest(ds), ds.name, families[i], solo=True))
+                finally:
+                    t.close()
+            seeds.append(out)
+        return Reference(seeds)
+
+    def _row(self, row: str, method: str, backend: str, ref: Reference, orders, datasets, families,
+             runs: Path) -> tuple[dict, list, dict, dict]:
+        """One row of the table, ``method`` with ``backend`` over every order (standalone: over its seeds): its
+        aggregate with intervals, its accuracy curve over the first order, each dataset's relative error (mean over
+        orders), and its orders × datasets matrices (relative error, cost, seconds) for the comparisons."""
         names = [d.name for d in datasets]
-        per_order, rel, curve = [], [], []
-        for k, order in enumerate(orders):
-            self.log(f"{row}: order {k + 1}/{len(orders)}")
-            if method in SOLO_METHODS:
-                by_name = {o.dataset: o for o in solo[method]}
-                outcomes = [by_name[names[i]] for i in order]
-            else:
-                outcomes = self._run_order(method, backend, order, datasets, families, runs / row / f"order{k}", k)
+        column = {n: j for j, n in enumerate(names)}
+        if method in SOLO_METHODS:
+            runs_of_row = ref.seeds
+        else:
+            runs_of_row = []
+            for k, order in enumerate(orders):
+                self.log(f"{row}: order {k + 1}/{len(orders)}")
+                runs_of_row.append(self._run_order(method, backend, order, datasets, families,
+                                                   runs / row / f"order{k}", k))
+        reference = ref.errors_by_name(names)
+        per_order, curve = [], []
+        rel = np.zeros((len(runs_of_row), len(names)))
+        cost, secs = np.zeros_like(rel), np.zeros_like(rel)
+        for k, outcomes in enumerate(runs_of_row):
             per_order.append(summarise_order(outcomes, reference))
-            rel.append({o.dataset: (o.test_error - max(reference[o.dataset], ERROR_FLOOR)) /
-                        max(reference[o.dataset], ERROR_FLOOR) for o in outcomes})
+            for o in outcomes:
+                j = column[o.dataset]
+                rel[k, j] = relative_errors([o.test_error], [reference[o.dataset]])[0]
+                cost[k, j], secs[k, j] = o.cost, o.search_s + o.train_s + o.overhead_s
             if k == 0:
                 curve = _curve(outcomes)
-        return aggregate(per_order, stand_total), curve, {n: float(np.mean([r[n] for r in rel])) for n in names}
-
-    def _solo(self, method: str, backend: str, datasets, families, runs: Path) -> list[Outcome]:
-        """Each dataset searched alone, in a workspace of its own (``standalone``; ``-seed2``: the next seed)."""
-        seed = self.seed + (1 if method == "standalone-seed2" else 0)
-        out = []
-        for i, ds in enumerate(datasets):
-            self.log(f"{method} {backend}: {ds.name}")
-            t = self.product(runs / f"{method}+{backend}" / f"dataset{i}", backend, seed=seed,
-                             **METHOD_OPTIONS[method])
-            try:
-                out.append(_outcome(t.ingest(ds), ds.name, families[i], solo=True))
-            finally:
-                t.close()
-        return out
+        summary = aggregate(per_order, float(ref.seconds.sum()))
+        summary.update(tre_ci=tre_interval(rel).to_dict(), time_ratio_ci=ratio_interval(secs, ref.seconds).to_dict())
+        if (ref.cost > 0).all():
+            summary.update(cost_ratio_vs_standalone=float((cost.sum(axis=1) / ref.cost.sum()).mean()),
+                           cost_ratio_ci=ratio_interval(cost, ref.cost).to_dict())
+        return summary, curve, dict(zip(names, rel.mean(axis=0).tolist())), {"rel": rel, "cost": cost, "secs": secs}
 
     def _run_order(self, method, backend, order, datasets, families, folder: Path, k: int) -> list[Outcome]:
         options = dict(self.variants[method] if method in self.variants else METHOD_OPTIONS[method])
@@ -265,9 +292,13 @@ class StreamBench:
             options["grouper_options"] = {**options.get("grouper_options", {}), "seed": self.seed + k}
         if method == "kmeans":
             options["grouper_options"] = {"k": len(set(families)), "seed": self.seed + k}
+        if options.get("grouper") == "given":  # the oracle: the true families, in this order
+            options["grouper_options"] = {"labels": [families[i] for i in order]}
         t = self.product(folder, backend, **options)
+        free_profiles = options.get("grouper") == "given"
         try:
-            return [_outcome(t.ingest(datasets[i]), datasets[i].name, families[i]) for i in order]
+            return [_outcome(t.ingest(datasets[i]), datasets[i].name, families[i], free_profiles=free_profiles)
+                    for i in order]
         finally:
             t.close()
 
@@ -302,24 +333,108 @@ class StreamBench:
                 "landmarkers": [(b, groups_for(p.alpha, b)) for b in bs]}
 
 
-def _outcome(decision, name: str, family: str, solo: bool = False) -> Outcome:
+class Reference:
+    """The standalone reference: ``seeds``, K lists of `Outcome` (one per seed, datasets in stream order). Per
+    dataset its mean test error (e*), mean cost and mean seconds over the seeds."""
+
+    def __init__(self, seeds: list[list[Outcome]]):
+        self.seeds = seeds
+        self.names = [o.dataset for o in seeds[0]]
+        self.errors = np.array([[o.test_error for o in s] for s in seeds])          # K × datasets
+        self.cost = np.array([[o.cost for o in s] for s in seeds]).mean(axis=0)
+        self.seconds = np.array([[o.search_s + o.train_s + o.overhead_s for o in s] for s in seeds]).mean(axis=0)
+
+    def errors_by_name(self, names: Sequence[str]) -> dict[str, float]:
+        """Dataset name → e*, the mean of the seeds' test errors."""
+        mean = dict(zip(self.names, self.errors.mean(axis=0).tolist()))
+        return {n: mean[n] for n in names}
+
+
+def compare_rows(table: dict[str, dict], matrices: dict[str, dict], references: dict[str, Reference],
+                 backends: Sequence[str]) -> list[str]:
+    """The report's verdicts, each backed by an interval: the noise band; whether the stream can tell groupings
+    apart (oracle's and random's TRE intervals disjoint); each row's cost against standalone; and MH against every
+    other row, on cost and on TRE, by the paired interval of the difference (`trautoml.bench.intervals`)."""
+    lines = []
+    for backend in backends:
+        ref = references[backend]
+        if len(ref.seeds) > 1 and f"standalone+{backend}" in table:
+            band = noise_band(ref.errors)
+            table[f"standalone+{backend}"]["noise_band"] = band.to_dict()
+            lines.append(f"noise band ({backend}): a standalone seed scores TRE {band} against the mean of the "
+                         "others; a TRE inside it is what a second search of the same datasets gives")
+        oracle, random = table.get(f"oracle+{backend}"), table.get(f"random+{backend}")
+        if oracle and random:
+            o, r = (Interval(**row["tre_ci"]) for row in (oracle, random))
+            if o.disjoint(r):
+                lines.append(f"the stream tells groupings apart ({backend}): oracle TRE {o} vs random {r}")
+            else:
+                lines.append(f"the stream CANNOT tell groupings apart ({backend}): oracle TRE {o} and random {r} "
+                             "overlap: on this stream at this budget any searched model serves any dataset, so no "
+                             "TRE difference between groupings means anything here")
+        for row, summary in table.items():
+            if not row.endswith(f"+{backend}") or "cost_ratio_ci" not in summary:
+                continue
+            ci = Interval(**summary["cost_ratio_ci"])
+            verdict = "cheaper than" if ci.high < 1 else "dearer than" if ci.low > 1 else "no cheaper than"
+            lines.append(f"{row}: cost {ci} × standalone: {verdict} standalone")
+        mh = matrices.get(f"mh+{backend}")
+        if mh is None:
+            continue
+        for row, m in matrices.items():
+            if row == f"mh+{backend}" or not row.endswith(f"+{backend}"):
+                continue
+            said = []
+            tre = paired_tre_difference(mh["rel"], m["rel"])
+            if tre.high < 0:
+                said.append(f"lower TRE (difference {tre})")
+            elif tre.low > 0:
+                said.append(f"higher TRE (difference {tre})")
+            if (ref.cost > 0).all():
+                cost = paired_ratio_difference(mh["cost"], m["cost"], ref.cost)
+                if cost.high < 0:
+                    said.append(f"cheaper (cost ratio difference {cost})")
+                elif cost.low > 0:
+                    said.append(f"dearer (cost ratio difference {cost})")
+            lines.append(f"mh+{backend} vs {row}: " + ("; ".join(said) or "no difference the intervals support"))
+    return lines
+
+
+def _outcome(decision, name: str, family: str, solo: bool = False, free_profiles: bool = False) -> Outcome:
     """A row's `Outcome` for dataset ``name`` (its name in the stream; the workspace may give it a readable one),
-    from the Decision the product returned, charged measured seconds. ``solo``: the dataset was ingested into a
-    workspace of its own (its group id means nothing across datasets)."""
+    from the Decision the product returned, charged its FLOPs and measured seconds. ``solo``: the dataset was
+    ingested into a workspace of its own (its group id means nothing across datasets); ``free_profiles``: the
+    profile is not charged (the oracle's)."""
     search = float(decision.trial_seconds) + float(decision.search_own_seconds)
+    profile_s = 0.0 if free_profiles else float(decision.profile_seconds)
+    profile_flops = 0.0 if free_profiles else float(decision.profile_flops)
     return Outcome(name, family, None if solo else decision.group, decision.outcome,
                    1.0 - decision.test_accuracy,
-                   search, float(decision.train_seconds), float(decision.profile_seconds),
-                   escalated=bool(decision.escalated))
+                   search, float(decision.train_seconds), profile_s,
+                   escalated=bool(decision.escalated),
+                   cost=float(decision.search_flops) + float(decision.train_flops) + profile_flops,
+                   overhead_cost=profile_flops, warm_won=bool(decision.search.get("warm_start_won")))
 
 
 def _curve(outcomes: Sequence[Outcome]) -> list[tuple[float, float]]:
+    """(cumulative cost in FLOPs, mean test accuracy so far) along the stream."""
     t, accs, pts = 0.0, [], []
     for o in outcomes:
-        t += o.search_s + o.train_s + o.overhead_s
+        t += o.cost
         accs.append(1.0 - o.test_error)
         pts.append((t, float(np.mean(accs))))
     return pts
+
+
+def _flat(row: dict) -> dict:
+    """A table row as MLflow metrics: an interval ``KEY`` becomes ``KEY_low`` and ``KEY_high``."""
+    out = {}
+    for k, v in row.items():
+        if isinstance(v, dict):
+            out.update({f"{k}_low": v["low"], f"{k}_high": v["high"]})
+        else:
+            out[k] = v
+    return out
 
 
 def _cores() -> int:
@@ -330,22 +445,24 @@ def _cores() -> int:
 
 def run_bench(preset: str, backends: Sequence[str], orders: int | None, out: Path, workspace: Path, seed: int = 0,
               executor: str = "local", log: Callable[[str], None] | None = None, stream: str | None = None,
-              methods: Sequence[str] = ALL_METHODS) -> dict:
+              methods: Sequence[str] = ALL_METHODS, reference_seeds: int | None = None) -> dict:
     """Run the benchmark, write the report folder, return the results (``table`` keyed by method name).
-    ``methods``: the rows to run (`ALL_METHODS` by default).
+    ``methods``: the rows to run (`ALL_METHODS` by default); ``reference_seeds``: standalone seeds in the reference
+    (the preset's by default).
 
     ``stream``: any stream URI (``stream:NAME``, ``manifest:PATH``, ``folder-stream:DIR``) in place of the preset's
     own; the preset then only sets the budgets. Items without a family of their own count as their own family."""
     from trautoml.data import load_stream
 
-    bench = StreamBench(preset, backends, orders, workspace, seed, executor, methods=methods, log=log)
+    bench = StreamBench(preset, backends, orders, workspace, seed, executor, methods=methods, log=log,
+                        reference_seeds=reference_seeds)
     items = load_stream(stream or bench.preset.stream)
     if len(items) < 2:
         raise ValueError(f"a benchmark needs a stream of at least 2 datasets; {stream} has {len(items)}")
     results = bench.run(items)
     results["context"]["stream"] = stream or bench.preset.stream
     write_report(out, results["table"], results["context"], results["curves"], results["sweep"],
-                 results["relative_errors"])
+                 results["relative_errors"], results["verdicts"])
     results["run_id"] = log_to_mlflow(results, out, workspace)
     return results
 
@@ -374,7 +491,7 @@ def log_to_mlflow(results: dict, report_folder: Path, workspace: Path, tracking_
     for method, row in results["table"].items():
         child = tracker.client.create_run(tracker.experiment_id, run_name=method,
                                           tags={"mlflow.parentRunId": pid, "trautoml.bench.method": method})
-        tracker._log_metrics(child.info.run_id, row)
+        tracker._log_metrics(child.info.run_id, _flat(row))
         tracker.end_run(child.info.run_id)
     tracker.log_artifacts_dir(pid, Path(report_folder), "report")
     tracker.end_run(pid)
