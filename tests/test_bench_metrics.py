@@ -147,3 +147,33 @@ def test_report_is_logged_to_mlflow_as_a_parent_run_with_a_child_per_method(tmp_
     assert (mh["tre_ci_low"], mh["tre_ci_high"]) == (-0.01, 0.05)  # an interval is two metrics
     assert t.client.get_run(pid).info.status == "FINISHED"
     assert "report" in {a.path for a in t.client.list_artifacts(pid)}
+
+
+def test_budget_sweep_report_shows_each_rows_cost_against_the_budget(tmp_path):
+    from trautoml.bench.report import write_budget_sweep
+
+    def table(ratio):
+        return {"standalone+h": {"cost_ratio_vs_standalone": 1.0, "tre": 0.0},
+                "mh+h": {"cost_ratio_vs_standalone": ratio, "cost_ratio_ci": {"low": ratio - 0.05,
+                                                                              "high": ratio + 0.05},
+                         "tre": 0.02, "tre_ci": {"low": -0.01, "high": 0.05}}}
+
+    sweep = {1.0: {"search_trials": 6, "table": table(0.9), "verdicts": ["v1"]},
+             10.0: {"search_trials": 60, "table": table(0.4), "verdicts": ["v10"]}}
+    files = write_budget_sweep(tmp_path, sweep)
+    md = (tmp_path / "budget.md").read_text()
+    assert "| row | ×1 (6 trainings) | ×10 (60 trainings) |" in md
+    assert "| mh+h | 0.900 [0.850, 0.950]; TRE 0.020 [-0.010, 0.050] | 0.400 [0.350, 0.450]; TRE" in md
+    assert "standalone+h" not in md.split("|---|")[1].split("##")[0]   # the reference is no row of its own
+    assert "- v10" in md and all(f.stat().st_size > 0 for f in files)
+
+
+def test_bench_refuses_bad_budget_scales_and_seeds(tmp_path, capsys):
+    from trautoml.cli import main
+
+    for argv, message in ((["--budget-scale", "1,x"], "--budget-scale takes numbers"),
+                          (["--budget-scale", "0"], "--budget-scale needs positive scales"),
+                          (["--reference-seeds", "0"], "--reference-seeds must be at least 1")):
+        assert main(["bench", *argv, "--quiet", "--workspace", str(tmp_path)]) == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "bench-cache").exists()   # refused before anything was written

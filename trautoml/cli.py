@@ -179,6 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", dest="bench_preset", default="ci", help="ci, small or paper (default: %(default)s)")
     p.add_argument("--backends", default="hyperband", help="comma-separated backends (default: %(default)s)")
     p.add_argument("--orders", type=int, default=None, help="random stream orders (default: the preset's)")
+    p.add_argument("--budget-scale", default="1", metavar="S[,S...]",
+                   help="rerun with every search's budget times each scale, e.g. 1,3,10: a cost-vs-budget report "
+                        "(default: %(default)s)")
     p.add_argument("--reference-seeds", type=int, default=None, metavar="K",
                    help="standalone seeds whose mean is the reference (default: the preset's, 3)")
     p.add_argument("--stream", default=None, metavar="URI",
@@ -359,10 +362,11 @@ def cmd_groups(args) -> int:
 
 
 def cmd_show(args) -> int:
-    """``trautoml show NAME``: print one dataset's decision (group, outcome, backend, model, accuracies, times, why), or
-    as JSON with ``--json``; ``BadInput`` when the workspace has no such dataset. Returns the exit status."""
+    """``trautoml show NAME``: print one dataset's decision (group, outcome, backend, model, accuracies, times, FLOPs,
+    why), or as JSON with ``--json``; ``BadInput`` when the workspace has no such dataset. Returns the exit status."""
     from trautoml.decision import Decision
     from trautoml.naming import find_dataset
+    from trautoml.summary import format_flops
 
     ws = _read_workspace(args)
     row = None if ws is None else find_dataset(ws, args.name)
@@ -386,6 +390,8 @@ def cmd_show(args) -> int:
         ("accuracy", f"validation {d.val_accuracy:.4f}   test {d.test_accuracy:.4f}"),
         ("time", f"profile {_fmt_seconds(d.profile_seconds)}   search {_fmt_seconds(d.search_seconds)}   "
                  f"train {_fmt_seconds(d.train_seconds)}   total {_fmt_seconds(d.total_seconds)}"),
+        ("FLOPs", f"profile {format_flops(d.profile_flops)}   search {format_flops(d.search_flops)}   "
+                  f"train {format_flops(d.train_flops)}   total {format_flops(d.total_flops)}"),
     ]
     if d.F is not None:
         lines.append(("test", f"Behrens–Fisher F = {d.F:.3f}, p = {d.p_value:.3g}"))
@@ -720,6 +726,12 @@ def cmd_bench(args) -> int:
                        f"{', '.join(BACKENDS.names())}")
     if args.orders is not None and args.orders < 1:
         raise BadInput(f"--orders must be at least 1, got {args.orders}")
+    try:
+        scales = [float(x) for x in args.budget_scale.split(",") if x.strip()]
+    except ValueError:
+        raise BadInput(f"--budget-scale takes numbers separated by commas, got {args.budget_scale!r}") from None
+    if not scales or any(not s > 0 for s in scales):
+        raise BadInput(f"--budget-scale needs positive scales, got {args.budget_scale!r}")
     if args.reference_seeds is not None and args.reference_seeds < 1:
         raise BadInput(f"--reference-seeds must be at least 1, got {args.reference_seeds}")
     methods = ALL_METHODS if args.methods is None else \
@@ -737,13 +749,14 @@ def cmd_bench(args) -> int:
     out = Path(args.out)
     results = run_bench(args.bench_preset, backends, args.orders, out, Path(args.workspace) / "bench-cache",
                         seed=args.seed, executor=args.executor, log=log, stream=args.stream, methods=methods,
-                        reference_seeds=args.reference_seeds)
+                        reference_seeds=args.reference_seeds, budget_scales=scales)
     if args.json:
         print(json.dumps(results["table"], indent=2, sort_keys=True))
     else:
         print(markdown_table(results["table"]))
         print("\n" + "\n".join(f"- {v}" for v in results["verdicts"]))
-        print(f"\nreport: {out / 'report.md'}")
+        print(f"\nreport: {out / 'report.md'}" + (f"; cost against budget: {out / 'budget.md'}" if len(scales) > 1
+                                                    else ""))
     return EXIT_OK
 
 

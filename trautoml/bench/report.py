@@ -140,6 +140,47 @@ def target_checks(table: dict[str, dict], context: dict) -> list[str]:
     return lines
 
 
+def write_budget_sweep(folder: Path, sweep: dict[float, dict]) -> list[Path]:
+    """``budget.md`` and ``cost_vs_budget.png``: each row's cost ratio (with its interval) and TRE against the search
+    budget scale. ``sweep``: scale → {"search_trials", "table", "verdicts"}."""
+    scales = sorted(sweep)
+    rows = [r for r in sweep[scales[0]]["table"] if not r.startswith("standalone")]
+    lines = ["# Where grouping pays: cost against the search budget", "",
+             "Each scale reruns the benchmark with every search's budget (full-budget-equivalent trainings) times",
+             "the scale; profiles and final trainings keep theirs. Cost / standalone [95 %]; TRE [95 %].", "",
+             "| row | " + " | ".join(f"×{s:g} ({sweep[s]['search_trials']} trainings)" for s in scales) + " |",
+             "|---|" + "---|" * len(scales)]
+    for r in rows:
+        cells = [f"{_cell(sweep[s]['table'][r], 'cost_ratio_vs_standalone')}; TRE {_cell(sweep[s]['table'][r], 'tre')}"
+                 if r in sweep[s]["table"] else "–" for s in scales]
+        lines.append(f"| {r} | " + " | ".join(cells) + " |")
+    for s in scales:
+        lines += ["", f"## ×{s:g}", "", *[f"- {v}" for v in sweep[s]["verdicts"]]]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "budget.md").write_text("\n".join(lines) + "\n")
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 4.8), dpi=100)
+    for r in rows:
+        pts = [(s, sweep[s]["table"][r]) for s in scales if "cost_ratio_ci" in sweep[s]["table"].get(r, {})]
+        if not pts:
+            continue
+        xs = [s for s, _ in pts]
+        ys = [t["cost_ratio_vs_standalone"] for _, t in pts]
+        lo = [y - t["cost_ratio_ci"]["low"] for y, (_, t) in zip(ys, pts)]
+        hi = [t["cost_ratio_ci"]["high"] - y for y, (_, t) in zip(ys, pts)]
+        ax.errorbar(xs, ys, yerr=[lo, hi], marker="o", capsize=3, label=r)
+    ax.axhline(1.0, color="grey", lw=0.8, ls="--")
+    ax.set_xscale("log")
+    ax.set_xlabel("search budget scale")
+    ax.set_ylabel("cost / standalone (training FLOPs)")
+    ax.set_title("Where grouping pays: cost ratio against the search budget")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(folder / "cost_vs_budget.png")
+    plt.close(fig)
+    return [folder / "budget.md", folder / "cost_vs_budget.png"]
+
+
 def _plt():
     import matplotlib
 

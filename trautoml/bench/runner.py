@@ -126,13 +126,16 @@ class StreamBench:
     """Runs the methods over random orders of one stream; every row is `TrAutoML` ingesting the stream.
 
     ``variants``: extra rows, name → `TrAutoML` options (as in ``METHOD_OPTIONS``), run like the groupings over
-    every order: an ablation of the default pipeline's parts (``bench/bench_mh_ablation.py``)."""
+    every order: an ablation of the default pipeline's parts (``bench/bench_mh_ablation.py``). ``budget_scale``:
+    every search's budget (the preset's ``search_trials``, full-budget-equivalent trainings) times this; profiles
+    and final trainings keep theirs, so a larger scale moves the stream toward the paper's regime, where a search
+    costs hundreds of profiles."""
 
     def __init__(self, preset: str = "ci", backends: Sequence[str] = ("hyperband",), orders: int | None = None,
                  workspace: Path | str = "bench-workspace", seed: int = 0, executor: str = "local",
                  methods: Sequence[str] = ALL_METHODS, quiet: bool = False,
                  log: Callable[[str], None] | None = None, variants: dict[str, dict] | None = None,
-                 reference_seeds: int | None = None):
+                 reference_seeds: int | None = None, budget_scale: float = 1.0):
         if preset not in BENCH_PRESETS:
             raise ValueError(f"unknown bench preset {preset!r}; available: {', '.join(BENCH_PRESETS)}")
         self.variants = dict(variants or {})
@@ -146,6 +149,9 @@ class StreamBench:
         self.preset = BENCH_PRESETS[preset]
         self.orders = orders or self.preset.orders
         self.reference_seeds = reference_seeds or self.preset.reference_seeds
+        if not budget_scale > 0:
+            raise ValueError(f"budget_scale must be > 0, got {budget_scale}")
+        self.budget_scale = float(budget_scale)
         if self.reference_seeds < 1:
             raise ValueError(f"reference_seeds must be >= 1, got {self.reference_seeds}")
         self.backends = list(backends)
@@ -174,7 +180,17 @@ class StreamBench:
             self._executor = make_executor(self.executor_name)
         return TrAutoML(folder, backend=backend, preset=self.preset.engine_preset, executor=self._executor,
                         seed=self.seed if seed is None else seed, quiet=True, tracking=False, cache=self.cache,
-                        **options, **self.preset.overrides)
+                        **options, **self.overrides())
+
+    def overrides(self) -> dict:
+        """The preset's overrides with the search budget scaled by ``budget_scale``."""
+        from trautoml.presets import get_preset
+
+        out = dict(self.preset.overrides)
+        if self.budget_scale != 1.0:
+            base = out.get("search_trials") or get_preset(self.preset.engine_preset).search_trials
+            out["search_trials"] = max(1, round(base * self.budget_scale))
+        return out
 
     # ----------------------------------------------------------------- the protocol
     def run(self, items) -> dict:
@@ -228,7 +244,8 @@ class StreamBench:
                    "date": _dt.date.today().isoformat(), "preset": self.preset.name,
                    "stream": self.preset.stream,
                    "datasets": len(datasets), "families": len(set(families)), "orders": self.orders,
-                   "reference_seeds": self.reference_seeds,
+                   "reference_seeds": self.reference_seeds, "budget_scale": self.budget_scale,
+                   "search_trials": self.overrides().get("search_trials"),
                    "seed": self.seed, "reference_backend": self.backends[0],
                    **({"left_out": "; ".join(f"{m}: {w}" for m, w in left_out.items())} if left_out else {}),
                    "wall_seconds": time.perf_counter() - t_start}
@@ -445,26 +462,45 @@ def _cores() -> int:
 
 def run_bench(preset: str, backends: Sequence[str], orders: int | None, out: Path, workspace: Path, seed: int = 0,
               executor: str = "local", log: Callable[[str], None] | None = None, stream: str | None = None,
-              methods: Sequence[str] = ALL_METHODS, reference_seeds: int | None = None) -> dict:
+              methods: Sequence[str] = ALL_METHODS, reference_seeds: int | None = None,
+              budget_scales: Sequence[float] = (1.0,)) -> dict:
     """Run the benchmark, write the report folder, return the results (``table`` keyed by method name).
     ``methods``: the rows to run (`ALL_METHODS` by default); ``reference_seeds``: standalone seeds in the reference
     (the preset's by default).
 
+    ``budget_scales``: run the whole benchmark once per search-budget scale (`StreamBench`'s ``budget_scale``; all
+    share one cache, so profiles are measured once). The first scale's report is ``out/report.md`` and its results
+    are returned; with more than one, each scale's report goes to ``out/budget-xS/`` and ``out/budget.md`` with
+    ``cost_vs_budget.png`` shows each row's cost ratio against the search budget (``results["budget_sweep"]``).
+
     ``stream``: any stream URI (``stream:NAME``, ``manifest:PATH``, ``folder-stream:DIR``) in place of the preset's
     own; the preset then only sets the budgets. Items without a family of their own count as their own family."""
+    from trautoml.bench.report import write_budget_sweep
     from trautoml.data import load_stream
 
-    bench = StreamBench(preset, backends, orders, workspace, seed, executor, methods=methods, log=log,
-                        reference_seeds=reference_seeds)
-    items = load_stream(stream or bench.preset.stream)
-    if len(items) < 2:
-        raise ValueError(f"a benchmark needs a stream of at least 2 datasets; {stream} has {len(items)}")
-    results = bench.run(items)
-    results["context"]["stream"] = stream or bench.preset.stream
-    write_report(out, results["table"], results["context"], results["curves"], results["sweep"],
-                 results["relative_errors"], results["verdicts"])
-    results["run_id"] = log_to_mlflow(results, out, workspace)
-    return results
+    scales = list(budget_scales) or [1.0]
+    sweep: dict[float, dict] = {}
+    main: dict | None = None
+    for k, scale in enumerate(scales):
+        bench = StreamBench(preset, backends, orders, workspace, seed, executor, methods=methods, log=log,
+                            reference_seeds=reference_seeds, budget_scale=scale)
+        items = load_stream(stream or bench.preset.stream)
+        if len(items) < 2:
+            raise ValueError(f"a benchmark needs a stream of at least 2 datasets; {stream} has {len(items)}")
+        results = bench.run(items)
+        results["context"]["stream"] = stream or bench.preset.stream
+        folder = out if k == 0 else out / f"budget-x{scale:g}"
+        write_report(folder, results["table"], results["context"], results["curves"], results["sweep"],
+                     results["relative_errors"], results["verdicts"])
+        sweep[scale] = {"search_trials": results["context"]["search_trials"], "table": results["table"],
+                        "verdicts": results["verdicts"]}
+        main = main or results
+    assert main is not None
+    if len(scales) > 1:
+        write_budget_sweep(out, sweep)
+        main["budget_sweep"] = sweep
+    main["run_id"] = log_to_mlflow(main, out, workspace)
+    return main
 
 
 def log_to_mlflow(results: dict, report_folder: Path, workspace: Path, tracking_uri: str | None = None) -> str:
