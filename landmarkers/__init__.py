@@ -6,8 +6,9 @@ trains each T times and returns the T×B accuracy matrix (:class:`Profile`) whos
 vector. Landmarkers only profile: they are never the model a dataset gets.
 """
 from .models import build_landmarker
-from .profile import LANDMARKER_SEED, LANDMARKER_SET, Profile, ProfileBudget, landmarker_specs, profile, trial_seed
+from .profile import (LANDMARKER_SEED, LANDMARKER_SET, Profile, ProfileBudget, landmarker_specs, profile, trial_seed,
+                      with_flops)
 from .sampling import SPACE, sample_landmarkers
 
 __all__ = ["LANDMARKER_SEED", "LANDMARKER_SET", "Profile", "ProfileBudget", "SPACE", "build_landmarker",
-           "landmarker_specs", "profile", "sample_landmarkers", "trial_seed"]
+           "landmarker_specs", "profile", "sample_landmarkers", "trial_seed", "with_flops"]

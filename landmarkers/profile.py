@@ -38,7 +38,7 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 from collections.abc import Callable, Sequence
 
@@ -109,7 +109,9 @@ class Profile:
     ``trials[t, b]`` is the validation accuracy of landmarker ``specs[b]`` in trial ``t``; ``wall_seconds[t, b]``
     the time that trial took (build, train, evaluate) where it ran; ``total_seconds`` the wall clock of the whole
     profile, parallelism included; ``checkpoints`` the pairs (trials, wall seconds so far) after each call of
-    `profile` that made it (one pair for a profile made at once, one per look for a profile extended by `extend`).
+    `profile` that made it (one pair for a profile made at once, one per look for a profile extended by `extend`);
+    ``flops[t, b]`` that trial's training FLOPs (`trautoml.models.flops`), None in a profile stored before FLOPs
+    were counted (`with_flops` counts them).
     """
 
     trials: np.ndarray
@@ -120,10 +122,15 @@ class Profile:
     budget: ProfileBudget = field(default_factory=ProfileBudget)
     dataset: str | None = None
     checkpoints: list = field(default_factory=list)
+    flops: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.trials = np.asarray(self.trials, dtype=np.float64)
         self.wall_seconds = np.asarray(self.wall_seconds, dtype=np.float64)
+        if self.flops is not None:
+            self.flops = np.asarray(self.flops, dtype=np.float64)
+            if self.flops.shape != self.trials.shape:
+                raise ValueError(f"flops shape {self.flops.shape} != trials shape {self.trials.shape}")
         if self.trials.ndim != 2 or self.trials.shape[1] != len(self.specs):
             raise ValueError(f"trials must be T x B with B = {len(self.specs)} specs, got shape {self.trials.shape}")
         if self.wall_seconds.shape != self.trials.shape:
@@ -139,7 +146,8 @@ class Profile:
         return Profile(trials=np.vstack([self.trials, more.trials]), specs=self.specs,
                        wall_seconds=np.vstack([self.wall_seconds, more.wall_seconds]), total_seconds=total,
                        seed=self.seed, budget=self.budget, dataset=self.dataset,
-                       checkpoints=[*self.checkpoints, (self.n_trials + more.n_trials, total)])
+                       checkpoints=[*self.checkpoints, (self.n_trials + more.n_trials, total)],
+                       flops=None if self.flops is None or more.flops is None else np.vstack([self.flops, more.flops]))
 
     def head(self, n: int) -> Profile:
         """The first ``n`` trials, with the wall seconds they took: measured when a call of `profile` ended there (a
@@ -157,7 +165,13 @@ class Profile:
             seconds = self.total_seconds * float(share)
         return Profile(trials=self.trials[:n], specs=self.specs, wall_seconds=self.wall_seconds[:n],
                        total_seconds=seconds, seed=self.seed, budget=self.budget, dataset=self.dataset,
-                       checkpoints=done if n in at else [*done, (n, seconds)])
+                       checkpoints=done if n in at else [*done, (n, seconds)],
+                       flops=None if self.flops is None else self.flops[:n])
+
+    @property
+    def total_flops(self) -> float | None:
+        """The training FLOPs of all its trials (None for a profile stored before FLOPs were counted)."""
+        return None if self.flops is None else float(self.flops.sum())
 
     @property
     def n_trials(self) -> int:
@@ -193,6 +207,7 @@ class Profile:
             "budget": self.budget.to_dict(),
             "dataset": self.dataset,
             "checkpoints": [list(c) for c in self.checkpoints],
+            "flops": None if self.flops is None else self.flops.tolist(),
         }
 
     @classmethod
@@ -203,7 +218,7 @@ class Profile:
                    wall_seconds=np.asarray(d["wall_seconds"], dtype=np.float64),
                    total_seconds=float(d["total_seconds"]), seed=int(d["seed"]),
                    budget=ProfileBudget.from_dict(d.get("budget", {})), dataset=d.get("dataset"),
-                   checkpoints=d.get("checkpoints", []))
+                   checkpoints=d.get("checkpoints", []), flops=d.get("flops"))
 
     def to_json(self) -> str:
         """`to_dict` as JSON text (sorted keys)."""
@@ -242,9 +257,23 @@ def trial_dataset(dataset: Dataset, seed: int, trial: int, budget: ProfileBudget
                    x_test=x_va[:1], y_test=y_va[:1], num_classes=dataset.num_classes, family=dataset.family)
 
 
-def _run_trial(task: dict) -> tuple[float, float]:
-    """One landmarker trial (top-level so process pools can pickle it). Trains on one CPU thread so that the
-    result does not depend on where it runs (thread count can change floating-point summation order).
+def with_flops(profile: Profile, dataset: Dataset) -> Profile:
+    """``profile`` (of ``dataset``) with its trials' FLOPs: as measured, or, for a profile stored before FLOPs were
+    counted, what each trial's training counts (`trautoml.models.train.planned_flops`, on the trial's own draw of
+    images; nothing is trained)."""
+    if profile.flops is not None:
+        return profile
+    from trautoml.models.train import planned_flops
+
+    counted = [[planned_flops(spec, data, profile.budget.epochs) for spec in profile.specs]
+               for data in (trial_dataset(dataset, profile.seed, t, profile.budget) for t in range(profile.n_trials))]
+    return replace(profile, flops=np.array(counted))
+
+
+def _run_trial(task: dict) -> tuple[float, float, float]:
+    """One landmarker trial (top-level so process pools can pickle it): its validation accuracy, wall seconds and
+    training FLOPs. Trains on one CPU thread so that the result does not depend on where it runs (thread count can
+    change floating-point summation order).
 
     A diverging landmarker is not an error (``train_and_evaluate`` stops it and it scores what it scores); any
     exception here is a bug or a broken machine and propagates: a profile with a hole in it is no profile."""
@@ -261,7 +290,7 @@ def _run_trial(task: dict) -> tuple[float, float]:
                                device=device)
     finally:
         torch.set_num_threads(threads)
-    return float(r.val_accuracy), float(r.wall_seconds)
+    return float(r.val_accuracy), float(r.wall_seconds), float(r.flops)
 
 
 def _schedule(costs: list[float], n_trials: int, workers: int, chunked: bool) -> list[list[int]]:
@@ -351,6 +380,7 @@ def profile(dataset: Dataset, n_models: int = DEFAULT_MODELS, n_trials: int = DE
             executor.close()
     acc = np.array([r[0] for r in results], dtype=np.float64).reshape(n_trials, n_models)
     wall = np.array([r[1] for r in results], dtype=np.float64).reshape(n_trials, n_models)
+    flops = np.array([r[2] for r in results], dtype=np.float64).reshape(n_trials, n_models)
     return Profile(trials=acc, specs=specs, wall_seconds=wall, total_seconds=time.perf_counter() - t0,
-                   seed=int(seed), budget=budget, dataset=dataset.name)
+                   seed=int(seed), budget=budget, dataset=dataset.name, flops=flops)
 

@@ -27,7 +27,13 @@ class Decision:
     ``search``: the backend's report (`trautoml.search.SearchResult.info`); ``reuse_check``: the accuracy guard's
     check after a reuse (`trautoml.decide.ReuseCheck`); ``escalated``: set when a reuse fell short and a search
     ran (``kept``: the outcome kept, ``group_model``: the group's spec); ``n_train`` / ``n_classes``: the dataset's
-    training images and classes (the accuracy guard's size and chance corrections)."""
+    training images and classes (the accuracy guard's size and chance corrections).
+
+    What it cost in training FLOPs, a unit the machine's load cannot change (`trautoml.models.flops`: forward and
+    backward per image trained, forward per image evaluated): ``profile_flops`` (the landmarker trials),
+    ``search_flops`` (the search's trials, an escalation's included) and ``train_flops`` (every final training, a
+    reuse's and an escalation's included). Cached work is charged the FLOPs it counted when it ran. 0.0 in a
+    decision stored before FLOPs were counted."""
 
     dataset: str
     content_hash: str
@@ -64,6 +70,9 @@ class Decision:
     escalated: dict | None = None
     n_train: int | None = None
     n_classes: int | None = None
+    profile_flops: float = 0.0
+    search_flops: float = 0.0
+    train_flops: float = 0.0
 
     def __post_init__(self) -> None:
         if self.outcome not in OUTCOMES:
@@ -75,6 +84,11 @@ class Decision:
     def total_seconds(self) -> float:
         """Profile, search and training seconds together."""
         return self.profile_seconds + self.search_seconds + self.train_seconds
+
+    @property
+    def total_flops(self) -> float:
+        """Profile, search and training FLOPs together."""
+        return self.profile_flops + self.search_flops + self.train_flops
 
     def to_dict(self) -> dict:
         """The decision as plain JSON (the spec as its dict)."""

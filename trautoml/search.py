@@ -31,8 +31,10 @@ class TrialRequest:
 
 @dataclass
 class Trial:
-    """One measured training of a spec: accuracies and wall seconds (``cached``: served from the workspace's
-    cache, its seconds those measured when it ran); ``status="failed"`` with ``error`` when the training raised."""
+    """One measured training of a spec: accuracies, wall seconds and training FLOPs (`trautoml.models.flops`;
+    ``cached``: served from the workspace's cache, its seconds and FLOPs those measured when it ran);
+    ``status="failed"`` with ``error`` when the training raised (its FLOPs then 0: what it did is unknown).
+    ``flops`` is None only in a record stored before FLOPs were counted, until the trial runner counts it."""
 
     spec: ModelSpec
     resource: float
@@ -43,13 +45,14 @@ class Trial:
     status: str = "ok"            # ok | failed
     error: str | None = None
     cached: bool = False
+    flops: float | None = None
 
     def to_dict(self) -> dict:
         """Plain JSON (the workspace's trial cache)."""
         return {"spec": self.spec.to_dict(), "resource": self.resource, "seed": self.seed,
                 "val_accuracy": self.val_accuracy, "test_accuracy": self.test_accuracy,
                 "wall_seconds": self.wall_seconds, "status": self.status, "error": self.error,
-                "cached": self.cached}
+                "cached": self.cached, "flops": self.flops}
 
     @classmethod
     def from_dict(cls, d: dict) -> Trial:

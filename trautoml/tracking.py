@@ -297,7 +297,8 @@ class Tracker:
             self._log_params(cid, {"spec": trial.spec.to_json(), "spec_key": trial.spec.key(),
                                    "resource": trial.resource, "seed": trial.seed})
             self._log_metrics(cid, {"val_accuracy": trial.val_accuracy, "test_accuracy": trial.test_accuracy,
-                                    "wall_seconds": trial.wall_seconds, "resource": trial.resource})
+                                    "wall_seconds": trial.wall_seconds, "resource": trial.resource,
+                                    "flops": trial.flops})
             if trial.error:
                 self._log_tags(cid, {f"{TAG}error": trial.error[:5000]})
             self.client.set_terminated(cid, status="FINISHED" if trial.status == "ok" else "FAILED")
@@ -310,7 +311,9 @@ class Tracker:
         self._log_metrics(run_id, {
             "val_accuracy": decision.val_accuracy, "test_accuracy": decision.test_accuracy,
             "profile_seconds": decision.profile_seconds, "search_seconds": decision.search_seconds,
-            "train_seconds": decision.train_seconds, "total_seconds": decision.total_seconds})
+            "train_seconds": decision.train_seconds, "total_seconds": decision.total_seconds,
+            "profile_flops": decision.profile_flops, "search_flops": decision.search_flops,
+            "train_flops": decision.train_flops, "total_flops": decision.total_flops})
         check = decision.reuse_check
         if check is not None:   # a reuse: what the accuracy guard said, and what it predicted
             from trautoml.decide import ReuseCheck

@@ -2,8 +2,10 @@
 
 A batch of `TrialRequest`s is answered from the trial cache where it can (same dataset content, spec, epochs, seed
 and image caps: the same training), and the rest is trained through the executor with the picklable top-level
-`trautoml.models.trials.run_trial`. Measured trials go into the cache with their measured seconds, so a cached
-trial is charged what it cost when it ran. Each batch is handed to ``on_trials`` (the tracking observer logs it).
+`trautoml.models.trials.run_trial`. Measured trials go into the cache with their measured seconds and FLOPs, so a
+cached trial is charged what it cost when it ran; a record stored before FLOPs were counted is charged the FLOPs
+its training counts (`trautoml.models.train.planned_flops`: from the spec and the image counts, nothing trained).
+Each batch is handed to ``on_trials`` (the tracking observer logs it).
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ def caps_key(max_train: int | None, max_eval: int | None) -> str:
 def lost_trial(request: TrialRequest, exc: BaseException) -> Trial:
     """``on_error`` for the executor: a trial whose worker died (after retries) is a failed trial."""
     return Trial(spec=request.spec, resource=request.resource, seed=request.seed, val_accuracy=0.0,
-                 test_accuracy=0.0, wall_seconds=0.0, status="failed", error=f"worker lost: {exc}")
+                 test_accuracy=0.0, wall_seconds=0.0, status="failed", error=f"worker lost: {exc}", flops=0.0)
 
 
 class TrialRunner:
@@ -46,6 +48,7 @@ class TrialRunner:
         self.caps = caps_key(max_train, max_eval)
         self.hash = dataset.content_hash()
         self.on_trials = on_trials
+        self.limits = (max_train, max_eval)
         self.count = 0
         self._fn = functools.partial(run_trial, dataset=dataset, max_train=max_train, max_eval=max_eval)
 
@@ -64,7 +67,7 @@ class TrialRunner:
             if hit is None:
                 misses.append(i)
             else:
-                out[i] = Trial.from_dict({**hit, "cached": True})
+                out[i] = self._charged(Trial.from_dict({**hit, "cached": True}))
         if misses:
             results = self._executor_now().map(self._fn, [requests[i] for i in misses], on_error=lost_trial)
             for i, t in zip(misses, results):
@@ -74,6 +77,16 @@ class TrialRunner:
             self.on_trials(out, self.count)
         self.count += len(out)
         return out
+
+    def _charged(self, trial: Trial) -> Trial:
+        """A cached trial with its FLOPs: as stored, or counted for a record stored before FLOPs were counted."""
+        if trial.flops is not None:
+            return trial
+        from trautoml.models.train import planned_flops
+
+        max_train, max_eval = self.limits
+        trial.flops = planned_flops(trial.spec, self.dataset, trial.resource, max_train=max_train, max_eval=max_eval)
+        return trial
 
     def store(self, trials: Sequence[Trial]) -> None:
         """Put measured trials into the cache (failed ones are not: a rerun tries them again)."""

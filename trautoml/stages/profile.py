@@ -18,7 +18,8 @@ class Features:
 
     ``kind``: ``landmarkers``, ``metafeatures`` or ``none``; ``total_seconds``: measured when computed (a cached
     profile keeps its measured seconds); ``profile``: the landmarkers' `Profile`; ``names``: meta-feature names;
-    ``cached``: taken from the workspace cache."""
+    ``cached``: taken from the workspace cache; ``flops``: the landmarker trials' training FLOPs (a cached profile
+    keeps its counted FLOPs; meta-features train nothing and cost 0)."""
 
     kind: str
     trials: np.ndarray
@@ -26,6 +27,7 @@ class Features:
     profile: Any = None
     names: list[str] | None = None
     cached: bool = False
+    flops: float = 0.0
 
     @property
     def mean(self) -> np.ndarray:
@@ -134,7 +136,8 @@ class ProfileStage:
                                      "is settled)")
                 break
         assert prof is not None  # found in the cache or made by the loop
-        prof = prof.head(n)
+        prof = lm.with_flops(prof.head(n), dataset)  # a profile cached before FLOPs were counted: counted now
         if not made:
             ctx.progress.message(f"  profile: from the workspace cache ({prof.total_seconds:.1f}s measured)")
-        return Features("landmarkers", prof.trials, prof.total_seconds, profile=prof, cached=not made)
+        return Features("landmarkers", prof.trials, prof.total_seconds, profile=prof, cached=not made,
+                        flops=prof.total_flops or 0.0)

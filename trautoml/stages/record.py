@@ -37,4 +37,5 @@ def decision_record(dataset, features, assignment, plan: decide.Plan, out, *, ru
         reuse_check=None if out.check is None else out.check.to_dict(),
         escalated=({"kept": out.outcome, "group_model": plan.spec.to_dict()}
                    if out.escalated and plan.spec is not None else None),  # an escalation's plan names the model
-        n_train=len(dataset.y_train), n_classes=int(dataset.num_classes))
+        n_train=len(dataset.y_train), n_classes=int(dataset.num_classes), profile_flops=float(features.flops),
+        search_flops=float(out.search_flops), train_flops=float(out.train_flops))

@@ -24,7 +24,10 @@ class Outcome:
     `TrainResult` (its module kept when tracked); ``search_seconds`` / ``train_seconds``: charged seconds;
     ``final_epochs``: epochs of the final training; ``trials`` / ``search_info``: the search's trials and its
     backend's report; ``check``: the reuse check; ``escalated``: a reuse fell short and a search ran;
-    ``search_own_seconds``: the backend's compute outside its trials (what a cache cannot replay)."""
+    ``search_own_seconds``: the backend's compute outside its trials (what a cache cannot replay);
+    ``search_flops``: the training FLOPs of the search's trials (a backend's own training outside its trials, as
+    ENAS's shared weights, is not counted); ``train_flops``: of every final training, a reuse's and an escalation's
+    included (`trautoml.models.flops`; cached ones charged what they counted when they ran)."""
 
     outcome: str
     spec: Any
@@ -37,6 +40,8 @@ class Outcome:
     check: decide.ReuseCheck | None = None
     escalated: bool = False
     search_own_seconds: float = 0.0
+    search_flops: float = 0.0
+    train_flops: float = 0.0
 
 
 def _report(result) -> dict:
@@ -83,11 +88,11 @@ class SearchTrainStage:
     def __call__(self, dataset, plan: decide.Plan, observer) -> Outcome:
         p = self.ctx.preset
         if plan.action == decide.SEARCH:
-            result, search_s, own_s = self.search(dataset, plan, observer)
+            result, search_s, own_s, search_f = self.search(dataset, plan, observer)
             epochs = decide.training_epochs(p.final_epochs, result.best_resource, p.search_epochs)
             final, train_s = self.train(result.best, dataset, epochs)
             return Outcome("searched", result.best, final, search_s, train_s, epochs, result.trials,
-                           _report(result), search_own_seconds=own_s)
+                           _report(result), search_own_seconds=own_s, search_flops=search_f, train_flops=final.flops)
 
         assert plan.spec is not None  # a reuse names the group's model
         _, source_epochs = plan.source or (None, None)
@@ -97,36 +102,40 @@ class SearchTrainStage:
         check = decide.check_reuse(final.val_accuracy, plan.prediction, p.reuse_tolerance, len(dataset.y_val))
         self.ctx.progress.message("  " + check.explain())
         if not check.escalate:
-            return Outcome("reused", plan.spec, final, 0.0, train_s, epochs, [], {}, check)
-        result, search_s, own_s = self.search(dataset, decide.escalation(plan), observer)
+            return Outcome("reused", plan.spec, final, 0.0, train_s, epochs, [], {}, check, train_flops=final.flops)
+        result, search_s, own_s, search_f = self.search(dataset, decide.escalation(plan), observer)
         found, epochs2 = result.best, decide.training_epochs(p.final_epochs, result.best_resource, p.search_epochs)
         if found == plan.spec:  # measured on this dataset already by its final training: take the best other one
             other = decide.best_other(result.trials, plan.spec)
             if other is not None:
                 found, epochs2 = other.spec, decide.training_epochs(p.final_epochs, other.resource, p.search_epochs)
         final2, train2_s = self.train(found, dataset, epochs2)
+        costs = dict(escalated=True, search_own_seconds=own_s, search_flops=search_f,
+                     train_flops=final.flops + final2.flops)
         if final2.val_accuracy > final.val_accuracy:
             return Outcome("searched", found, final2, search_s, train_s + train2_s, epochs2, result.trials,
-                           _report(result), check, escalated=True, search_own_seconds=own_s)
+                           _report(result), check, **costs)
         return Outcome("reused", plan.spec, final, search_s, train_s + train2_s, epochs, result.trials,
-                       _report(result), check, escalated=True, search_own_seconds=own_s)
+                       _report(result), check, **costs)
 
     def search(self, dataset, plan: decide.Plan, observer):
         """Run the backend on ``dataset`` (warm-started from the plan's specs, adapted to its shape): the
-        `SearchResult`, its wall seconds, and the seconds it spent outside its trials."""
+        `SearchResult`, its wall seconds, the seconds it spent outside its trials, and its trials' FLOPs."""
         from trautoml.search import SearchTask, run_search
 
         folder = state_dir(self.ctx.root) / "backends" / self.backend_name
         folder.mkdir(parents=True, exist_ok=True)
         runner = self.runner(dataset, observer)
-        in_trials = [0.0]
+        in_trials, flops = [0.0], [0.0]
 
         def run_trials(requests):
             t = time.perf_counter()
             try:
-                return runner(requests)
+                trials = runner(requests)
             finally:
                 in_trials[0] += time.perf_counter() - t
+            flops[0] += sum(trial.flops or 0.0 for trial in trials)
+            return trials
 
         warm = [adapt_spec(s, dataset.input_shape, dataset.num_classes) for s in plan.warm_start]
         task = SearchTask(dataset=dataset, budget=self.budget(), run_trials=run_trials, seed=self.seed(dataset),
@@ -136,11 +145,12 @@ class SearchTrainStage:
         result = run_search(self.backend, task)
         seconds = time.perf_counter() - t0
         observer.backend_state(folder)
-        return result, seconds, max(0.0, seconds - in_trials[0])
+        return result, seconds, max(0.0, seconds - in_trials[0]), flops[0]
 
     def train(self, spec, dataset, epochs: float):
         """The final training of the dataset's model: weights trained afresh on its full train split. Returns the
-        result and the seconds it is charged (measured; a cached one's measured when it ran).
+        result (its ``flops`` counted, a cached one's as counted when it ran) and the seconds it is charged
+        (measured; a cached one's measured when it ran).
 
         With tracking the module is kept and logged, and the measurement goes into the trial cache; without, no
         module is needed, so a training measured before (same dataset, spec, epochs, seed, image cap) is not run
@@ -156,11 +166,11 @@ class SearchTrainStage:
             if trial.status != "ok":
                 raise RuntimeError(f"the final training of {spec.key()} failed: {trial.error}")
             return TrainResult(trial.val_accuracy, trial.test_accuracy, trial.wall_seconds, epochs, 0,
-                               float("nan")), trial.wall_seconds
+                               float("nan"), flops=trial.flops or 0.0), trial.wall_seconds
         t0 = time.perf_counter()
         res = train_and_evaluate(spec, dataset, epochs, ctx.seed, max_train=limits[0], keep_module=True)
         seconds = time.perf_counter() - t0
         self.runner(dataset, None, limits=limits).store([
             Trial(spec=spec, resource=epochs, seed=ctx.seed, val_accuracy=res.val_accuracy,
-                  test_accuracy=res.test_accuracy, wall_seconds=res.wall_seconds)])
+                  test_accuracy=res.test_accuracy, wall_seconds=res.wall_seconds, flops=res.flops)])
         return res, seconds
