@@ -66,3 +66,6 @@ def test_untracked_workspaces_share_one_cache_and_warm_start_from_earlier_models
         trained = {r[0] for r in db.execute("SELECT spec_key FROM trials WHERE content_hash = ?",
                                             (second[1].content_hash,))}
     assert first[0].spec.key() in trained
+    # the search reports whether a warm-start model won it: exactly when the dataset got the earlier model
+    assert second[1].search["warm_start_won"] == (second[1].spec == first[0].spec)
+    assert second[0].search["warm_start_won"] is False and first[1].search["warm_start_won"] is False

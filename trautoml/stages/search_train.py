@@ -144,6 +144,8 @@ class SearchTrainStage:
         t0 = time.perf_counter()
         result = run_search(self.backend, task)
         seconds = time.perf_counter() - t0
+        # whether one of the warm-start models it was given won the search (the benchmark's warm-start rows count)
+        result.info["warm_start_won"] = bool(warm) and result.best in warm
         observer.backend_state(folder)
         return result, seconds, max(0.0, seconds - in_trials[0]), flops[0]
 
