@@ -79,7 +79,8 @@ def test_the_installed_package_ships_its_data_and_entry_points(installed):
     out = subprocess.run([sys.executable, "-c", "from search_backends import available_backends\n"
                           "from landmarkers.landmarker_set import load_selected\n"
                           "from search_backends.transfer import minibench\n"
-                          "print(sorted(available_backends()))\nprint(len(load_selected()[1]), minibench.DEFAULT_PATH.exists())"],
+                          "print(sorted(available_backends()))\n"
+                          "print(len(load_selected()[1]), minibench.DEFAULT_PATH.exists())"],
                          capture_output=True, text=True, env=env, cwd=root, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     backends, package_data = out.stdout.splitlines()

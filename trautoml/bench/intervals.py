@@ -77,7 +77,8 @@ def _interval(value: float, samples: np.ndarray) -> Interval:
 def tre_interval(rel, draws: int = DRAWS, seed: int = 0) -> Interval:
     """TRE (mean over orders and datasets of ``rel``, an orders × datasets matrix) and its bootstrap interval."""
     rel = _as_matrix(rel, "relative errors")
-    o, d = _draws(*rel.shape, draws, seed)
+    n_orders, n_datasets = rel.shape
+    o, d = _draws(n_orders, n_datasets, draws, seed)
     return _interval(rel.mean(), _tre(rel, o, d))
 
 
@@ -88,7 +89,8 @@ def ratio_interval(cost, reference, draws: int = DRAWS, seed: int = 0) -> Interv
     ref = np.asarray(reference, dtype=float)
     if ref.shape != (cost.shape[1],) or not (ref > 0).all():
         raise ValueError(f"the reference needs one positive cost per dataset ({cost.shape[1]}), got {ref.shape}")
-    o, d = _draws(*cost.shape, draws, seed)
+    n_orders, n_datasets = cost.shape
+    o, d = _draws(n_orders, n_datasets, draws, seed)
     return _interval((cost.sum(axis=1) / ref.sum()).mean(), _ratio(cost, ref, o, d))
 
 
