@@ -10,9 +10,18 @@ from trautoml.bench.runner import ALL_METHODS, PEER_METHODS, peer_unavailable, r
 pytestmark = pytest.mark.slow
 
 
+FOUR = ("builtin:digits?max_train=300 digits\nbuiltin:digits?max_train=300&subsample=0.5 digits\n"
+        "builtin:mnist?max_train=300&max_eval=200 mnist\n"
+        "builtin:mnist?max_train=300&max_eval=200&subsample=0.5 mnist\n")
+
+
 def test_ci_preset_end_to_end_and_identical_results_for_identical_seeds(tmp_path):
+    """Every method on a stream of two families of two at the ci preset's budgets (stream:ci's six datasets took
+    9 minutes of CI's hour for the same checks)."""
+    (tmp_path / "four.txt").write_text(FOUR)
+    stream = f"manifest:{tmp_path / 'four.txt'}"
     first = run_bench("ci", ["random"], 1, tmp_path / "report1", tmp_path / "cache", executor="serial",
-                      reference_seeds=2)
+                      reference_seeds=2, stream=stream)
     table = first["table"]
     peers = {m for m in PEER_METHODS if peer_unavailable(m) is None}
     assert set(table) == {f"{m}+random" for m in ALL_METHODS if m not in PEER_METHODS} | peers
@@ -29,7 +38,7 @@ def test_ci_preset_end_to_end_and_identical_results_for_identical_seeds(tmp_path
     assert any("tell groupings apart" in v for v in first["verdicts"])
     assert (tmp_path / "report1" / "report.md").exists()
     again = run_bench("ci", ["random"], 1, tmp_path / "report2", tmp_path / "cache", executor="serial",
-                      reference_seeds=2)
+                      reference_seeds=2, stream=stream)
     for name, row in table.items():
         rerun = again["table"][name]
         # decisions, errors and FLOPs repeat exactly; times up to the backend's own (uncached) milliseconds

@@ -498,7 +498,7 @@ def test_ui_serves_the_workspace_store_and_takes_the_server_down_on_a_signal(pop
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("delay", [1.0, 4.0, 7.0, 10.0, 14.0])
+@pytest.mark.parametrize("delay", [1.0, 7.0, 14.0])  # test_kill_anywhere covers 14 more points
 def test_sigkill_at_any_moment_then_rerun_completes_consistently(tmp_path, template, delay):
     """Kill -9 after ``delay`` seconds (loading, profiling, grouping, searching, training or logging), twice in
     a row for good measure, then let the same command finish: one dataset, one group, no RUNNING run."""
