@@ -70,8 +70,8 @@ def write_report(folder: Path, table: dict[str, dict], context: dict, curves: di
         "move; wall seconds are the second ratio. TRE is the mean relative test-error increase over the reference,",
         f"the mean of {context.get('reference_seeds', '?')} standalone seeds of the same backend (paper §3.1); "
         "TRE median is the median over datasets. Brackets: 95 % bootstrap intervals over datasets and orders (the",
-        "standalone row's",
-        "orders are its seeds); other values are mean ± standard deviation over orders. The oracle row is given",
+        "standalone row's orders are its seeds, each judged against the mean of the others: the noise band);",
+        "other values are mean ± standard deviation over orders. The oracle row is given",
         "the true families and charged no profiles: the best any grouping can do.",
         "",
         markdown_table(table),

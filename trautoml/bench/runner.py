@@ -284,11 +284,13 @@ class StreamBench:
                 self.log(f"{row}: order {k + 1}/{len(orders)}")
                 runs_of_row.append(self._run_order(method, backend, order, datasets, families,
                                                    runs / row / f"order{k}", k))
-        reference = ref.errors_by_name(names)
         per_order, curve = [], []
         rel = np.zeros((len(runs_of_row), len(names)))
         cost, secs = np.zeros_like(rel), np.zeros_like(rel)
         for k, outcomes in enumerate(runs_of_row):
+            # a standalone seed is judged against the mean of the other seeds (against all of them, itself
+            # included, the row's TRE would be 0 by construction); every other row against the mean of all
+            reference = ref.errors_by_name(names, leave_out=k if method in SOLO_METHODS else None)
             per_order.append(summarise_order(outcomes, reference))
             for o in outcomes:
                 j = column[o.dataset]
@@ -361,9 +363,11 @@ class Reference:
         self.cost = np.array([[o.cost for o in s] for s in seeds]).mean(axis=0)
         self.seconds = np.array([[o.search_s + o.train_s + o.overhead_s for o in s] for s in seeds]).mean(axis=0)
 
-    def errors_by_name(self, names: Sequence[str]) -> dict[str, float]:
-        """Dataset name → e*, the mean of the seeds' test errors."""
-        mean = dict(zip(self.names, self.errors.mean(axis=0).tolist()))
+    def errors_by_name(self, names: Sequence[str], leave_out: int | None = None) -> dict[str, float]:
+        """Dataset name → e*, the mean of the seeds' test errors (without seed ``leave_out``, when there are others:
+        what that seed is judged against)."""
+        keep = [k for k in range(len(self.seeds)) if k != leave_out] or list(range(len(self.seeds)))
+        mean = dict(zip(self.names, self.errors[keep].mean(axis=0).tolist()))
         return {n: mean[n] for n in names}
 
 
