@@ -160,6 +160,17 @@ def hotelling_F(z):
     return (n - b) / b * n * np.einsum("rb,rb->r", zbar, np.linalg.solve(A, zbar[:, :, None])[:, :, 0])
 
 
+def assert_size_with_controls(name: str, rates: dict, per_config: dict, draws_each: int) -> None:
+    """The first of ``rates`` (pooled over the configurations) lies in its band, each configuration's in its own,
+    and every other rate (the negative controls) outside the pooled band: the band has the power it claims."""
+    half = band(draws_each * len(per_config))
+    ours, *controls = rates.values()
+    print(name, rates, per_config, f"band ±{half:.2e}")
+    assert in_band(ours, half), (rates, per_config, half)
+    assert all(in_band(r, band(draws_each)) for r in per_config.values()), (per_config, band(draws_each))
+    assert not any(in_band(c, half) for c in controls), (rates, half)
+
+
 def test_the_presets_ship_the_alpha_checked_here():
     assert {get_preset(name).alpha for name in ("small", "paper")} == {ALPHA}
 
@@ -187,14 +198,8 @@ def test_behrens_fisher_size_at_the_shipped_alpha_with_unequal_covariances():
         per_config[(b, n1, n2, ratio)] = hits / BF_DRAWS
         ours += hits
     draws = BF_DRAWS * len(BF_CONFIGS)
-    half = band(draws)
-    rates = {"scheffe": ours / draws, "scheffe at 1.2α": at_12 / draws, "pooled T²": pooled / draws}
-    print("behrens_fisher_test", rates, per_config, f"band ±{half:.2e}")
-    assert in_band(rates["scheffe"], half), (rates, per_config, half)
-    assert all(in_band(r, band(BF_DRAWS)) for r in per_config.values()), (per_config, band(BF_DRAWS))
-    # negative controls: the band has the power it claims
-    assert not in_band(rates["scheffe at 1.2α"], half), (rates, half)
-    assert not in_band(rates["pooled T²"], half), (rates, half)
+    assert_size_with_controls("behrens_fisher_test", {"scheffe": ours / draws, "scheffe at 1.2α": at_12 / draws,
+                                                      "pooled T²": pooled / draws}, per_config, BF_DRAWS)
 
 
 def test_behrens_fisher_public_function_is_the_batched_core():
@@ -240,13 +245,8 @@ def test_paired_size_at_the_shipped_alpha_with_unequal_covariances_and_correlate
         per_config[(b, t, members)] = hits / PAIRED_DRAWS
         ours += hits
     draws = PAIRED_DRAWS * len(PAIRED_CONFIGS)
-    half = band(draws)
-    rates = {"paired": ours / draws, "paired at 1.2α": at_12 / draws, "F(B, n−B+1)": off_by_one / draws}
-    print("paired_test", rates, per_config, f"band ±{half:.2e}")
-    assert in_band(rates["paired"], half), (rates, per_config, half)
-    assert all(in_band(r, band(PAIRED_DRAWS)) for r in per_config.values()), (per_config, band(PAIRED_DRAWS))
-    assert not in_band(rates["paired at 1.2α"], half), (rates, half)
-    assert not in_band(rates["F(B, n−B+1)"], half), (rates, half)
+    assert_size_with_controls("paired_test", {"paired": ours / draws, "paired at 1.2α": at_12 / draws,
+                                              "F(B, n−B+1)": off_by_one / draws}, per_config, PAIRED_DRAWS)
 
 
 def test_paired_public_function_is_the_batched_core():
