@@ -525,3 +525,26 @@ def test_sigkill_at_any_moment_then_rerun_completes_consistently(tmp_path, templ
     assert sorted(m for g in groups for m in g["members"]) == ["digits·sub0.7", "old"]
     assert sorted(r.data.tags["trautoml.dataset"] for r in dataset_runs(ws)) == ["digits·sub0.7", "old"]
     assert not [r for r in all_runs(ws) if r.info.status == "RUNNING"]
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the swallowed interrupt itself
+def test_a_stop_signal_swallowed_by_a_finaliser_is_raised_again_at_the_next_progress_line():
+    """Python drops an exception raised while a finaliser runs; the watcher's stop must not be lost with it (seen in
+    CI: a SIGTERM landing in SQLAlchemy's cleanup let the ingest run on and commit)."""
+    from trautoml.cli import _stopped_by_signals
+    from trautoml.progress import Progress
+
+    class SignalledWhileFinalised:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGTERM)  # the handler runs here, inside the finaliser
+            time.sleep(0.05)
+
+    progress, reached = Progress(quiet=True), []
+    with pytest.raises(KeyboardInterrupt), _stopped_by_signals() as stop:
+        progress.checkpoint = stop.checkpoint
+        SignalledWhileFinalised()   # dropped at once: __del__ runs, its KeyboardInterrupt is swallowed
+        reached.append("past the finaliser")
+        progress.message("  train: the next stage")   # the stop comes back here
+        reached.append("past the progress line")
+    assert reached == ["past the finaliser"]
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handlers are restored

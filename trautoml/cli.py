@@ -528,7 +528,8 @@ def cmd_watch(args) -> int:
     from trautoml.tracking import shutdown_model_logger
 
     try:
-        with _stopped_by_signals(), t:
+        with _stopped_by_signals() as stop, t:
+            t.progress.checkpoint = stop.checkpoint
             while True:
                 for p, sig in folder.ready():
                     try:
@@ -550,6 +551,7 @@ def cmd_watch(args) -> int:
                         return EXIT_OK
                 time.sleep(args.poll)
     except KeyboardInterrupt:
+        t.progress.checkpoint = None
         t.progress.message(f"watch: stopped after {handled} dataset(s)")
         if handled:
             _watch_summary(t)
@@ -633,16 +635,35 @@ def _terminate_when_parent_dies() -> None:
         pass
 
 
+class _StopRequest:
+    """A stop signal's state. Python prints and drops an exception raised while a finaliser runs ("Exception
+    ignored in ..."), so a KeyboardInterrupt from the handler can be lost mid-ingest (seen: inside SQLAlchemy's
+    cleanup); `checkpoint`, called at every progress line, raises it again there, before anything is committed.
+    The watcher unhooks it once the stop is being handled, so the cleanup's own lines print."""
+
+    def __init__(self) -> None:
+        self.pending = False
+
+    def checkpoint(self) -> None:
+        if self.pending:
+            self.pending = False
+            raise KeyboardInterrupt
+
+
 @contextlib.contextmanager
 def _stopped_by_signals():
     """While the block runs, SIGTERM, SIGHUP and SIGINT raise KeyboardInterrupt (a process manager, ``timeout``, a
-    closing terminal, Ctrl-C), so cleanup runs; also where SIGINT was inherited as ignored."""
+    closing terminal, Ctrl-C), so cleanup runs; also where SIGINT was inherited as ignored. Yields the
+    `_StopRequest`."""
+    request = _StopRequest()
+
     def stop(signum, frame):
+        request.pending = True
         raise KeyboardInterrupt
 
     old = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)}
     try:
-        yield
+        yield request
     finally:
         for sig, handler in old.items():
             signal.signal(sig, handler)

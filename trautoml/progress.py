@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from typing import TextIO
 
 
@@ -19,6 +20,9 @@ class Progress:
         self.stream = stream if stream is not None else sys.stderr
         self.width = width
         self._open_bar = False
+        #: Called before every stage line, printed or not: a long run's safe points (the CLI re-raises a stop signal
+        #: there that Python swallowed inside a finaliser).
+        self.checkpoint: Callable[[], None] | None = None
 
     @property
     def _tty(self) -> bool:
@@ -36,6 +40,8 @@ class Progress:
 
     def message(self, text: str) -> None:
         """Print ``text`` as a line of its own, ending an open bar's line first."""
+        if self.checkpoint is not None:
+            self.checkpoint()
         if self.quiet:
             return
         if self._open_bar:
