@@ -55,11 +55,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from trautoml.models.cnn import (ACTIVATIONS, DROPOUTS, NORMS, build_cnn, sample_train_params, validate_cnn_arch)
 from trautoml.models.spec import ModelSpec, build_module
+from trautoml.models.transfer import InputAdapter
 from trautoml.registry import BACKENDS
 from trautoml.tracking import mlflow_store
 
@@ -67,8 +67,6 @@ from .base import SearchBackend, SearchResult, SearchTask
 
 SPACE = "predefined"
 KINDS = ("torchvision", "file", "mlflow")
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 ARCH_FIELDS = {"backbone", "freeze", "head", "resize", "normalize"}
 #: "use the builder's default" for ``normalize`` (None is a value: no normalisation).
 BUILDER_DEFAULT = object()
@@ -254,40 +252,6 @@ def _first_conv_channels(module: nn.Module) -> int | None:
         if isinstance(m, nn.Conv2d):
             return m.in_channels
     return None
-
-
-class InputAdapter(nn.Module):
-    """Resize, match the channel count the backbone expects, normalise."""
-
-    def __init__(self, in_channels: int, want: int, resize: int | None, normalize: str | None):
-        super().__init__()
-        self.in_channels, self.want, self.resize = in_channels, want, resize
-        self.proj = None
-        if in_channels != want and in_channels != 1 and want != 1:
-            self.proj = nn.Conv2d(in_channels, want, 1)
-        if normalize == "imagenet":
-            if want != 3:
-                raise ValueError(f"normalize='imagenet' needs a 3-channel backbone, this one takes {want}")
-            self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-            self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
-        else:
-            self.mean = self.std = None
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x`` resized to ``resize`` x ``resize`` (bilinear) when set, brought to the backbone's channel count (grey
-        replicated, colour averaged to grey, else a learned 1x1 projection) and, with ImageNet normalisation,
-        standardised."""
-        if self.resize is not None and tuple(x.shape[-2:]) != (self.resize, self.resize):
-            x = F.interpolate(x, size=(self.resize, self.resize), mode="bilinear", align_corners=False)
-        if self.proj is not None:
-            x = self.proj(x)
-        elif self.in_channels == 1 and self.want > 1:
-            x = x.expand(-1, self.want, -1, -1)
-        elif self.want == 1 and self.in_channels > 1:
-            x = x.mean(1, keepdim=True)
-        if self.mean is not None:
-            x = (x - self.mean) / self.std
-        return x
 
 
 class FrozenBatchNorm(nn.Module):

@@ -136,12 +136,23 @@ def _weights(ws: Path, run_id: str) -> dict:
     return {k: v.detach().cpu().numpy() for k, v in module.state_dict().items()}
 
 
-def test_a_reused_model_is_retrained_not_copied(stream):
+def test_a_reused_model_fine_tunes_the_founders_weights_and_trains_them(stream):
+    """The joining dataset starts from the weights its group's founder kept, and its training moves every layer;
+    MLflow says where it started."""
     a, b = _weights(stream.ws, stream.first.run_id), _weights(stream.ws, stream.second.run_id)
-    assert stream.first.spec == stream.second.spec
+    first, second = stream.first, stream.second
+    assert first.spec == second.spec and second.outcome == "reused"
+    assert second.init_from["dataset"] == first.dataset and second.init_from["weights"] == first.weights
+    assert second.init_from["loaded"] == second.init_from["total"]          # same classes and shape: all of it
+    assert second.init_from["epochs"] == pytest.approx(first.final_epochs * stream.t.preset.fine_tune_fraction)
     assert a.keys() == b.keys() and all(a[k].shape == b[k].shape for k in a)
     weights = [k for k in a if k.endswith("weight")]
     assert weights and all(not np.allclose(a[k], b[k]) for k in weights)
+    kept = stream.t.workspace.load_weights(first.weights)[0]                 # the founder's, as kept and logged
+    assert all(np.allclose(kept[k].numpy(), a[k]) for k in weights)
+    tags = client(stream.ws).get_run(second.run_id).data.tags
+    assert tags["trautoml.init_from"] == first.dataset
+    assert client(stream.ws).get_run(first.run_id).data.tags["trautoml.init_from"] == "scratch"
 
 
 def test_trials_are_cached_with_their_measured_seconds(stream):
@@ -227,6 +238,11 @@ def test_escalation_and_recovery_of_an_unfinished_run(tmp_path, template, monkey
     assert len(c.search_model_versions("name = 'trautoml-group-g1'")) == 2
     assert second.group == "g1" and second.reason == "test-accepted" and second.escalated
     assert second.search_seconds > 0 and second.trials >= 2
+    # before the search, the reuse fine-tuned from the founder's weights and, still short, trained on to the full
+    # training's epochs
+    start = second.escalated["reuse"]
+    assert start["dataset"] == "digits" and start["weights"] == first.weights and start["loaded"] == start["total"]
+    assert start["epochs"] + start["longer"] == pytest.approx(first.final_epochs)
     # the rule: the escalation's model is kept only if it beats the reused one on val (either way the group's
     # model stays the founder's)
     if second.outcome == "searched":

@@ -33,7 +33,12 @@ class Decision:
     backward per image trained, forward per image evaluated): ``profile_flops`` (the landmarker trials),
     ``search_flops`` (the search's trials, an escalation's included) and ``train_flops`` (every final training, a
     reuse's and an escalation's included). Cached work is charged the FLOPs it counted when it ran. 0.0 in a
-    decision stored before FLOPs were counted."""
+    decision stored before FLOPs were counted.
+
+    ``weights``: the key the dataset's trained weights are kept under in the workspace (`Workspace.load_weights`);
+    ``init_from``: a reuse fine-tuned from a member's weights: that member (``dataset``), its ``weights``, the
+    fine-tuning's ``epochs``, the network tensors ``loaded`` of ``total``, and ``longer`` (epochs trained on when the
+    accuracy guard found it short). None: trained afresh."""
 
     dataset: str
     content_hash: str
@@ -73,6 +78,8 @@ class Decision:
     profile_flops: float = 0.0
     search_flops: float = 0.0
     train_flops: float = 0.0
+    weights: str | None = None
+    init_from: dict | None = None
 
     def __post_init__(self) -> None:
         if self.outcome not in OUTCOMES:

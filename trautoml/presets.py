@@ -26,6 +26,12 @@ Fields:
 ``eta``                Hyperband's halving rate
 ``final_epochs``       epochs of the final training of the chosen (searched or reused) model, on the full train split
                        (None: the search's ``best_resource``); ``final_max_train`` caps its images
+``reuse``              how a joining dataset trains its group's model: ``fine-tune`` (default) starts from the weights
+                       a member of the group trained, for ``fine_tune_fraction`` of the final training's epochs at
+                       ``fine_tune_lr_scale`` × the model's learning rate (trautoml.models.transfer); ``retrain``
+                       trains it afresh for the full epochs (the paper's reuse, 002 Algorithm 1)
+``founder_warm_k``     a dataset that founds a group seeds its search with the models of this many nearest earlier
+                       groups by landmarker profile (trained within its budget; 0 = off, the paper's cold search)
 ``reuse_tolerance``    the accuracy guard after a reuse (trautoml.decide): escalate to a warm-started search when
                        the reused model's validation accuracy falls short of the predicted one by more than
                        max(this, 2 binomial sd of the validation accuracy); default 0.02; None = off (the paper's
@@ -36,6 +42,10 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, fields
+
+
+#: How a reuse trains the group's model (the preset field ``reuse``).
+REUSE_MODES = ("fine-tune", "retrain")
 
 
 @dataclass(frozen=True)
@@ -70,6 +80,12 @@ class Preset:
     final_max_train: int | None = None
     # the accuracy guard after a reuse (trautoml.decide; None = the paper's plain reuse)
     reuse_tolerance: float | None = 0.02
+    # how a reuse trains (trautoml.decide; "retrain" = the paper's weights trained afresh)
+    reuse: str = "fine-tune"
+    fine_tune_fraction: float = 0.1
+    fine_tune_lr_scale: float = 0.3
+    # a search that founds a group first trains the models of this many nearest groups (0: off)
+    founder_warm_k: int = 1
 
     def __post_init__(self) -> None:
         if self.n_trials <= self.n_models:
@@ -78,6 +94,8 @@ class Preset:
         if self.n_trials_first is not None and not self.n_trials_first > self.n_models:
             raise ValueError(f"preset {self.name}: the profile's first look needs n_trials_first "
                              f"({self.n_trials_first}) > n_models (B={self.n_models}), or None for one look")
+        if int(self.founder_warm_k) < 0:
+            raise ValueError(f"preset {self.name}: founder_warm_k must be 0 or more, got {self.founder_warm_k!r}")
         for f in ("n_models", "n_trials", "search_trials", "K", "eta"):
             if int(getattr(self, f)) < 1:
                 raise ValueError(f"preset {self.name}: {f} must be a positive integer, got {getattr(self, f)!r}")
@@ -86,6 +104,11 @@ class Preset:
                 raise ValueError(f"preset {self.name}: {f} must be positive, got {getattr(self, f)!r}")
         if not 0 < self.alpha < 1:
             raise ValueError(f"preset {self.name}: alpha must lie in (0, 1), got {self.alpha!r}")
+        if self.reuse not in REUSE_MODES:
+            raise ValueError(f"preset {self.name}: reuse must be one of {', '.join(REUSE_MODES)}, got {self.reuse!r}")
+        for f in ("fine_tune_fraction", "fine_tune_lr_scale"):
+            if not 0 < float(getattr(self, f)) <= 1:
+                raise ValueError(f"preset {self.name}: {f} must lie in (0, 1], got {getattr(self, f)!r}")
         if self.final_epochs is not None and not self.final_epochs > 0:
             raise ValueError(f"preset {self.name}: final_epochs must be positive or None, got {self.final_epochs!r}")
 

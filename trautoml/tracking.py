@@ -7,7 +7,8 @@ Store: MLflow 3.x refuses the ``./mlruns`` file store, so a workspace keeps trac
 
 Names users see in the UI (MLflow conventions: dotted tag namespaces, metrics as numbers, files as artifacts):
 tags ``trautoml.dataset``, ``trautoml.content_hash``, ``trautoml.group``, ``trautoml.decision``,
-``trautoml.reason``, ``trautoml.backend``, ``trautoml.accuracy_guard`` on a reuse (`ReuseCheck.verdict`, with the metric
+``trautoml.reason``, ``trautoml.backend``, ``trautoml.init_from`` (the member whose weights a reuse fine-tuned, or
+``scratch``), ``trautoml.accuracy_guard`` on a reuse (`ReuseCheck.verdict`, with the metric
 ``guard_predicted_val``); registered models ``trautoml-group-<id>``.
 
 What the UI shows (see "what the UI shows" below): the experiment tagged as model development, short tags
@@ -307,7 +308,8 @@ class Tracker:
         """Tags, metrics and artifacts of the decision; the trained model through mlflow.pytorch."""
         self._log_tags(run_id, {f"{TAG}group": decision.group, f"{TAG}decision": decision.outcome,
                                 f"{TAG}reason": decision.reason, f"{TAG}backend": decision.backend,
-                                f"{TAG}spec_key": decision.spec.key()})
+                                f"{TAG}spec_key": decision.spec.key(),
+                                f"{TAG}init_from": (decision.init_from or {}).get("dataset", "scratch")})
         self._log_metrics(run_id, {
             "val_accuracy": decision.val_accuracy, "test_accuracy": decision.test_accuracy,
             "profile_seconds": decision.profile_seconds, "search_seconds": decision.search_seconds,

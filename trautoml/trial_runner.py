@@ -67,7 +67,7 @@ class TrialRunner:
             if hit is None:
                 misses.append(i)
             else:
-                out[i] = self._charged(Trial.from_dict({**hit, "cached": True}))
+                out[i] = self.charged(Trial.from_dict({**hit, "cached": True}))
         if misses:
             results = self._executor_now().map(self._fn, [requests[i] for i in misses], on_error=lost_trial)
             for i, t in zip(misses, results):
@@ -78,7 +78,7 @@ class TrialRunner:
         self.count += len(out)
         return out
 
-    def _charged(self, trial: Trial) -> Trial:
+    def charged(self, trial: Trial) -> Trial:
         """A cached trial with its FLOPs: as stored, or counted for a record stored before FLOPs were counted."""
         if trial.flops is not None:
             return trial

@@ -24,6 +24,23 @@ import numpy as np
 WARM_START_MODES = ("latest", "profile", "metafeatures")
 
 
+def nearest_group_specs(groups: Sequence[dict], means: Sequence[Sequence[float]], member_groups: Sequence[str],
+                        point: np.ndarray, k: int) -> list[dict]:
+    """The models (spec dicts) of the ``k`` groups nearest to ``point`` (a new dataset's mean profile), nearest
+    first: a group's distance is its nearest member's (Euclidean, over the mean profiles ``means`` of the datasets
+    in ``member_groups``). ``groups``: the workspace's groups (``id``, ``model``). What a dataset that founds a group
+    seeds its search with (the preset's ``founder_warm_k``)."""
+    if k < 1 or not groups:
+        return []
+    dist: dict[str, float] = {}
+    for mean, g in zip(means, member_groups):
+        if len(mean) == len(point):
+            d = float(np.linalg.norm(np.asarray(mean, float) - np.asarray(point, float)))
+            dist[g] = min(d, dist.get(g, np.inf))
+    ranked = sorted((g for g in groups if g["id"] in dist), key=lambda g: dist[g["id"]])
+    return [g["model"] for g in ranked[:k]]
+
+
 def neighbour_specs(rows: Sequence[dict], point: np.ndarray | None, mode: str, k: int) -> list[dict]:
     """The model specs (dicts) of up to ``k`` earlier datasets, nearest first, one per distinct spec.
 

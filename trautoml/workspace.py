@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -133,6 +134,7 @@ class Workspace:
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA synchronous=FULL")  # a committed ingest survives a power cut, not only a kill
         self._c = "main"
+        self.weights_dir = (state_dir(self.root) if cache is None else Path(cache).resolve().parent) / "weights"
         if cache is not None:
             Path(cache).parent.mkdir(parents=True, exist_ok=True)
             self._db.execute("ATTACH DATABASE ? AS cache", (str(Path(cache).resolve()),))
@@ -309,6 +311,27 @@ class Workspace:
                 return None if d.get("n_train") is None else (int(d["n_train"]), d.get("final_epochs"))
         return None
 
+    def member_weights(self, group_id: str, spec: dict, point=None) -> dict | None:
+        """The member of ``group_id`` a reuse fine-tunes from: among those whose model is ``spec`` and whose trained
+        weights are kept, the nearest by mean profile to ``point`` (the joining dataset's; None: the latest).
+        ``{"dataset": name, "weights": key}``, or None when no member kept weights (records written before they
+        were kept)."""
+        import numpy as np
+
+        spec = json.loads(json.dumps(spec))
+        best, best_d = None, None
+        for r in self._db.execute("SELECT name, profile, decision FROM datasets WHERE group_id = ? ORDER BY seq",
+                                  (group_id,)):
+            d = json.loads(r["decision"])
+            if d["spec"] != spec or not d.get("weights"):
+                continue
+            mean = json.loads(r["profile"])["mean"]
+            dist = 0.0 if point is None or len(mean) != len(point) else float(
+                np.linalg.norm(np.asarray(mean, float) - np.asarray(point, float)))
+            if best_d is None or dist <= best_d:
+                best, best_d = {"dataset": r["name"], "weights": d["weights"]}, dist
+        return best
+
     def profile_points(self) -> tuple[list[str], list[list[float]], list[str]]:
         """Names, mean profiles and groups of every dataset in arrival order (what the groups picture shows)."""
         rows = self._db.execute("SELECT name, profile, group_id FROM datasets ORDER BY seq").fetchall()
@@ -349,6 +372,33 @@ class Workspace:
             db.executemany(f"INSERT OR REPLACE INTO {self._c}.trials VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                            [(content_hash, t["spec_key"], float(t["resource"]), int(t["seed"]), caps,
                              _dumps(t["trial"]), float(t["trial"]["wall_seconds"]), now) for t in trials])
+
+    # ------------------------------------------------------------------ trained weights (beside the cache)
+    def save_weights(self, key: str, state: dict, shape: tuple[int, int, int]) -> None:
+        """Keep a trained network's ``state`` (its state dict) and the input ``shape`` (C, H, W) it runs at under
+        ``key``, in ``weights_dir`` beside the cache (written to a temporary file, then renamed: a kill leaves no
+        half file)."""
+        import torch
+
+        self.weights_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.weights_dir / f".{key}.{os.getpid()}.tmp"
+        torch.save({"state": {k: v.detach().cpu() for k, v in state.items()}, "shape": list(shape)}, tmp)
+        os.replace(tmp, self.weights_dir / f"{key}.pt")
+
+    def load_weights(self, key: str) -> tuple[dict, tuple[int, int, int]] | None:
+        """(state dict, input shape) kept under ``key``, or None when there are none (or the file is unreadable:
+        the training that made them is run again)."""
+        import torch
+
+        path = self.weights_dir / f"{key}.pt"
+        if not path.is_file():
+            return None
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+            c, h, w = (int(v) for v in obj["shape"])
+            return dict(obj["state"]), (c, h, w)
+        except Exception:  # noqa: BLE001 - a truncated or foreign file: as if absent
+            return None
 
     # ------------------------------------------------------------------ the one commit of an ingest
     def commit_ingest(self, *, grouper_name: str, grouper_state: dict, expected_version: int | None,

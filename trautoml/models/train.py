@@ -42,6 +42,7 @@ class TrainResult:
     diverged: bool = False
     module: Any = None  # the trained torch module, when asked for with keep_module=True
     flops: float = 0.0
+    weights: str | None = None  # the key the trained weights are kept under (`Workspace.save_weights`), if kept
 
 
 @contextlib.contextmanager
@@ -174,8 +175,9 @@ def _recalibrate_batchnorm(module: nn.Module, x_all: torch.Tensor, batch: int, r
 def train_and_evaluate(spec: ModelSpec, dataset: Dataset, epochs: float, seed: int = 0, *,
                        max_train: int | None = None, max_eval: int | None = None,
                        device: str | torch.device | None = None, keep_module: bool = False,
-                       module: nn.Module | None = None) -> TrainResult:
-    """Train ``spec`` (or a given, already built ``module``) for ``epochs`` and evaluate it.
+                       module: nn.Module | None = None, lr_scale: float = 1.0) -> TrainResult:
+    """Train ``spec`` (or a given, already built ``module``: frozen layers, or trained weights to fine-tune) for
+    ``epochs`` at ``lr_scale`` × the spec's learning rate, and evaluate it.
 
     Deterministic for a given seed on a given device: the seed fixes the weights' initialisation, the subsets
     drawn under ``max_train`` / ``max_eval`` and the order of the mini-batches. A loss that turns NaN/inf stops
@@ -187,6 +189,7 @@ def train_and_evaluate(spec: ModelSpec, dataset: Dataset, epochs: float, seed: i
     t0 = time.perf_counter()
     dev = torch.device(device) if device is not None else default_device()
     hp = spec.train_params()
+    hp["lr"] = float(hp["lr"]) * lr_scale
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     x_tr, y_tr = _subset(dataset.x_train, dataset.y_train, max_train, rng)

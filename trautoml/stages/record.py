@@ -35,7 +35,8 @@ def decision_record(dataset, features, assignment, plan: decide.Plan, out, *, ru
         trial_seconds=float(sum(t.wall_seconds for t in trials)), search_own_seconds=float(out.search_own_seconds),
         founded=plan.founds_group, search=out.search_info,
         reuse_check=None if out.check is None else out.check.to_dict(),
-        escalated=({"kept": out.outcome, "group_model": plan.spec.to_dict()}
+        escalated=({"kept": out.outcome, "group_model": plan.spec.to_dict(), "reuse": out.init}
                    if out.escalated and plan.spec is not None else None),  # an escalation's plan names the model
         n_train=len(dataset.y_train), n_classes=int(dataset.num_classes), profile_flops=float(features.flops),
-        search_flops=float(out.search_flops), train_flops=float(out.train_flops))
+        search_flops=float(out.search_flops), train_flops=float(out.train_flops),
+        weights=getattr(out.final, "weights", None), init_from=out.init if out.outcome == "reused" else None)

@@ -1,8 +1,8 @@
-"""Search/train: a search for a dataset that founds a group (the backend through the trial runner), or the group's
-model reused; then the dataset's model trained afresh (paper 002, Algorithm 1; weights are never copied)."""
+"""Search/train: a search for a dataset that founds a group (the backend through the trial runner), then its model
+trained afresh; or the group's model reused (paper 002, Algorithm 1), fine-tuned from the weights a member of the
+group trained (or, with ``reuse="retrain"``, trained afresh as in the paper)."""
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import time
 from dataclasses import dataclass, field
@@ -25,9 +25,11 @@ class Outcome:
     ``final_epochs``: epochs of the final training; ``trials`` / ``search_info``: the search's trials and its
     backend's report; ``check``: the reuse check; ``escalated``: a reuse fell short and a search ran;
     ``search_own_seconds``: the backend's compute outside its trials (what a cache cannot replay);
-    ``search_flops``: the training FLOPs of the search's trials (a backend's own training outside its trials, as
-    ENAS's shared weights, is not counted); ``train_flops``: of every final training, a reuse's and an escalation's
-    included (`trautoml.models.flops`; cached ones charged what they counted when they ran)."""
+    ``init``: a fine-tuned reuse's start, also when an escalation's search then won (the member and weights it
+    started from, its epochs, the tensors loaded; ``longer``: the epochs it trained on when the guard found it
+    short); ``search_flops``: the training FLOPs of the search's trials (a backend's own training outside its
+    trials, as ENAS's shared weights, is not counted); ``train_flops``: of every final training, a reuse's and an
+    escalation's included (`trautoml.models.flops`; cached ones charged what they counted when they ran)."""
 
     outcome: str
     spec: Any
@@ -42,6 +44,7 @@ class Outcome:
     search_own_seconds: float = 0.0
     search_flops: float = 0.0
     train_flops: float = 0.0
+    init: dict | None = None
 
 
 def _report(result) -> dict:
@@ -90,33 +93,70 @@ class SearchTrainStage:
         if plan.action == decide.SEARCH:
             result, search_s, own_s, search_f = self.search(dataset, plan, observer)
             epochs = decide.training_epochs(p.final_epochs, result.best_resource, p.search_epochs)
-            final, train_s = self.train(result.best, dataset, epochs)
+            final, train_s, _ = self.train(result.best, dataset, epochs)
             return Outcome("searched", result.best, final, search_s, train_s, epochs, result.trials,
                            _report(result), search_own_seconds=own_s, search_flops=search_f, train_flops=final.flops)
 
         assert plan.spec is not None  # a reuse names the group's model
         _, source_epochs = plan.source or (None, None)
         epochs = decide.training_epochs(p.final_epochs, source_epochs, p.search_epochs)
-        plan = dataclasses.replace(plan, spec=adapt_spec(plan.spec, dataset.input_shape, dataset.num_classes))
-        final, train_s = self.train(plan.spec, dataset, epochs)
-        check = decide.check_reuse(final.val_accuracy, plan.prediction, p.reuse_tolerance, len(dataset.y_val))
+        final, train_s, init = self.reuse(dataset, plan, epochs)
+        check = decide.check_reuse(final.val_accuracy, plan.prediction, p.reuse_tolerance)
         self.ctx.progress.message("  " + check.explain())
+        flops = final.flops
+        if check.escalate and init is not None and init["epochs"] < epochs:
+            # fine-tuned and short: train on from where it stopped, to the full training's epochs
+            more = self.weights_source(final)
+            final2, train2_s, _ = self.train(plan.spec, dataset, epochs - init["epochs"], more)
+            train_s, flops = train_s + train2_s, flops + final2.flops
+            init = {**init, "longer": epochs - init["epochs"], "val_first": final.val_accuracy}
+            if final2.val_accuracy >= final.val_accuracy:
+                final = final2
+            check = decide.check_reuse(final.val_accuracy, plan.prediction, p.reuse_tolerance)
+            self.ctx.progress.message("  trained on: " + check.explain())
+        spec = plan.spec if init is not None else adapt_spec(plan.spec, dataset.input_shape, dataset.num_classes)
         if not check.escalate:
-            return Outcome("reused", plan.spec, final, 0.0, train_s, epochs, [], {}, check, train_flops=final.flops)
+            return Outcome("reused", spec, final, 0.0, train_s, epochs, [], {}, check, train_flops=flops, init=init)
         result, search_s, own_s, search_f = self.search(dataset, decide.escalation(plan), observer)
         found, epochs2 = result.best, decide.training_epochs(p.final_epochs, result.best_resource, p.search_epochs)
-        if found == plan.spec:  # measured on this dataset already by its final training: take the best other one
-            other = decide.best_other(result.trials, plan.spec)
+        if found == adapt_spec(plan.spec, dataset.input_shape, dataset.num_classes):
+            # measured on this dataset already by the reuse: take the best other one
+            other = decide.best_other(result.trials, found)
             if other is not None:
                 found, epochs2 = other.spec, decide.training_epochs(p.final_epochs, other.resource, p.search_epochs)
-        final2, train2_s = self.train(found, dataset, epochs2)
+        final2, train2_s, _ = self.train(found, dataset, epochs2)
         costs = dict(escalated=True, search_own_seconds=own_s, search_flops=search_f,
-                     train_flops=final.flops + final2.flops)
+                     train_flops=flops + final2.flops)
         if final2.val_accuracy > final.val_accuracy:
             return Outcome("searched", found, final2, search_s, train_s + train2_s, epochs2, result.trials,
-                           _report(result), check, **costs)
-        return Outcome("reused", plan.spec, final, search_s, train_s + train2_s, epochs, result.trials,
-                       _report(result), check, **costs)
+                           _report(result), check, init=init, **costs)
+        return Outcome("reused", spec, final, search_s, train_s + train2_s, epochs, result.trials,
+                       _report(result), check, init=init, **costs)
+
+    def reuse(self, dataset, plan: decide.Plan, epochs: float):
+        """Train the group's model on ``dataset``: fine-tuned from the weights of the member the plan names
+        (`trautoml.models.transfer`) for ``fine_tune_fraction`` of ``epochs``, or, with ``reuse="retrain"`` or when
+        those weights are gone, afresh for ``epochs`` (the spec adapted to the dataset's shape). Returns the
+        training's result, its seconds and what it started from (None: afresh)."""
+        p = self.ctx.preset
+        assert plan.spec is not None
+        if p.reuse == "fine-tune" and plan.init is not None:
+            weights = self.ctx.workspace.load_weights(plan.init["weights"])
+            if weights is not None:
+                ft = decide.fine_tune_epochs(epochs, p.fine_tune_fraction)
+                source = {"key": plan.init["weights"], "state": weights[0], "shape": weights[1]}
+                final, seconds, start = self.train(plan.spec, dataset, ft, source)
+                return final, seconds, {**plan.init, "epochs": ft, **start}
+            self.ctx.progress.message(f"  the weights {plan.init['dataset']} trained are gone: train afresh")
+        final, seconds, _ = self.train(adapt_spec(plan.spec, dataset.input_shape, dataset.num_classes), dataset,
+                                       epochs)
+        return final, seconds, None
+
+    def weights_source(self, final) -> dict:
+        """The weights a fine-tuned training ended with, as the start of the next one."""
+        weights = self.ctx.workspace.load_weights(final.weights)
+        assert weights is not None, "a training just kept its weights"
+        return {"key": final.weights, "state": weights[0], "shape": weights[1]}
 
     def search(self, dataset, plan: decide.Plan, observer):
         """Run the backend on ``dataset`` (warm-started from the plan's specs, adapted to its shape): the
@@ -149,30 +189,52 @@ class SearchTrainStage:
         observer.backend_state(folder)
         return result, seconds, max(0.0, seconds - in_trials[0]), flops[0]
 
-    def train(self, spec, dataset, epochs: float):
-        """The final training of the dataset's model: weights trained afresh on its full train split. Returns the
-        result (its ``flops`` counted, a cached one's as counted when it ran) and the seconds it is charged
-        (measured; a cached one's measured when it ran).
+    def train(self, spec, dataset, epochs: float, source: dict | None = None):
+        """Train the dataset's model on its full train split: afresh, or from the trained weights ``source``
+        ({"key", "state", "shape"}: `Workspace.load_weights`, fine-tuned at ``fine_tune_lr_scale`` × the spec's
+        learning rate). Returns the `TrainResult` (its ``flops`` counted, a cached one's as counted when it ran; its
+        ``weights``: the key its trained weights are kept under), the seconds it is charged (measured; a cached
+        one's measured when it ran) and, for a fine-tuning, how many of the network's tensors it took from
+        ``source`` (``loaded`` of ``total``).
 
-        With tracking the module is kept and logged, and the measurement goes into the trial cache; without, no
-        module is needed, so a training measured before (same dataset, spec, epochs, seed, image cap) is not run
-        again: it is the same call either way (`run_trial` wraps `train_and_evaluate`)."""
+        The trained weights are kept in the workspace (`Workspace.save_weights`), so a later member of the group can
+        fine-tune from them. With tracking the module is kept too (it is logged); without, a training measured
+        before (same dataset, spec, start, epochs, seed and image cap) whose weights are kept is not run again."""
         from trautoml.models.train import TrainResult, train_and_evaluate
-        from trautoml.search import Trial, TrialRequest
+        from trautoml.models.transfer import AdaptedNet, warm_network
+        from trautoml.search import Trial
+        from trautoml.trial_runner import caps_key
 
-        ctx = self.ctx
-        ctx.progress.message(f"  train: {spec.space} {spec.key()} for {epochs:g} epochs")
-        limits = (ctx.preset.final_max_train, None)
-        if not self.tracking:
-            trial = self.runner(dataset, None, limits=limits)([TrialRequest(spec, epochs, ctx.seed)])[0]
-            if trial.status != "ok":
-                raise RuntimeError(f"the final training of {spec.key()} failed: {trial.error}")
-            return TrainResult(trial.val_accuracy, trial.test_accuracy, trial.wall_seconds, epochs, 0,
-                               float("nan"), flops=trial.flops or 0.0), trial.wall_seconds
+        ctx, ws = self.ctx, self.ctx.workspace
+        max_train = ctx.preset.final_max_train
+        caps, content = caps_key(max_train, None), dataset.content_hash()
+        key = spec.key() if source is None else f"{spec.key()}@{source['key']}"
+        weights = hashlib.sha256(f"{content}:{key}:{float(epochs)!r}:{ctx.seed}:{caps}".encode()).hexdigest()[:24]
+        start = "afresh" if source is None else "fine-tuned"
+        ctx.progress.message(f"  train: {spec.space} {spec.key()} for {epochs:g} epochs, {start}")
+        hit = None if self.tracking else ws.cached_trial(content, key, epochs, ctx.seed, caps)
+        if hit is not None and ws.load_weights(weights) is not None:
+            trial = self.runner(dataset, None, limits=(max_train, None)).charged(
+                Trial.from_dict({k: v for k, v in hit.items() if k != "start"}))
+            res = TrainResult(trial.val_accuracy, trial.test_accuracy, trial.wall_seconds, epochs, 0,
+                              float("nan"), flops=trial.flops or 0.0, weights=weights)
+            return res, trial.wall_seconds, dict(hit.get("start") or {})
+        module, lr_scale, taken = None, 1.0, {}
+        if source is not None:
+            warm = warm_network(spec, source["state"], source["shape"], dataset.input_shape, dataset.num_classes)
+            module, lr_scale, taken = warm.module, ctx.preset.fine_tune_lr_scale, {"loaded": warm.loaded,
+                                                                                  "total": warm.total}
         t0 = time.perf_counter()
-        res = train_and_evaluate(spec, dataset, epochs, ctx.seed, max_train=limits[0], keep_module=True)
+        res = train_and_evaluate(spec, dataset, epochs, ctx.seed, max_train=max_train, keep_module=True,
+                                 module=module, lr_scale=lr_scale)
         seconds = time.perf_counter() - t0
-        self.runner(dataset, None, limits=limits).store([
-            Trial(spec=spec, resource=epochs, seed=ctx.seed, val_accuracy=res.val_accuracy,
-                  test_accuracy=res.test_accuracy, wall_seconds=res.wall_seconds, flops=res.flops)])
-        return res, seconds
+        net = res.module.net if isinstance(res.module, AdaptedNet) else res.module
+        ws.save_weights(weights, net.state_dict(), dataset.input_shape if source is None else source["shape"])
+        trial = Trial(spec=spec, resource=epochs, seed=ctx.seed, val_accuracy=res.val_accuracy,
+                      test_accuracy=res.test_accuracy, wall_seconds=res.wall_seconds, flops=res.flops)
+        ws.store_trials(content, caps, [{"spec_key": key, "resource": epochs, "seed": ctx.seed,
+                                         "trial": {**trial.to_dict(), "start": taken}}])
+        res.weights = weights
+        if not self.tracking:
+            res.module = None
+        return res, seconds, taken

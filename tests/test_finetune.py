@@ -1,0 +1,90 @@
+"""Reuse by fine-tuning (`trautoml.models.transfer`, `trautoml.decide.fine_tune_epochs`): the group's weights kept
+below a new head, adapted to other class counts, channels and image sizes; ``reuse="retrain"`` keeps the paper's."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from trautoml import TrAutoML
+from trautoml.models.spec import ModelSpec, build_module
+from trautoml.models.transfer import AdaptedNet, warm_network
+
+SPEC = ModelSpec("cnn", {"layers": [{"type": "conv", "filters": 8, "kernel": 3, "stride": 1},
+                                    {"type": "pool", "op": "max", "size": 2, "stride": 2},
+                                    {"type": "fc", "units": 16}],
+                         "activation": "relu", "norm": "batch", "dropout": 0.0})
+
+
+def _trained_state(shape=(1, 8, 8), classes=10) -> dict:
+    torch.manual_seed(0)
+    net = build_module(SPEC, shape, classes)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(torch.randn_like(p))  # weights no fresh build has
+    return net.state_dict()
+
+
+def test_the_groups_weights_are_kept_below_a_new_head_for_another_class_count():
+    state = _trained_state()
+    warm = warm_network(SPEC, state, (1, 8, 8), (1, 8, 8), 6)
+    own = warm.module.state_dict()
+    head = [k for k in own if own[k].shape != state[k].shape]
+    assert head == ["8.weight", "8.bias"] and own["8.weight"].shape == (6, 16)  # the classifier only
+    assert all(torch.equal(own[k], state[k]) for k in own if k not in head)
+    assert (warm.loaded, warm.total) == (len(own) - 2, len(own))
+    assert warm.module(torch.zeros(2, 1, 8, 8)).shape == (2, 6)
+
+
+@pytest.mark.parametrize("shape", [(3, 8, 8), (1, 12, 12), (4, 10, 10)])
+def test_other_channels_and_sizes_go_through_an_input_adapter_and_keep_every_weight(shape):
+    state = _trained_state()
+    warm = warm_network(SPEC, state, (1, 8, 8), shape, 10)
+    assert isinstance(warm.module, AdaptedNet) and warm.loaded == warm.total
+    assert all(torch.equal(warm.module.net.state_dict()[k], v) for k, v in state.items())
+    x = torch.rand(3, *shape)
+    assert warm.module(x).shape == (3, 10)
+    if shape == (3, 8, 8):   # colour into a grey network: the channels averaged, nothing to learn
+        assert warm.module.adapter.proj is None
+        assert torch.allclose(warm.module.adapter(x), x.mean(1, keepdim=True))
+
+
+def test_channels_without_a_natural_mapping_get_a_learned_projection():
+    state = _trained_state((3, 8, 8))
+    warm = warm_network(SPEC, state, (3, 8, 8), (4, 8, 8), 10)
+    assert warm.module.adapter.proj is not None and warm.module.adapter.proj.in_channels == 4
+    assert warm.loaded == warm.total and warm.module(torch.rand(2, 4, 8, 8)).shape == (2, 10)
+
+
+@pytest.mark.slow
+def test_retrain_keeps_the_papers_reuse_and_fine_tuning_costs_its_fraction(tmp_path):
+    """The same two datasets with ``reuse="retrain"`` and the default: both reuse the founder's spec; the retrain
+    starts afresh for the full epochs, the fine-tuning from the founder's weights for its fraction of them."""
+    out = {}
+    for mode in ("retrain", "fine-tune"):
+        t = TrAutoML(tmp_path / mode, preset="tiny", tracking=False, quiet=True, executor="serial", reuse=mode)
+        try:
+            first = t.ingest("builtin:digits")
+            second = t.ingest("builtin:digits?subsample=0.5")
+        finally:
+            t.close()
+        assert second.outcome == "reused" and second.spec == first.spec
+        out[mode] = (first, second)
+    retrained, tuned = out["retrain"][1], out["fine-tune"][1]
+    assert retrained.init_from is None and tuned.init_from["dataset"] == "digits"
+    assert tuned.init_from["epochs"] == pytest.approx(0.1 * retrained.final_epochs)
+    assert tuned.train_flops < 0.35 * retrained.train_flops
+
+
+def test_a_founder_is_seeded_with_the_models_of_its_nearest_groups():
+    from trautoml.warmstart import nearest_group_specs
+
+    groups = [{"id": "g1", "model": {"space": "a"}}, {"id": "g2", "model": {"space": "b"}},
+              {"id": "g3", "model": {"space": "c"}}]
+    means = [[0.9, 0.9], [0.2, 0.2], [0.5, 0.5], [0.31, 0.3]]
+    member_groups = ["g1", "g2", "g3", "g1"]          # g1's nearest member is its second
+    point = [0.3, 0.3]
+    assert nearest_group_specs(groups, means, member_groups, point, 2) == [{"space": "a"}, {"space": "b"}]
+    assert nearest_group_specs(groups, means, member_groups, point, 5) == [{"space": "a"}, {"space": "b"},
+                                                                           {"space": "c"}]
+    assert nearest_group_specs(groups, means, member_groups, point, 0) == []
+    assert nearest_group_specs([], [], [], point, 1) == []
