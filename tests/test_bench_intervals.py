@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from trautoml.bench.intervals import (Interval, noise_band, paired_ratio_difference, paired_tre_difference,
+from trautoml.bench.intervals import (Interval, paired_ratio_difference, paired_tre_difference,
                                       ratio_interval, tre_interval)
 
 TRUE_TRE = 0.08
@@ -63,16 +63,6 @@ def test_paired_cost_difference():
     cheap, dear = np.tile(ref * 0.4, (3, 1)), np.tile(ref * 0.6, (3, 1))
     diff = paired_ratio_difference(cheap, dear, ref)
     assert diff.value == pytest.approx(-0.2) and diff.excludes_zero_below()
-
-
-def test_noise_band_of_seeds_centres_on_zero_and_a_biased_seed_leaves_it():
-    rng = np.random.default_rng(5)
-    true_error = rng.uniform(0.05, 0.3, size=14)
-    seeds = true_error * rng.lognormal(0, 0.1, size=(3, 14))   # three searches of the same datasets
-    band = noise_band(seeds)
-    assert band.low < 0.0 < band.high and band.high - band.low < 0.3
-    with pytest.raises(ValueError, match="at least 2"):
-        noise_band(seeds[:1])
 
 
 def test_bad_input_is_named():

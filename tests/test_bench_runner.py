@@ -33,6 +33,7 @@ def test_ci_preset_end_to_end_and_identical_results_for_identical_seeds(tmp_path
     standalone = table["standalone+random"]
     assert standalone["orders"] == 2  # its seeds: no row's relative error is zero by construction
     assert standalone["tre"] != 0.0 and standalone["noise_band"]["low"] < standalone["noise_band"]["high"]
+    assert standalone["noise_band"] == standalone["tre_ci"]     # each seed against the mean of the others
     assert standalone["cost_ratio_vs_standalone"] == pytest.approx(1.0)
     assert table["oracle+random"]["ari"] == 1.0 and table["oracle+random"]["overhead_cost"] == 0.0  # true families
     assert any("tell groupings apart" in v for v in first["verdicts"])

@@ -57,22 +57,29 @@ def test_channels_without_a_natural_mapping_get_a_learned_projection():
 
 @pytest.mark.slow
 def test_retrain_keeps_the_papers_reuse_and_fine_tuning_costs_its_fraction(tmp_path):
-    """The same two datasets with ``reuse="retrain"`` and the default: both reuse the founder's spec; the retrain
-    starts afresh for the full epochs, the fine-tuning from the founder's weights for its fraction of them."""
+    """The same datasets in one group (the true families given) with ``reuse="retrain"`` and the default: every
+    joiner reuses the founder's spec. The retrain starts afresh for the full epochs; the fine-tuning starts from the
+    founder's weights for its fraction of them, but a joiner with other classes trains afresh (a new head needs a
+    full training: measured on the reference data)."""
+    uris = ["builtin:digits", "builtin:digits?subsample=0.5", "builtin:digits?classes=0,1,2,3,4,5"]
     out = {}
     for mode in ("retrain", "fine-tune"):
-        t = TrAutoML(tmp_path / mode, preset="tiny", tracking=False, quiet=True, executor="serial", reuse=mode)
+        t = TrAutoML(tmp_path / mode, preset="tiny", tracking=False, quiet=True, executor="serial", reuse=mode,
+                     grouper="given", grouper_options={"labels": ["digits"] * 3})
         try:
-            first = t.ingest("builtin:digits")
-            second = t.ingest("builtin:digits?subsample=0.5")
+            out[mode] = [t.ingest(u) for u in uris]
         finally:
             t.close()
-        assert second.outcome == "reused" and second.spec == first.spec
-        out[mode] = (first, second)
-    retrained, tuned = out["retrain"][1], out["fine-tune"][1]
+        assert [d.outcome for d in out[mode]] == ["searched", "reused", "reused"]
+        assert out[mode][1].spec == out[mode][2].spec == out[mode][0].spec
+    (_, retrained, _), (_, tuned, subset) = out["retrain"], out["fine-tune"]
     assert retrained.init_from is None and tuned.init_from["dataset"] == "digits"
     assert tuned.init_from["epochs"] == pytest.approx(0.1 * retrained.final_epochs)
+    assert "fine-tuned from the weights digits trained" in tuned.explanation
     assert tuned.train_flops < 0.35 * retrained.train_flops
+    assert subset.init_from is None and "digits's weights are for other classes: weights trained afresh" in \
+        subset.explanation and "fine-tuned" not in subset.explanation
+    assert subset.train_flops == pytest.approx(out["retrain"][2].train_flops, rel=1e-6)
 
 
 def test_a_founder_is_seeded_with_the_models_of_its_nearest_groups():

@@ -117,18 +117,3 @@ def paired_ratio_difference(cost_a, cost_b, reference, draws: int = DRAWS, seed:
     samples = _ratio(a, ref, oa, d) - _ratio(b, ref, ob, d)
     value = (a.sum(axis=1) / ref.sum()).mean() - (b.sum(axis=1) / ref.sum()).mean()
     return _interval(value, samples)
-
-
-def noise_band(errors, draws: int = DRAWS, seed: int = 0) -> Interval:
-    """What one standalone seed scores against the mean of the others: ``errors`` is K seeds × datasets of
-    standalone test errors (K ≥ 2); row k's relative errors are against the mean of the other K − 1 seeds. The
-    interval is the bootstrap one over seeds and datasets of that leave-one-out TRE: a row whose TRE lies inside
-    it is as close to the reference as a second search of the same datasets would be."""
-    from trautoml.bench.metrics import relative_errors
-
-    e = _as_matrix(errors, "standalone errors")
-    if e.shape[0] < 2:
-        raise ValueError("a noise band needs at least 2 standalone seeds")
-    others = (e.sum(axis=0, keepdims=True) - e) / (e.shape[0] - 1)
-    rel = np.array([relative_errors(e[k], others[k]) for k in range(e.shape[0])])
-    return tre_interval(rel, draws, seed)

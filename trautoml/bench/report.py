@@ -11,7 +11,8 @@ COLUMNS = (("cost_ratio_vs_standalone", "cost / standalone [95 %]"), ("cost", "c
            ("time_ratio_vs_standalone", "seconds / standalone [95 %]"), ("overhead_cost", "profiles (TFLOP)"),
            ("tre", "TRE [95 %]"), ("tre_median", "TRE median"),
            ("groups", "groups"), ("ari", "ARI vs family"),
-           ("reused", "reused"), ("escalations", "guard fired"), ("warm_won", "warm model won"))
+           ("reused", "reused"), ("escalations", "guard fired"), ("guard_misses", "guard missed"),
+           ("warm_won", "warm model won"))
 #: Columns whose interval (``KEY_ci``, or ``time_ratio_ci``) is shown in brackets.
 INTERVALS = {"cost_ratio_vs_standalone": "cost_ratio_ci", "time_ratio_vs_standalone": "time_ratio_ci",
              "tre": "tre_ci"}

@@ -7,7 +7,7 @@ Methods, each combined with each search backend ``B`` (their rules; none is a fi
   scratch, no backend state carried from one to the next, at K seeds (``reference_seeds``, 3 at ``ci``). The
   reference e*_i of TRE is the mean of the K seeds' test errors, and the reference cost the mean of their costs;
   the row itself reports its K seeds as its "orders" (no row's relative error is zero by construction). The
-  noise band is what one seed scores against the mean of the others (`trautoml.bench.intervals.noise_band`);
+  noise band is what one seed scores against the mean of the others: the standalone row's TRE interval;
 * ``oracle+B``: the true families given (grouper ``given``), profiles not charged: the best any grouping can do
   under the same decision rule. Beside ``random`` it says whether the stream can tell groupings apart at all;
 * ``warmstart+B`` (Lindauer & Hutter 2018): ``grouper="none", warm_start="latest"``: every search first trains
@@ -15,11 +15,14 @@ Methods, each combined with each search backend ``B`` (their rules; none is a fi
 * ``metalearn+B`` (Feurer et al. 2015): ``grouper="none", warm_start="metafeatures"``: the same with the 3 nearest
   earlier datasets by statistical meta-features;
 * ``random+B``, ``kmeans+B`` (given the true number of families), ``seq-kmeans+B``, ``mh+B``: trautoml's decision
-  rule over each grouping: a dataset that founds a group is searched, one that joins reuses the group's model,
-  trained afresh, unless the accuracy guard (`trautoml.decide`) refuses the reuse and escalates to a search; ``mh``
-  is the default pipeline;
-* ``mh-paper+B``: the paper's MH as published: plain reuse (no accuracy guard), the guard's unpaired test, the
-  group covariance with the members' single-trial covariance (``trial_cov="trial"``), whole profiles (no first look);
+  rule over each grouping: a dataset that founds a group is searched (seeded with the nearest group's model), one
+  that joins reuses the group's model, fine-tuned from a member's weights, unless the accuracy guard
+  (`trautoml.decide`) refuses the reuse and escalates to a search; ``mh`` is the default pipeline;
+* ``mh-retrain+B``: the default pipeline with the paper's reuse (weights trained afresh for the full epochs) and
+  cold founders' searches: what fine-tuning and the founders' warm start change;
+* ``mh-paper+B``: the paper's MH as published: plain reuse (weights afresh, no accuracy guard, cold founders), the
+  guard's unpaired test, the group covariance with the members' single-trial covariance (``trial_cov="trial"``),
+  whole profiles (no first look);
 * ``peer-zeroshot``, a peer from outside, once, whatever the backends: ``grouper="none"`` with the search backend
   ``synetune-zeroshot`` (syne-tune's ``ZeroShotTransfer`` fed the earlier datasets' evaluations; see
   ``search_backends.synetune_zeroshot``), the same budget, measured against the first backend's standalone. It
@@ -45,7 +48,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from trautoml.bench.intervals import (Interval, noise_band, paired_ratio_difference, paired_tre_difference,
+from trautoml.bench.intervals import (Interval, paired_ratio_difference, paired_tre_difference,
                                       ratio_interval, tre_interval)
 from trautoml.bench.metrics import Outcome, aggregate, relative_errors, summarise_order
 from trautoml.bench.report import write_report
@@ -53,7 +56,7 @@ from trautoml.bench.report import write_report
 if TYPE_CHECKING:
     from trautoml.executor import Executor
 
-GROUPING_METHODS = ("random", "kmeans", "seq-kmeans", "mh", "mh-paper")
+GROUPING_METHODS = ("random", "kmeans", "seq-kmeans", "mh", "mh-retrain", "mh-paper")
 #: Methods that bring their own search backend (a peer from outside), run once against the first backend.
 PEER_METHODS = {"peer-zeroshot": "synetune-zeroshot"}
 ALL_METHODS = ("standalone", "oracle", "warmstart", "metalearn", *GROUPING_METHODS, *PEER_METHODS)
@@ -69,9 +72,10 @@ METHOD_OPTIONS: dict[str, dict[str, Any]] = {
     "kmeans": dict(grouper="kmeans"),
     "seq-kmeans": dict(grouper="seq-kmeans"),
     "mh": dict(grouper="mh"),
-    "mh-paper": dict(grouper="mh", reuse_tolerance=None, grouper_options={"trial_cov": "trial", "paired": False,
-                                                                        "first_look": None}),
-    "peer-zeroshot": dict(grouper="none"),
+    "mh-retrain": dict(grouper="mh", reuse="retrain", founder_warm_k=0),
+    "mh-paper": dict(grouper="mh", reuse="retrain", founder_warm_k=0, reuse_tolerance=None,
+                     grouper_options={"trial_cov": "trial", "paired": False, "first_look": None}),
+    "peer-zeroshot": dict(grouper="none", founder_warm_k=0),   # the peer's search as it is, no seeds of ours
 }
 
 
@@ -249,6 +253,7 @@ class StreamBench:
                    "seed": self.seed, "reference_backend": self.backends[0],
                    **({"left_out": "; ".join(f"{m}: {w}" for m, w in left_out.items())} if left_out else {}),
                    "wall_seconds": time.perf_counter() - t_start}
+        count_guard_misses(table, matrices, self.backends)
         verdicts = compare_rows(table, matrices, references, self.backends)
         return {"table": table, "curves": curves, "sweep": sweep, "context": context,
                 "relative_errors": per_dataset, "verdicts": verdicts}
@@ -286,7 +291,7 @@ class StreamBench:
                                                    runs / row / f"order{k}", k))
         per_order, curve = [], []
         rel = np.zeros((len(runs_of_row), len(names)))
-        cost, secs = np.zeros_like(rel), np.zeros_like(rel)
+        cost, secs, unguarded = np.zeros_like(rel), np.zeros_like(rel), np.zeros_like(rel, dtype=bool)
         for k, outcomes in enumerate(runs_of_row):
             # a standalone seed is judged against the mean of the other seeds (against all of them, itself
             # included, the row's TRE would be 0 by construction); every other row against the mean of all
@@ -296,6 +301,7 @@ class StreamBench:
                 j = column[o.dataset]
                 rel[k, j] = relative_errors([o.test_error], [reference[o.dataset]])[0]
                 cost[k, j], secs[k, j] = o.cost, o.search_s + o.train_s + o.overhead_s
+                unguarded[k, j] = o.outcome == "reused" and not o.escalated
             if k == 0:
                 curve = _curve(outcomes)
         summary = aggregate(per_order, float(ref.seconds.sum()))
@@ -303,7 +309,8 @@ class StreamBench:
         if (ref.cost > 0).all():
             summary.update(cost_ratio_vs_standalone=float((cost.sum(axis=1) / ref.cost.sum()).mean()),
                            cost_ratio_ci=ratio_interval(cost, ref.cost).to_dict())
-        return summary, curve, dict(zip(names, rel.mean(axis=0).tolist())), {"rel": rel, "cost": cost, "secs": secs}
+        return summary, curve, dict(zip(names, rel.mean(axis=0).tolist())), {"rel": rel, "cost": cost, "secs": secs,
+                                                                             "unguarded": unguarded}
 
     def _run_order(self, method, backend, order, datasets, families, folder: Path, k: int) -> list[Outcome]:
         options = dict(self.variants[method] if method in self.variants else METHOD_OPTIONS[method])
@@ -311,10 +318,10 @@ class StreamBench:
             options["grouper_options"] = {**options.get("grouper_options", {}), "seed": self.seed + k}
         if method == "kmeans":
             options["grouper_options"] = {"k": len(set(families)), "seed": self.seed + k}
-        if options.get("grouper") == "given":  # the oracle: the true families, in this order
+        free_profiles = options.get("grouper") == "given"   # the oracle: the true families, its profiles free
+        if free_profiles:
             options["grouper_options"] = {"labels": [families[i] for i in order]}
         t = self.product(folder, backend, **options)
-        free_profiles = options.get("grouper") == "given"
         try:
             return [_outcome(t.ingest(datasets[i]), datasets[i].name, families[i], free_profiles=free_profiles)
                     for i in order]
@@ -371,6 +378,20 @@ class Reference:
         return {n: mean[n] for n in names}
 
 
+def count_guard_misses(table: dict[str, dict], matrices: dict[str, dict], backends: Sequence[str]) -> None:
+    """Each row's ``guard_misses``: per order, the reuses the accuracy guard let stand that ended further above their
+    dataset's reference error than any standalone seed did (that dataset's own noise band: the largest relative error
+    a seed scores against the mean of the others), mean over orders. What the guard should have caught."""
+    for backend in backends:
+        solo = matrices.get(f"standalone+{backend}")
+        if solo is None:
+            continue
+        band = solo["rel"].max(axis=0)
+        for row, m in matrices.items():
+            if row.endswith(f"+{backend}") or (backend == backends[0] and "+" not in row):
+                table[row]["guard_misses"] = float((m["unguarded"] & (m["rel"] > band)).sum(axis=1).mean())
+
+
 def compare_rows(table: dict[str, dict], matrices: dict[str, dict], references: dict[str, Reference],
                  backends: Sequence[str]) -> list[str]:
     """The report's verdicts, each backed by an interval: the noise band; whether the stream can tell groupings
@@ -380,8 +401,10 @@ def compare_rows(table: dict[str, dict], matrices: dict[str, dict], references: 
     for backend in backends:
         ref = references[backend]
         if len(ref.seeds) > 1 and f"standalone+{backend}" in table:
-            band = noise_band(ref.errors)
-            table[f"standalone+{backend}"]["noise_band"] = band.to_dict()
+            # the standalone row judges each seed against the mean of the others: its TRE interval is the band
+            solo = table[f"standalone+{backend}"]
+            band = Interval(**solo["tre_ci"])
+            solo["noise_band"] = band.to_dict()
             lines.append(f"noise band ({backend}): a standalone seed scores TRE {band} against the mean of the "
                          "others; a TRE inside it is what a second search of the same datasets gives")
         oracle, random = table.get(f"oracle+{backend}"), table.get(f"random+{backend}")

@@ -1,6 +1,8 @@
 """The decision record: what one ingest decided and what it cost, built from the stages' results."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 from trautoml import decide
 from trautoml.decision import Decision
 
@@ -14,7 +16,9 @@ def decision_record(dataset, features, assignment, plan: decide.Plan, out, *, ru
     ``backend``: the names the ingest ran with."""
     test = assignment.test
     trials = out.trials
-    how = plan.describe()
+    how = (plan if out.init is not None or plan.init is None else replace(plan, init=None)).describe()
+    if out.note:
+        how += f" ({out.note})"
     if out.check is not None:
         how += "; " + out.check.explain()
     if out.escalated:

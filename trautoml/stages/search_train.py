@@ -27,9 +27,10 @@ class Outcome:
     ``search_own_seconds``: the backend's compute outside its trials (what a cache cannot replay);
     ``init``: a fine-tuned reuse's start, also when an escalation's search then won (the member and weights it
     started from, its epochs, the tensors loaded; ``longer``: the epochs it trained on when the guard found it
-    short); ``search_flops``: the training FLOPs of the search's trials (a backend's own training outside its
-    trials, as ENAS's shared weights, is not counted); ``train_flops``: of every final training, a reuse's and an
-    escalation's included (`trautoml.models.flops`; cached ones charged what they counted when they ran)."""
+    short); ``note``: why a reuse asked to fine-tune trained afresh; ``search_flops``: the training FLOPs of the
+    search's trials (a backend's own training outside its trials, as ENAS's shared weights, is not counted);
+    ``train_flops``: of every final training, a reuse's and an escalation's included (`trautoml.models.flops`;
+    cached ones charged what they counted when they ran)."""
 
     outcome: str
     spec: Any
@@ -45,6 +46,7 @@ class Outcome:
     search_flops: float = 0.0
     train_flops: float = 0.0
     init: dict | None = None
+    note: str = ""
 
 
 def _report(result) -> dict:
@@ -100,13 +102,13 @@ class SearchTrainStage:
         assert plan.spec is not None  # a reuse names the group's model
         _, source_epochs = plan.source or (None, None)
         epochs = decide.training_epochs(p.final_epochs, source_epochs, p.search_epochs)
-        final, train_s, init = self.reuse(dataset, plan, epochs)
+        final, train_s, init, note = self.reuse(dataset, plan, epochs)
         check = decide.check_reuse(final.val_accuracy, plan.prediction, p.reuse_tolerance)
         self.ctx.progress.message("  " + check.explain())
         flops = final.flops
         if check.escalate and init is not None and init["epochs"] < epochs:
             # fine-tuned and short: train on from where it stopped, to the full training's epochs
-            more = self.weights_source(final)
+            more = self.weights_source(plan.spec, final, dataset)
             final2, train2_s, _ = self.train(plan.spec, dataset, epochs - init["epochs"], more)
             train_s, flops = train_s + train2_s, flops + final2.flops
             init = {**init, "longer": epochs - init["epochs"], "val_first": final.val_accuracy}
@@ -116,7 +118,8 @@ class SearchTrainStage:
             self.ctx.progress.message("  trained on: " + check.explain())
         spec = plan.spec if init is not None else adapt_spec(plan.spec, dataset.input_shape, dataset.num_classes)
         if not check.escalate:
-            return Outcome("reused", spec, final, 0.0, train_s, epochs, [], {}, check, train_flops=flops, init=init)
+            return Outcome("reused", spec, final, 0.0, train_s, epochs, [], {}, check, train_flops=flops, init=init,
+                           note=note)
         result, search_s, own_s, search_f = self.search(dataset, decide.escalation(plan), observer)
         found, epochs2 = result.best, decide.training_epochs(p.final_epochs, result.best_resource, p.search_epochs)
         if found == adapt_spec(plan.spec, dataset.input_shape, dataset.num_classes):
@@ -129,34 +132,50 @@ class SearchTrainStage:
                      train_flops=flops + final2.flops)
         if final2.val_accuracy > final.val_accuracy:
             return Outcome("searched", found, final2, search_s, train_s + train2_s, epochs2, result.trials,
-                           _report(result), check, init=init, **costs)
+                           _report(result), check, init=init, note=note, **costs)
         return Outcome("reused", spec, final, search_s, train_s + train2_s, epochs, result.trials,
-                       _report(result), check, init=init, **costs)
+                       _report(result), check, init=init, note=note, **costs)
 
     def reuse(self, dataset, plan: decide.Plan, epochs: float):
         """Train the group's model on ``dataset``: fine-tuned from the weights of the member the plan names
-        (`trautoml.models.transfer`) for ``fine_tune_fraction`` of ``epochs``, or, with ``reuse="retrain"`` or when
-        those weights are gone, afresh for ``epochs`` (the spec adapted to the dataset's shape). Returns the
-        training's result, its seconds and what it started from (None: afresh)."""
-        p = self.ctx.preset
+        (`trautoml.models.transfer`) for ``fine_tune_fraction`` of ``epochs`` when every weight fits (the same
+        classes; another image shape goes through the input adapter); afresh for ``epochs`` (the spec adapted to
+        the dataset's shape) with ``reuse="retrain"``, when those weights are gone, or when the classes differ: a
+        new classifier over features trained for other classes needs a full training (measured on the reference
+        data, ``bench/measure_finetune.py``: fine-tuned for half the epochs, a new head reached 0.854 validation
+        skill against a retraining's 0.912; the full set from a 2-class founder 0.28–0.76 against 0.60–0.93).
+        Returns the training's result, its seconds, what it started from (None: afresh) and, when it could not
+        fine-tune as asked, why (for the decision's explanation)."""
+        from trautoml.models.transfer import warm_network
+
+        p, progress = self.ctx.preset, self.ctx.progress
         assert plan.spec is not None
         if p.reuse == "fine-tune" and plan.init is not None:
             weights = self.ctx.workspace.load_weights(plan.init["weights"])
-            if weights is not None:
+            warm = None if weights is None else warm_network(plan.spec, weights[0], weights[1],
+                                                             dataset.input_shape, dataset.num_classes)
+            if warm is not None and warm.loaded == warm.total:
                 ft = decide.fine_tune_epochs(epochs, p.fine_tune_fraction)
-                source = {"key": plan.init["weights"], "state": weights[0], "shape": weights[1]}
+                source = {"key": plan.init["weights"], "warm": warm, "shape": weights[1]}
                 final, seconds, start = self.train(plan.spec, dataset, ft, source)
-                return final, seconds, {**plan.init, "epochs": ft, **start}
-            self.ctx.progress.message(f"  the weights {plan.init['dataset']} trained are gone: train afresh")
+                return final, seconds, {**plan.init, "epochs": ft, **start}, ""
+            note = (f"the weights {plan.init['dataset']} trained are gone: weights trained afresh" if warm is None
+                    else f"{plan.init['dataset']}'s weights are for other classes: weights trained afresh")
+            progress.message("  " + note)
+        else:
+            note = ""
         final, seconds, _ = self.train(adapt_spec(plan.spec, dataset.input_shape, dataset.num_classes), dataset,
                                        epochs)
-        return final, seconds, None
+        return final, seconds, None, note
 
-    def weights_source(self, final) -> dict:
-        """The weights a fine-tuned training ended with, as the start of the next one."""
+    def weights_source(self, spec, final, dataset) -> dict:
+        """The weights a fine-tuned training of ``spec`` ended with (``final``), as the start of the next one."""
+        from trautoml.models.transfer import warm_network
+
         weights = self.ctx.workspace.load_weights(final.weights)
         assert weights is not None, "a training just kept its weights"
-        return {"key": final.weights, "state": weights[0], "shape": weights[1]}
+        return {"key": final.weights, "shape": weights[1],
+                "warm": warm_network(spec, weights[0], weights[1], dataset.input_shape, dataset.num_classes)}
 
     def search(self, dataset, plan: decide.Plan, observer):
         """Run the backend on ``dataset`` (warm-started from the plan's specs, adapted to its shape): the
@@ -191,7 +210,8 @@ class SearchTrainStage:
 
     def train(self, spec, dataset, epochs: float, source: dict | None = None):
         """Train the dataset's model on its full train split: afresh, or from the trained weights ``source``
-        ({"key", "state", "shape"}: `Workspace.load_weights`, fine-tuned at ``fine_tune_lr_scale`` × the spec's
+        ({"key": the weights' key, "shape": the input shape they were trained at, "warm": the `WarmStart` network
+        built from them}, fine-tuned at ``fine_tune_lr_scale`` × the spec's
         learning rate). Returns the `TrainResult` (its ``flops`` counted, a cached one's as counted when it ran; its
         ``weights``: the key its trained weights are kept under), the seconds it is charged (measured; a cached
         one's measured when it ran) and, for a fine-tuning, how many of the network's tensors it took from
@@ -201,7 +221,7 @@ class SearchTrainStage:
         fine-tune from them. With tracking the module is kept too (it is logged); without, a training measured
         before (same dataset, spec, start, epochs, seed and image cap) whose weights are kept is not run again."""
         from trautoml.models.train import TrainResult, train_and_evaluate
-        from trautoml.models.transfer import AdaptedNet, warm_network
+        from trautoml.models.transfer import AdaptedNet
         from trautoml.search import Trial
         from trautoml.trial_runner import caps_key
 
@@ -221,7 +241,7 @@ class SearchTrainStage:
             return res, trial.wall_seconds, dict(hit.get("start") or {})
         module, lr_scale, taken = None, 1.0, {}
         if source is not None:
-            warm = warm_network(spec, source["state"], source["shape"], dataset.input_shape, dataset.num_classes)
+            warm = source["warm"]
             module, lr_scale, taken = warm.module, ctx.preset.fine_tune_lr_scale, {"loaded": warm.loaded,
                                                                                   "total": warm.total}
         t0 = time.perf_counter()
