@@ -133,6 +133,9 @@ def test_the_net_saving_charges_the_reuses_training(ingested):
     s2 = summarize([searched, dearer])
     assert s2.net_saved_seconds == pytest.approx(s.net_saved_seconds - 10.0)
     assert s2.net_saved_flops == pytest.approx(s.net_saved_flops - 1e9)
+    spent = s.profile_flops + s.search_flops + s.train_flops
+    assert s.net_saved_share == pytest.approx(s.net_saved_flops / (s.net_saved_flops + spent))
+    assert f"({s.net_saved_share:.0%} of searching and training every dataset)" in s.text()
     assert "FLOP" in s.text() and s.to_dict()["train_flops"] == searched.train_flops + reused.train_flops
 
 

@@ -69,6 +69,7 @@ class StreamSummary:
     estimated_all_search_flops: float | None = None
     saved_search_flops: float | None = None
     net_saved_flops: float | None = None
+    net_saved_share: float | None = None       # net_saved_flops / the FLOPs of searching and training every dataset
     searched_val_accuracy: float | None = None
     searched_test_accuracy: float | None = None
     reused_val_accuracy: float | None = None
@@ -98,7 +99,9 @@ class StreamSummary:
             out.append(f"in training FLOPs: search {flops(self.search_flops)} spent; all-search ≈ "
                        f"{flops(self.estimated_all_search_flops)} → {flops(self.saved_search_flops)} saved; "
                        f"profiling {flops(self.profile_flops)}, training {flops(self.train_flops)} → net "
-                       f"{flops(self.net_saved_flops)}")
+                       f"{flops(self.net_saved_flops)}"
+                       + (f" ({self.net_saved_share:.0%} of searching and training every dataset)"
+                          if self.net_saved_share is not None else ""))
             out.append("  estimate: " + self.estimate_method)
         acc = [f"searched {_acc(self.searched_test_accuracy)} ({self.searched})",
                f"reused {_acc(self.reused_test_accuracy)} ({self.reused})"]
@@ -190,6 +193,7 @@ def summarize(decisions: Iterable) -> StreamSummary:
         train_flops=float(sum(d.train_flops for d in ds)), estimated_all_search_flops=estimated_flops,
         saved_search_flops=None if estimated_flops is None else estimated_flops - spent_flops,
         net_saved_flops=None if all_work_flops is None else all_work_flops - total_flops,
+        net_saved_share=None if not all_work_flops else (all_work_flops - total_flops) / all_work_flops,
         searched_val_accuracy=_mean([d.val_accuracy for d in searched]),
         searched_test_accuracy=_mean([d.test_accuracy for d in searched]),
         reused_val_accuracy=_mean([d.val_accuracy for d in reused]),
