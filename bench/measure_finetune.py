@@ -15,7 +15,9 @@ trained on it for the final training's E epochs, as a founder's model is. A join
 The pairs of a family, as the benchmark streams' variants come: the subsample from the full set and back, the set at
 20 px from the full set (``same head``: the classes are the same, every weight is loaded); 2 of its classes from the
 full set and back (``new head``: the classifier starts afresh); and the full set from another family's founder
-(``other family``: what fine-tuning does where the group is wrong). Prints one JSON object: per pair and arm the
+(``other family``: what fine-tuning does where the group is wrong). Where the classes match, the pair also records
+the product's zero-shot check (`trautoml.models.transfer.zero_shot`: do the founder's weights classify the joiner's
+validation images above chance before any training?). Prints one JSON object: per pair and arm the
 validation accuracy (mean over seeds) and FLOPs; per arm and kind the mean validation skill; and the choice per
 kind (same head, new head): the cheapest arm (smallest f) whose mean skill is no more than ``TOLERANCE`` below
 scratch's, the better skill among arms of that cost. (The first run, on subsample pairs only, broke the tie by the
@@ -61,7 +63,7 @@ def main(argv: list[str] | None = None) -> dict:
     from trautoml.data import load_dataset
     from trautoml.decide import skill
     from trautoml.models.train import train_and_evaluate
-    from trautoml.models.transfer import warm_network
+    from trautoml.models.transfer import warm_network, zero_shot
 
     p = _preset(args.preset)
     epochs = p.final_epochs or p.search_epochs
@@ -96,6 +98,10 @@ def main(argv: list[str] | None = None) -> dict:
     for name, founder, ds, kind in pairs:
         spec, state, shape = founders[founder]
         row = {}
+        warm = warm_network(spec, state, shape, ds.input_shape, ds.num_classes)
+        if warm.loaded == warm.total:   # the product's check before it fine-tunes (same classes only)
+            zs = zero_shot(warm.module, ds.x_val, ds.y_val, ds.input_shape)
+            row["zero_shot"] = {"accuracy": zs.accuracy, "bound": zs.bound, "knows": zs.knows}
         for arm in arms:
             vals, flops = [], []
             for seed in range(args.seeds):
@@ -111,7 +117,8 @@ def main(argv: list[str] | None = None) -> dict:
             row[arm] = {"val": float(np.mean(vals)), "flops": float(np.mean(flops))}
             skills[arm][kind].append(skill(float(np.mean(vals)), ds.num_classes))
         out["pairs"][name] = row
-        print(name, {a: round(v["val"], 3) for a, v in row.items()}, file=sys.stderr, flush=True)
+        print(name, {a: round(v["val"], 3) if "val" in v else v for a, v in row.items()}, file=sys.stderr,
+              flush=True)
     out["mean_skill"] = {k: {a: float(np.mean(skills[a][k])) for a in arms} for k in kinds}
     out["choice"] = {}
     for kind in ("same head", "new head"):

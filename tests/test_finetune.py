@@ -61,7 +61,8 @@ def test_retrain_keeps_the_papers_reuse_and_fine_tuning_costs_its_fraction(tmp_p
     joiner reuses the founder's spec. The retrain starts afresh for the full epochs; the fine-tuning starts from the
     founder's weights for its fraction of them, but a joiner with other classes trains afresh (a new head needs a
     full training: measured on the reference data)."""
-    uris = ["builtin:digits", "builtin:digits?subsample=0.5", "builtin:digits?classes=0,1,2,3,4,5"]
+    uris = ["builtin:digits?seed=1", "builtin:digits?seed=1&subsample=0.5",
+            "builtin:digits?seed=1&classes=0,1,2,3,4,5"]
     out = {}
     for mode in ("retrain", "fine-tune"):
         t = TrAutoML(tmp_path / mode, preset="tiny", tracking=False, quiet=True, executor="serial", reuse=mode,
@@ -73,11 +74,12 @@ def test_retrain_keeps_the_papers_reuse_and_fine_tuning_costs_its_fraction(tmp_p
         assert [d.outcome for d in out[mode]] == ["searched", "reused", "reused"]
         assert out[mode][1].spec == out[mode][2].spec == out[mode][0].spec
     (_, retrained, _), (_, tuned, subset) = out["retrain"], out["fine-tune"]
-    assert retrained.init_from is None and tuned.init_from["dataset"] == "digits"
+    assert retrained.init_from is None and tuned.init_from["dataset"] == "digits·seed1"
     assert tuned.init_from["epochs"] == pytest.approx(0.1 * retrained.final_epochs)
-    assert "fine-tuned from the weights digits trained" in tuned.explanation
+    assert "fine-tuned from the weights digits·seed1 trained" in tuned.explanation
+    assert tuned.init_from["zero_shot"] > 0.5        # digits' weights know its half before any training
     assert tuned.train_flops < 0.35 * retrained.train_flops
-    assert subset.init_from is None and "digits's weights are for other classes: weights trained afresh" in \
+    assert subset.init_from is None and "'s weights are for other classes: weights trained afresh" in \
         subset.explanation and "fine-tuned" not in subset.explanation
     assert subset.train_flops == pytest.approx(out["retrain"][2].train_flops, rel=1e-6)
 
@@ -95,3 +97,26 @@ def test_a_founder_is_seeded_with_the_models_of_its_nearest_groups():
                                                                            {"space": "c"}]
     assert nearest_group_specs(groups, means, member_groups, point, 0) == []
     assert nearest_group_specs([], [], [], point, 1) == []
+
+
+def test_zero_shot_tells_weights_that_know_the_task_from_weights_that_do_not():
+    """Weights trained on digits classify a re-draw of digits above chance before any training; on the same images
+    with their labels shuffled (a task they do not know, same class count) they sit at chance."""
+    import dataclasses
+
+    import numpy as np
+    from scipy import stats
+
+    from trautoml.data import load_dataset
+    from trautoml.models.train import train_and_evaluate
+    from trautoml.models.transfer import ZERO_SHOT_ALPHA, zero_shot
+
+    digits, other = load_dataset("builtin:digits"), load_dataset("builtin:digits?subsample=0.5&seed=1")
+    trained = train_and_evaluate(SPEC, digits, 2.0, 0, keep_module=True).module
+    knows = zero_shot(trained, other.x_val, other.y_val, other.input_shape)
+    assert knows.knows and knows.accuracy > 0.5 and knows.flops > 0
+    shuffled = dataclasses.replace(other, y_val=np.random.default_rng(0).permutation(other.y_val))
+    blind = zero_shot(trained, shuffled.x_val, shuffled.y_val, shuffled.input_shape)
+    assert not blind.knows and blind.accuracy <= blind.bound
+    n, p0 = len(other.y_val), np.bincount(other.y_val).max() / len(other.y_val)
+    assert knows.bound == pytest.approx(stats.binom.ppf(1 - ZERO_SHOT_ALPHA, n, p0) / n)

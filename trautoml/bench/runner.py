@@ -18,6 +18,8 @@ Methods, each combined with each search backend ``B`` (their rules; none is a fi
   rule over each grouping: a dataset that founds a group is searched (seeded with the nearest group's model), one
   that joins reuses the group's model, fine-tuned from a member's weights, unless the accuracy guard
   (`trautoml.decide`) refuses the reuse and escalates to a search; ``mh`` is the default pipeline;
+* ``mh-cold+B``: the default pipeline with cold founders' searches (no seed from the nearest group): what the
+  founders' warm start changes;
 * ``mh-retrain+B``: the default pipeline with the paper's reuse (weights trained afresh for the full epochs) and
   cold founders' searches: what fine-tuning and the founders' warm start change;
 * ``mh-paper+B``: the paper's MH as published: plain reuse (weights afresh, no accuracy guard, cold founders), the
@@ -56,7 +58,7 @@ from trautoml.bench.report import write_report
 if TYPE_CHECKING:
     from trautoml.executor import Executor
 
-GROUPING_METHODS = ("random", "kmeans", "seq-kmeans", "mh", "mh-retrain", "mh-paper")
+GROUPING_METHODS = ("random", "kmeans", "seq-kmeans", "mh", "mh-cold", "mh-retrain", "mh-paper")
 #: Methods that bring their own search backend (a peer from outside), run once against the first backend.
 PEER_METHODS = {"peer-zeroshot": "synetune-zeroshot"}
 ALL_METHODS = ("standalone", "oracle", "warmstart", "metalearn", *GROUPING_METHODS, *PEER_METHODS)
@@ -72,6 +74,7 @@ METHOD_OPTIONS: dict[str, dict[str, Any]] = {
     "kmeans": dict(grouper="kmeans"),
     "seq-kmeans": dict(grouper="seq-kmeans"),
     "mh": dict(grouper="mh"),
+    "mh-cold": dict(grouper="mh", founder_warm_k=0),
     "mh-retrain": dict(grouper="mh", reuse="retrain", founder_warm_k=0),
     "mh-paper": dict(grouper="mh", reuse="retrain", founder_warm_k=0, reuse_tolerance=None,
                      grouper_options={"trial_cov": "trial", "paired": False, "first_look": None}),

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -26,7 +27,10 @@ from .spec import ModelSpec, build_module
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
-__all__ = ["AdaptedNet", "InputAdapter", "WarmStart", "warm_network"]
+#: The zero-shot check's one-sided level (`zero_shot`), fixed before it was measured.
+ZERO_SHOT_ALPHA = 0.01
+
+__all__ = ["AdaptedNet", "InputAdapter", "WarmStart", "ZeroShot", "warm_network", "zero_shot"]
 
 
 class InputAdapter(nn.Module):
@@ -100,3 +104,37 @@ def warm_network(spec: ModelSpec, state: dict[str, torch.Tensor], source_shape: 
         adapter = InputAdapter(int(input_shape[0]), c, None if tuple(input_shape[1:]) == (h, w) else (h, w))
         module = AdaptedNet(adapter, net)
     return WarmStart(module, len(taken), len(own))
+
+
+@dataclass(frozen=True)
+class ZeroShot:
+    """How a network started from another dataset's weights classifies a dataset's validation images before any
+    training: ``accuracy``; ``bound``: the accuracy a network that knows nothing of the task stays under with
+    probability 1 − `ZERO_SHOT_ALPHA` (always answering the commonest class is its chance, p₀; the binomial
+    quantile over the validation images); ``knows``: ``accuracy`` is above it; ``flops``: what the check cost."""
+
+    accuracy: float
+    bound: float
+    knows: bool
+    flops: float
+
+
+def zero_shot(module: nn.Module, x: np.ndarray, y: np.ndarray, input_shape: tuple[int, int, int]) -> ZeroShot:
+    """Whether trained weights already know a dataset's task (``x`` / ``y``: its validation images and labels): a
+    one-sided binomial test of their accuracy against chance, p₀ = the commonest class's share, at
+    `ZERO_SHOT_ALPHA`. Where a dataset shares its group's labels (a subsample, a re-collection, another image size
+    of the same collection) the group's weights classify it well above chance before any training; another
+    family's weights with the same number of classes (6 MNIST digits in a group of 6 Fashion-MNIST classes) sit at
+    chance, and fine-tuning them loses accuracy that retraining does not (``bench/measure_finetune.py``)."""
+    from scipy import stats
+
+    from .flops import count
+    from .train import accuracy, default_device
+
+    n = len(y)
+    p0 = float(np.bincount(y).max()) / n
+    bound = float(stats.binom.ppf(1.0 - ZERO_SHOT_ALPHA, n, p0)) / n
+    dev = default_device()
+    acc = accuracy(module.to(dev), x, y, dev)
+    module.cpu()
+    return ZeroShot(acc, bound, acc > bound, count(module, input_shape).forward * n)

@@ -102,10 +102,10 @@ class SearchTrainStage:
         assert plan.spec is not None  # a reuse names the group's model
         _, source_epochs = plan.source or (None, None)
         epochs = decide.training_epochs(p.final_epochs, source_epochs, p.search_epochs)
-        final, train_s, init, note = self.reuse(dataset, plan, epochs)
+        final, train_s, init, note, check_flops = self.reuse(dataset, plan, epochs)
         check = decide.check_reuse(final.val_accuracy, plan.prediction, p.reuse_tolerance)
         self.ctx.progress.message("  " + check.explain())
-        flops = final.flops
+        flops = final.flops + check_flops
         if check.escalate and init is not None and init["epochs"] < epochs:
             # fine-tuned and short: train on from where it stopped, to the full training's epochs
             more = self.weights_source(plan.spec, final, dataset)
@@ -140,33 +140,43 @@ class SearchTrainStage:
         """Train the group's model on ``dataset``: fine-tuned from the weights of the member the plan names
         (`trautoml.models.transfer`) for ``fine_tune_fraction`` of ``epochs`` when every weight fits (the same
         classes; another image shape goes through the input adapter); afresh for ``epochs`` (the spec adapted to
-        the dataset's shape) with ``reuse="retrain"``, when those weights are gone, or when the classes differ: a
-        new classifier over features trained for other classes needs a full training (measured on the reference
-        data, ``bench/measure_finetune.py``: fine-tuned for half the epochs, a new head reached 0.854 validation
-        skill against a retraining's 0.912; the full set from a 2-class founder 0.28–0.76 against 0.60–0.93).
-        Returns the training's result, its seconds, what it started from (None: afresh) and, when it could not
-        fine-tune as asked, why (for the decision's explanation)."""
-        from trautoml.models.transfer import warm_network
+        the dataset's shape) with ``reuse="retrain"``, when those weights are gone, when the classes differ (a new
+        classifier over features trained for other classes needs a full training: measured on the reference data,
+        ``bench/measure_finetune.py``: fine-tuned for half the epochs, a new head reached 0.854 validation skill
+        against a retraining's 0.912; the full set from a 2-class founder 0.28–0.76 against 0.60–0.93), or when the
+        weights classify the dataset's validation images at chance before training (`zero_shot`: they do not know
+        its task, and fine-tuning another family's weights loses 0.09–0.27 skill against retraining). Returns the
+        training's result, its seconds, what it started from (None: afresh), why it could not fine-tune as asked
+        (for the decision's explanation) and the FLOPs of the zero-shot check."""
+        from trautoml.models.transfer import warm_network, zero_shot
 
         p, progress = self.ctx.preset, self.ctx.progress
         assert plan.spec is not None
+        note, check_flops = "", 0.0
         if p.reuse == "fine-tune" and plan.init is not None:
+            member = plan.init["dataset"]
             weights = self.ctx.workspace.load_weights(plan.init["weights"])
             warm = None if weights is None else warm_network(plan.spec, weights[0], weights[1],
                                                              dataset.input_shape, dataset.num_classes)
-            if warm is not None and warm.loaded == warm.total:
-                ft = decide.fine_tune_epochs(epochs, p.fine_tune_fraction)
-                source = {"key": plan.init["weights"], "warm": warm, "shape": weights[1]}
-                final, seconds, start = self.train(plan.spec, dataset, ft, source)
-                return final, seconds, {**plan.init, "epochs": ft, **start}, ""
-            note = (f"the weights {plan.init['dataset']} trained are gone: weights trained afresh" if warm is None
-                    else f"{plan.init['dataset']}'s weights are for other classes: weights trained afresh")
+            if warm is None:
+                note = f"the weights {member} trained are gone: weights trained afresh"
+            elif warm.loaded < warm.total:
+                note = f"{member}'s weights are for other classes: weights trained afresh"
+            else:
+                zs = zero_shot(warm.module, dataset.x_val, dataset.y_val, dataset.input_shape)
+                check_flops = zs.flops
+                if zs.knows:
+                    ft = decide.fine_tune_epochs(epochs, p.fine_tune_fraction)
+                    source = {"key": plan.init["weights"], "warm": warm, "shape": weights[1]}
+                    final, seconds, start = self.train(plan.spec, dataset, ft, source)
+                    return final, seconds, {**plan.init, "epochs": ft, "zero_shot": zs.accuracy, **start}, "", \
+                        check_flops
+                note = (f"{member}'s weights classify its validation images at chance before training "
+                        f"({zs.accuracy:.3f}, not above {zs.bound:.3f}): weights trained afresh")
             progress.message("  " + note)
-        else:
-            note = ""
         final, seconds, _ = self.train(adapt_spec(plan.spec, dataset.input_shape, dataset.num_classes), dataset,
                                        epochs)
-        return final, seconds, None, note
+        return final, seconds, None, note, check_flops
 
     def weights_source(self, spec, final, dataset) -> dict:
         """The weights a fine-tuned training of ``spec`` ended with (``final``), as the start of the next one."""
