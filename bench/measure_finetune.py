@@ -15,9 +15,10 @@ trained on it for the final training's E epochs, as a founder's model is. A join
 The pairs of a family, as the benchmark streams' variants come: the subsample from the full set and back, the set at
 20 px from the full set (``same head``: the classes are the same, every weight is loaded); 2 of its classes from the
 full set and back (``new head``: the classifier starts afresh); and the full set from another family's founder
-(``other family``: what fine-tuning does where the group is wrong). Where the classes match, the pair also records
-the product's zero-shot check (`trautoml.models.transfer.zero_shot`: do the founder's weights classify the joiner's
-validation images above chance before any training?). Prints one JSON object: per pair and arm the
+and its 2-class subset from another family's 2-class founder (``other family``: what fine-tuning does where the
+group is wrong; the second pair has the same class count, so every weight loads). Where the classes match, the
+pair also records the product's zero-shot check (`trautoml.models.transfer.zero_shot`: do the founder's weights
+classify the joiner's validation images above chance before any training?). Prints one JSON object: per pair and arm the
 validation accuracy (mean over seeds) and FLOPs; per arm and kind the mean validation skill; and the choice per
 kind (same head, new head): the cheapest arm (smallest f) whose mean skill is no more than ``TOLERANCE`` below
 scratch's, the better skill among arms of that cost. (The first run, on subsample pairs only, broke the tie by the
@@ -90,7 +91,9 @@ def main(argv: list[str] | None = None) -> dict:
                   (f"{f}: 20 px from full", (f, "full"), data[f]["resized"], "same head"),
                   (f"{f}: 2 classes from full", (f, "full"), data[f]["classes"], "new head"),
                   (f"{f}: full from 2 classes", (f, "classes"), data[f]["full"], "new head"),
-                  (f"{f}: full from {g} (another family)", (g, "full"), data[f]["full"], "other family")]
+                  (f"{f}: full from {g} (another family)", (g, "full"), data[f]["full"], "other family"),
+                  (f"{f}: 2 classes from {g}'s 2 (another family, same classes)", (g, "classes"),
+                   data[f]["classes"], "other family")]
     arms = ["scratch"] + [f"ft-{fr:g}-{s:g}" for fr in FRACTIONS for s in LR_SCALES]
     kinds = ("same head", "new head", "other family")
     out: dict = {"preset": args.preset, "epochs": epochs, "seeds": args.seeds, "tolerance": TOLERANCE, "pairs": {}}

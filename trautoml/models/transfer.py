@@ -124,8 +124,11 @@ def zero_shot(module: nn.Module, x: np.ndarray, y: np.ndarray, input_shape: tupl
     one-sided binomial test of their accuracy against chance, p₀ = the commonest class's share, at
     `ZERO_SHOT_ALPHA`. Where a dataset shares its group's labels (a subsample, a re-collection, another image size
     of the same collection) the group's weights classify it well above chance before any training; another
-    family's weights with the same number of classes (6 MNIST digits in a group of 6 Fashion-MNIST classes) sit at
-    chance, and fine-tuning them loses accuracy that retraining does not (``bench/measure_finetune.py``)."""
+    family's weights with the same number of classes mostly do not, and fine-tuning them loses accuracy that
+    retraining does not. Measured on the reference data (``bench/measure_finetune.py``): all 12 same-family pairs
+    passed (0.63–0.98 against bounds of 0.16–0.45); 3 of 4 other-family 2-class pairs sat at chance (0.37–0.50
+    against 0.60), among them the two where fine-tuning lost most (0.20 and 0.86 against 0.997 and 0.984
+    retrained)."""
     from scipy import stats
 
     from .flops import count

@@ -145,7 +145,7 @@ class SearchTrainStage:
         ``bench/measure_finetune.py``: fine-tuned for half the epochs, a new head reached 0.854 validation skill
         against a retraining's 0.912; the full set from a 2-class founder 0.28–0.76 against 0.60–0.93), or when the
         weights classify the dataset's validation images at chance before training (`zero_shot`: they do not know
-        its task, and fine-tuning another family's weights loses 0.09–0.27 skill against retraining). Returns the
+        its task, and fine-tuning another family's weights loses 0.13–0.36 skill against retraining). Returns the
         training's result, its seconds, what it started from (None: afresh), why it could not fine-tune as asked
         (for the decision's explanation) and the FLOPs of the zero-shot check."""
         from trautoml.models.transfer import warm_network, zero_shot
