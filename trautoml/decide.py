@@ -17,8 +17,8 @@ Baseline groupers (random, k-means, ...) report a join as ``test-accepted`` with
 ``empty-cluster``; the same rules apply to them.
 
 The accuracy guard after a reuse (ours; the paper's reused models get "no feedback", §4). The group's model is
-trained afresh on d_n; the reuse stands only if its validation accuracy on d_n is within a tolerance of what d_n
-is *predicted* to reach (`predict_accuracy`):
+trained on d_n (fine-tuned or afresh, above); the reuse stands only if its validation accuracy on d_n is within a
+tolerance of what d_n is *predicted* to reach (`predict_accuracy`):
 
 * the prediction is anchored on the group's members that trained the group's model: each member's skill k_j,
   moved by the differences in difficulty and in size, k_j + b·(m_n − m_j) + c·(ln N_n − ln N_j), averaged over the

@@ -2,7 +2,8 @@
 
 * ``scratch``: the named backend searches whole models (architecture + hyper-parameters);
 * ``cells``: ENAS searches a normal and a reduction cell; a dataset that joins the group reuses the cells, stacked
-  to its own depth and width (``trautoml.models.spec.adapt_spec``), with weights trained afresh;
+  to its own depth and width (``trautoml.models.spec.adapt_spec``), fine-tuned where the group's weights fit (the
+  same classes; ``trautoml.models.transfer``), else with weights trained afresh;
 * ``predefined``: a given backbone (a torchvision architecture with a local weights file, a saved module, or a
   model in MLflow) is reused up to a cut layer, frozen or fine-tuned, and the named backend (``random`` or
   ``hyperband``) searches only the head on top (``search_backends.predefined``).

@@ -1,9 +1,9 @@
 """Start a network from another dataset's trained weights: what a reuse by fine-tuning trains (`trautoml.decide`).
 
 A joining dataset fine-tunes its group's model from the weights a member of the group trained (paper 002 reuses
-"the same architecture and hyper-parameters" with weights trained afresh, Algorithm 1; issue 26 starts from the
-group's weights instead, a fraction of a training). `warm_network` builds the group's network for the shape the
-weights were trained on and loads them:
+"the same architecture and hyper-parameters" with weights trained afresh, Algorithm 1; we start from the group's
+weights instead, a fraction of a training, where they fit and know the task: `zero_shot`). `warm_network` builds
+the group's network for the shape the weights were trained on and loads them:
 
 * an `InputAdapter` in front brings the new dataset's images to that shape: bilinear resize where the side
   differs, grey replicated into colour, colour averaged into grey, a learned 1×1 convolution for other channel
