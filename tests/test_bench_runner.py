@@ -152,3 +152,19 @@ def test_variants_are_extra_rows_with_their_own_options(tmp_path):
     bench = StreamBench("ci", methods=["standalone"], variants={"mh-x": {"grouper": "mh", "reuse_tolerance": None}},
                         workspace=tmp_path)
     assert bench.methods == ["standalone", "mh-x"]
+
+
+def test_guard_misses_count_only_judged_reuses_beyond_their_datasets_noise():
+    import numpy as np
+
+    from trautoml.bench.runner import count_guard_misses
+
+    solo = {"rel": np.array([[0.1, 0.0], [-0.1, 0.2]]), "stood": np.zeros((2, 2), dtype=bool)}
+    row = {"rel": np.array([[0.3, 0.3], [0.05, 0.1]]),          # dataset 0: 0.3 > its band 0.1; dataset 1: 0.3 > 0.2
+           "stood": np.array([[True, False], [True, True]])}     # order 0's second reuse was not judged
+    table = {"standalone+b": {}, "mh+b": {}}
+    count_guard_misses(table, {"standalone+b": solo, "mh+b": row}, ["b"])
+    assert table["mh+b"]["guard_misses"] == 0.5 and table["standalone+b"]["guard_misses"] == 0.0
+    one_seed = {"standalone+b": {}, "mh+b": {}}
+    count_guard_misses(one_seed, {"standalone+b": {**solo, "rel": solo["rel"][:1]}, "mh+b": row}, ["b"])
+    assert "guard_misses" not in one_seed["mh+b"]                # no band without a second seed

@@ -79,8 +79,9 @@ def test_retrain_keeps_the_papers_reuse_and_fine_tuning_costs_its_fraction(tmp_p
     assert "fine-tuned from the weights digits·seed1 trained" in tuned.explanation
     assert tuned.init_from["zero_shot"] > 0.5        # digits' weights know its half before any training
     assert tuned.train_flops < 0.35 * retrained.train_flops
-    assert subset.init_from is None and "'s weights are for other classes: weights trained afresh" in \
-        subset.explanation and "fine-tuned" not in subset.explanation
+    # no member has its 6 classes (`Workspace.member_weights` picks only those): trained afresh
+    assert subset.init_from is None and "weights trained afresh" in subset.explanation
+    assert "fine-tuned" not in subset.explanation
     assert subset.train_flops == pytest.approx(out["retrain"][2].train_flops, rel=1e-6)
 
 
@@ -120,3 +121,26 @@ def test_zero_shot_tells_weights_that_know_the_task_from_weights_that_do_not():
     assert not blind.knows and blind.accuracy <= blind.bound
     n, p0 = len(other.y_val), np.bincount(other.y_val).max() / len(other.y_val)
     assert knows.bound == pytest.approx(stats.binom.ppf(1 - ZERO_SHOT_ALPHA, n, p0) / n)
+
+
+def test_image_digests_name_each_image_by_its_content():
+    import numpy as np
+
+    from trautoml.models.transfer import image_digests
+
+    x = np.random.default_rng(0).random((5, 1, 4, 4)).astype(np.float32)
+    d = image_digests(x)
+    assert d.dtype == np.int64 and len(set(d.tolist())) == 5
+    assert np.array_equal(image_digests(x[[3, 1]]), d[[3, 1]])      # the same image, the same digest, anywhere
+
+
+@pytest.mark.slow
+def test_weights_that_saw_a_joiners_held_out_images_are_not_fine_tuned(tmp_path):
+    """digits' splits are cut by the URI's seed: seed 2's validation and test images are among seed 1's training
+    images. A seed-2 joiner reuses the group's model but trains it afresh, and says why."""
+    with TrAutoML(tmp_path / "ws", preset="tiny", tracking=False, quiet=True, executor="serial", seed=3,
+                  grouper="given", grouper_options={"labels": ["digits", "digits"]}) as t:
+        t.ingest("builtin:digits?seed=1")
+        joiner = t.ingest("builtin:digits?seed=2")
+    assert joiner.outcome == "reused" and joiner.init_from is None
+    assert "'s weights were trained on" in joiner.explanation and "validation and test images" in joiner.explanation

@@ -34,8 +34,8 @@ Fields:
                        groups by landmarker profile (trained within its budget; 0 = off, the paper's cold search)
 ``reuse_tolerance``    the accuracy guard after a reuse (trautoml.decide): escalate to a warm-started search when
                        the reused model's validation accuracy falls short of the predicted one by more than
-                       max(this, 2 binomial sd of the validation accuracy); default 0.02; None = off (the paper's
-                       plain reuse)
+                       max(this, the prediction interval's half-width at GUARD_ALPHA); default 0.02; None = off
+                       (the paper's plain reuse)
 =====================  ==============================================================================================
 """
 from __future__ import annotations

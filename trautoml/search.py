@@ -10,6 +10,7 @@ These types belong to the core, which plug-in packages import (never the reverse
 from __future__ import annotations
 
 import abc
+import dataclasses
 import random
 import time
 from dataclasses import dataclass, field
@@ -56,8 +57,9 @@ class Trial:
 
     @classmethod
     def from_dict(cls, d: dict) -> Trial:
-        """The inverse of `to_dict`."""
-        return cls(**{**d, "spec": ModelSpec.from_dict(d["spec"])})
+        """The inverse of `to_dict` (keys it does not know, as a final training's ``start``, are left out)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known} | {"spec": ModelSpec.from_dict(d["spec"])})
 
 
 @dataclass

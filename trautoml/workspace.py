@@ -36,7 +36,7 @@ import os
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from collections.abc import Iterator
 
 from trautoml.decision import Decision
@@ -97,6 +97,15 @@ CREATE TABLE IF NOT EXISTS {db}.trials (
     PRIMARY KEY (content_hash, spec_key, resource, seed, caps)
 );
 """
+
+
+class KeptWeights(NamedTuple):
+    """Trained weights kept in the workspace (`Workspace.save_weights`): the network's ``state`` dict, the input
+    ``shape`` (C, H, W) it runs at, and ``seen``: the digests of every image they were trained on."""
+
+    state: dict
+    shape: tuple[int, int, int]
+    seen: Any
 
 
 class WorkspaceError(ValueError):
@@ -311,9 +320,10 @@ class Workspace:
                 return None if d.get("n_train") is None else (int(d["n_train"]), d.get("final_epochs"))
         return None
 
-    def member_weights(self, group_id: str, spec: dict, point=None) -> dict | None:
-        """The member of ``group_id`` a reuse fine-tunes from: among those whose model is ``spec`` and whose trained
-        weights are kept, the nearest by mean profile to ``point`` (the joining dataset's; None: the latest).
+    def member_weights(self, group_id: str, spec: dict, point=None, classes: int | None = None) -> dict | None:
+        """The member of ``group_id`` a reuse fine-tunes from: among those whose model is ``spec``, whose trained
+        weights are kept and whose classes number ``classes`` (when given and recorded), the nearest by mean
+        profile to ``point`` (the joining dataset's; None: the latest).
         ``{"dataset": name, "weights": key}``, or None when no member kept weights (records written before they
         were kept)."""
         import numpy as np
@@ -323,7 +333,8 @@ class Workspace:
         for r in self._db.execute("SELECT name, profile, decision FROM datasets WHERE group_id = ? ORDER BY seq",
                                   (group_id,)):
             d = json.loads(r["decision"])
-            if d["spec"] != spec or not d.get("weights"):
+            if d["spec"] != spec or not d.get("weights") or (
+                    classes is not None and d.get("n_classes") not in (None, classes)):
                 continue
             mean = json.loads(r["profile"])["mean"]
             dist = 0.0 if point is None or len(mean) != len(point) else float(
@@ -374,20 +385,23 @@ class Workspace:
                              _dumps(t["trial"]), float(t["trial"]["wall_seconds"]), now) for t in trials])
 
     # ------------------------------------------------------------------ trained weights (beside the cache)
-    def save_weights(self, key: str, state: dict, shape: tuple[int, int, int]) -> None:
-        """Keep a trained network's ``state`` (its state dict) and the input ``shape`` (C, H, W) it runs at under
-        ``key``, in ``weights_dir`` beside the cache (written to a temporary file, then renamed: a kill leaves no
-        half file)."""
+    def save_weights(self, key: str, state: dict, shape: tuple[int, int, int], seen) -> None:
+        """Keep a trained network's ``state`` (its state dict), the input ``shape`` (C, H, W) it runs at and ``seen``
+        (the digests of every image it was trained on, `trautoml.models.transfer.image_digests`, its starting
+        weights' included) under ``key``, in ``weights_dir`` beside the cache (written to a temporary file, then
+        renamed: a kill leaves no half file)."""
+        import numpy as np
         import torch
 
         self.weights_dir.mkdir(parents=True, exist_ok=True)
         tmp = self.weights_dir / f".{key}.{os.getpid()}.tmp"
-        torch.save({"state": {k: v.detach().cpu() for k, v in state.items()}, "shape": list(shape)}, tmp)
+        torch.save({"state": {k: v.detach().cpu() for k, v in state.items()}, "shape": list(shape),
+                    "seen": torch.from_numpy(np.unique(np.asarray(seen, dtype=np.int64)))}, tmp)
         os.replace(tmp, self.weights_dir / f"{key}.pt")
 
-    def load_weights(self, key: str) -> tuple[dict, tuple[int, int, int]] | None:
-        """(state dict, input shape) kept under ``key``, or None when there are none (or the file is unreadable:
-        the training that made them is run again)."""
+    def load_weights(self, key: str) -> KeptWeights | None:
+        """The `KeptWeights` under ``key``, or None when there are none (or the file is unreadable, or written before
+        the images were recorded: the training that made them is run again)."""
         import torch
 
         path = self.weights_dir / f"{key}.pt"
@@ -396,7 +410,7 @@ class Workspace:
         try:
             obj = torch.load(path, map_location="cpu", weights_only=True)
             c, h, w = (int(v) for v in obj["shape"])
-            return dict(obj["state"]), (c, h, w)
+            return KeptWeights(dict(obj["state"]), (c, h, w), obj["seen"].numpy())
         except Exception:  # noqa: BLE001 - a truncated or foreign file: as if absent
             return None
 

@@ -35,7 +35,8 @@ class Outcome:
     """What one method did for one dataset: its ``group`` (None: a group of its own), ``outcome`` (``searched`` or
     ``reused``), ``test_error`` and the seconds of search, of the final training and of profiling overhead (see the
     module docstring); ``escalated``: the accuracy guard refused a reuse and a search ran (its seconds are in
-    ``search_s``)."""
+    ``search_s``); ``guard_stood``: a reuse the accuracy guard judged and let stand (not off, not waiting for
+    enough searched datasets, not escalated)."""
     dataset: str
     family: str
     group: str | None
@@ -48,6 +49,7 @@ class Outcome:
     cost: float = 0.0            # FLOPs of search + training + profiling
     overhead_cost: float = 0.0   # FLOPs of profiling
     warm_won: bool = False
+    guard_stood: bool = False
 
     def to_dict(self) -> dict:
         """The fields as a plain dict."""

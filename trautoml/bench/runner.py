@@ -54,6 +54,7 @@ from trautoml.bench.intervals import (Interval, paired_ratio_difference, paired_
                                       ratio_interval, tre_interval)
 from trautoml.bench.metrics import Outcome, aggregate, relative_errors, summarise_order
 from trautoml.bench.report import write_report
+from trautoml.decide import ReuseCheck
 
 if TYPE_CHECKING:
     from trautoml.executor import Executor
@@ -294,7 +295,7 @@ class StreamBench:
                                                    runs / row / f"order{k}", k))
         per_order, curve = [], []
         rel = np.zeros((len(runs_of_row), len(names)))
-        cost, secs, unguarded = np.zeros_like(rel), np.zeros_like(rel), np.zeros_like(rel, dtype=bool)
+        cost, secs, stood = np.zeros_like(rel), np.zeros_like(rel), np.zeros_like(rel, dtype=bool)
         for k, outcomes in enumerate(runs_of_row):
             # a standalone seed is judged against the mean of the other seeds (against all of them, itself
             # included, the row's TRE would be 0 by construction); every other row against the mean of all
@@ -304,7 +305,7 @@ class StreamBench:
                 j = column[o.dataset]
                 rel[k, j] = relative_errors([o.test_error], [reference[o.dataset]])[0]
                 cost[k, j], secs[k, j] = o.cost, o.search_s + o.train_s + o.overhead_s
-                unguarded[k, j] = o.outcome == "reused" and not o.escalated
+                stood[k, j] = o.guard_stood
             if k == 0:
                 curve = _curve(outcomes)
         summary = aggregate(per_order, float(ref.seconds.sum()))
@@ -313,7 +314,7 @@ class StreamBench:
             summary.update(cost_ratio_vs_standalone=float((cost.sum(axis=1) / ref.cost.sum()).mean()),
                            cost_ratio_ci=ratio_interval(cost, ref.cost).to_dict())
         return summary, curve, dict(zip(names, rel.mean(axis=0).tolist())), {"rel": rel, "cost": cost, "secs": secs,
-                                                                             "unguarded": unguarded}
+                                                                             "stood": stood}
 
     def _run_order(self, method, backend, order, datasets, families, folder: Path, k: int) -> list[Outcome]:
         options = dict(self.variants[method] if method in self.variants else METHOD_OPTIONS[method])
@@ -382,17 +383,18 @@ class Reference:
 
 
 def count_guard_misses(table: dict[str, dict], matrices: dict[str, dict], backends: Sequence[str]) -> None:
-    """Each row's ``guard_misses``: per order, the reuses the accuracy guard let stand that ended further above their
-    dataset's reference error than any standalone seed did (that dataset's own noise band: the largest relative error
-    a seed scores against the mean of the others), mean over orders. What the guard should have caught."""
+    """Each row's ``guard_misses``: per order, the reuses the accuracy guard judged and let stand that ended further
+    above their dataset's reference error than any standalone seed did (that dataset's own noise band: the largest
+    relative error a seed scores against the mean of the others), mean over orders. What the guard should have
+    caught. Not counted with fewer than 2 standalone seeds (no band) nor where the guard is off or waiting."""
     for backend in backends:
         solo = matrices.get(f"standalone+{backend}")
-        if solo is None:
+        if solo is None or len(solo["rel"]) < 2:
             continue
         band = solo["rel"].max(axis=0)
         for row, m in matrices.items():
             if row.endswith(f"+{backend}") or (backend == backends[0] and "+" not in row):
-                table[row]["guard_misses"] = float((m["unguarded"] & (m["rel"] > band)).sum(axis=1).mean())
+                table[row]["guard_misses"] = float((m["stood"] & (m["rel"] > band)).sum(axis=1).mean())
 
 
 def compare_rows(table: dict[str, dict], matrices: dict[str, dict], references: dict[str, Reference],
@@ -460,7 +462,9 @@ def _outcome(decision, name: str, family: str, solo: bool = False, free_profiles
                    search, float(decision.train_seconds), profile_s,
                    escalated=bool(decision.escalated),
                    cost=float(decision.search_flops) + float(decision.train_flops) + profile_flops,
-                   overhead_cost=profile_flops, warm_won=bool(decision.search.get("warm_start_won")))
+                   overhead_cost=profile_flops, warm_won=bool(decision.search.get("warm_start_won")),
+                   guard_stood=decision.outcome == "reused" and decision.reuse_check is not None
+                   and ReuseCheck.from_dict(decision.reuse_check).verdict == "stood")
 
 
 def _curve(outcomes: Sequence[Outcome]) -> list[tuple[float, float]]:

@@ -30,7 +30,18 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 #: The zero-shot check's one-sided level (`zero_shot`), fixed before it was measured.
 ZERO_SHOT_ALPHA = 0.01
 
-__all__ = ["AdaptedNet", "InputAdapter", "WarmStart", "ZeroShot", "warm_network", "zero_shot"]
+__all__ = ["AdaptedNet", "InputAdapter", "WarmStart", "ZeroShot", "image_digests", "warm_network", "zero_shot"]
+
+
+def image_digests(x: np.ndarray) -> np.ndarray:
+    """A 64-bit digest of each image of ``x`` (its bytes): what trained weights record of the images they saw, so
+    that a dataset whose validation or test images a member trained on is not fine-tuned from that member's weights
+    (the same picture in two datasets of a stream: a re-draw of a collection's splits, a re-collection)."""
+    import hashlib
+
+    rows = np.ascontiguousarray(x).reshape(len(x), -1)
+    return np.fromiter((int.from_bytes(hashlib.blake2b(r.tobytes(), digest_size=8).digest(), "little", signed=True)
+                        for r in rows), dtype=np.int64, count=len(rows))
 
 
 class InputAdapter(nn.Module):
@@ -101,7 +112,9 @@ def warm_network(spec: ModelSpec, state: dict[str, torch.Tensor], source_shape: 
     net.load_state_dict(taken, strict=False)
     module: nn.Module = net
     if tuple(input_shape) != tuple(source_shape):
-        adapter = InputAdapter(int(input_shape[0]), c, None if tuple(input_shape[1:]) == (h, w) else (h, w))
+        with torch.random.fork_rng(devices=[]):   # a learned projection starts the same everywhere
+            torch.manual_seed(0)
+            adapter = InputAdapter(int(input_shape[0]), c, None if tuple(input_shape[1:]) == (h, w) else (h, w))
         module = AdaptedNet(adapter, net)
     return WarmStart(module, len(taken), len(own))
 

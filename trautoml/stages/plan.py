@@ -41,7 +41,7 @@ class DecideStage:
             plan = dataclasses.replace(plan, prediction=decide.predict_accuracy(level, size, members, searched,
                                                                                 classes),
                                        source=ws.group_model_source(plan.group),
-                                       init=ws.member_weights(plan.group, spec, point))
+                                       init=ws.member_weights(plan.group, spec, point, classes))
         k = self.ctx.preset.founder_warm_k
         if plan.action == decide.SEARCH and self.warm_start is None and k > 0 and features is not None \
                 and getattr(features, "kind", None) == "landmarkers":

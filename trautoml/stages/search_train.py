@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import time
+
+import numpy as np
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -111,8 +113,10 @@ class SearchTrainStage:
             more = self.weights_source(plan.spec, final, dataset)
             final2, train2_s, _ = self.train(plan.spec, dataset, epochs - init["epochs"], more)
             train_s, flops = train_s + train2_s, flops + final2.flops
-            init = {**init, "longer": epochs - init["epochs"], "val_first": final.val_accuracy}
-            if final2.val_accuracy >= final.val_accuracy:
+            longer = final2.val_accuracy >= final.val_accuracy
+            init = {**init, "longer": epochs - init["epochs"], "val_first": final.val_accuracy,
+                    "kept": "longer" if longer else "first"}
+            if longer:
                 final = final2
             check = decide.check_reuse(final.val_accuracy, plan.prediction, p.reuse_tolerance)
             self.ctx.progress.message("  trained on: " + check.explain())
@@ -140,7 +144,9 @@ class SearchTrainStage:
         """Train the group's model on ``dataset``: fine-tuned from the weights of the member the plan names
         (`trautoml.models.transfer`) for ``fine_tune_fraction`` of ``epochs`` when every weight fits (the same
         classes; another image shape goes through the input adapter); afresh for ``epochs`` (the spec adapted to
-        the dataset's shape) with ``reuse="retrain"``, when those weights are gone, when the classes differ (a new
+        the dataset's shape) with ``reuse="retrain"``, when those weights are gone, when they were trained on any of
+        the dataset's validation or test images (a re-draw of a collection's splits: they would score images they
+        learned), when the classes differ (a new
         classifier over features trained for other classes needs a full training: measured on the reference data,
         ``bench/measure_finetune.py``: fine-tuned for half the epochs, a new head reached 0.854 validation skill
         against a retraining's 0.912; the full set from a 2-class founder 0.28–0.76 against 0.60–0.93), or when the
@@ -148,7 +154,7 @@ class SearchTrainStage:
         its task, and fine-tuning another family's weights loses 0.13–0.36 skill against retraining). Returns the
         training's result, its seconds, what it started from (None: afresh), why it could not fine-tune as asked
         (for the decision's explanation) and the FLOPs of the zero-shot check."""
-        from trautoml.models.transfer import warm_network, zero_shot
+        from trautoml.models.transfer import image_digests, warm_network, zero_shot
 
         p, progress = self.ctx.preset, self.ctx.progress
         assert plan.spec is not None
@@ -156,10 +162,17 @@ class SearchTrainStage:
         if p.reuse == "fine-tune" and plan.init is not None:
             member = plan.init["dataset"]
             weights = self.ctx.workspace.load_weights(plan.init["weights"])
-            warm = None if weights is None else warm_network(plan.spec, weights[0], weights[1],
-                                                             dataset.input_shape, dataset.num_classes)
-            if warm is None:
+            held_out = np.concatenate([dataset.x_val, dataset.x_test])
+            seen = 0 if weights is None else int(np.isin(image_digests(held_out), weights.seen).sum())
+            warm = None if weights is None or seen else warm_network(plan.spec, weights.state, weights.shape,
+                                                                     dataset.input_shape, dataset.num_classes)
+            if weights is None:
                 note = f"the weights {member} trained are gone: weights trained afresh"
+            elif seen:
+                note = (f"{member}'s weights were trained on {seen} of its validation and test images: weights "
+                        "trained afresh")
+            elif warm is None:
+                raise AssertionError("unreachable: weights kept and no overlap build a network")
             elif warm.loaded < warm.total:
                 note = f"{member}'s weights are for other classes: weights trained afresh"
             else:
@@ -167,7 +180,8 @@ class SearchTrainStage:
                 check_flops = zs.flops
                 if zs.knows:
                     ft = decide.fine_tune_epochs(epochs, p.fine_tune_fraction)
-                    source = {"key": plan.init["weights"], "warm": warm, "shape": weights[1]}
+                    source = {"key": plan.init["weights"], "warm": warm, "shape": weights.shape,
+                              "seen": weights.seen}
                     final, seconds, start = self.train(plan.spec, dataset, ft, source)
                     return final, seconds, {**plan.init, "epochs": ft, "zero_shot": zs.accuracy, **start}, "", \
                         check_flops
@@ -184,8 +198,8 @@ class SearchTrainStage:
 
         weights = self.ctx.workspace.load_weights(final.weights)
         assert weights is not None, "a training just kept its weights"
-        return {"key": final.weights, "shape": weights[1],
-                "warm": warm_network(spec, weights[0], weights[1], dataset.input_shape, dataset.num_classes)}
+        return {"key": final.weights, "shape": weights.shape, "seen": weights.seen,
+                "warm": warm_network(spec, weights.state, weights.shape, dataset.input_shape, dataset.num_classes)}
 
     def search(self, dataset, plan: decide.Plan, observer):
         """Run the backend on ``dataset`` (warm-started from the plan's specs, adapted to its shape): the
@@ -220,46 +234,48 @@ class SearchTrainStage:
 
     def train(self, spec, dataset, epochs: float, source: dict | None = None):
         """Train the dataset's model on its full train split: afresh, or from the trained weights ``source``
-        ({"key": the weights' key, "shape": the input shape they were trained at, "warm": the `WarmStart` network
-        built from them}, fine-tuned at ``fine_tune_lr_scale`` × the spec's
-        learning rate). Returns the `TrainResult` (its ``flops`` counted, a cached one's as counted when it ran; its
-        ``weights``: the key its trained weights are kept under), the seconds it is charged (measured; a cached
-        one's measured when it ran) and, for a fine-tuning, how many of the network's tensors it took from
-        ``source`` (``loaded`` of ``total``).
+        ({"key": the weights' key, "shape": the input shape they were trained at, "seen": the digests of the images
+        they were trained on, "warm": the `WarmStart` network built from them}, fine-tuned at ``fine_tune_lr_scale``
+        × the spec's learning rate). Returns the `TrainResult` (its ``flops`` counted, a cached one's as counted when
+        it ran; its ``weights``: the key its trained weights are kept under), the seconds it is charged (measured;
+        a cached one's measured when it ran) and, for a fine-tuning, how many of the network's tensors it took
+        from ``source`` (``loaded`` of ``total``).
 
         The trained weights are kept in the workspace (`Workspace.save_weights`), so a later member of the group can
         fine-tune from them. With tracking the module is kept too (it is logged); without, a training measured
         before (same dataset, spec, start, epochs, seed and image cap) whose weights are kept is not run again."""
         from trautoml.models.train import TrainResult, train_and_evaluate
-        from trautoml.models.transfer import AdaptedNet
+        from trautoml.models.transfer import AdaptedNet, image_digests
         from trautoml.search import Trial
         from trautoml.trial_runner import caps_key
 
         ctx, ws = self.ctx, self.ctx.workspace
         max_train = ctx.preset.final_max_train
         caps, content = caps_key(max_train, None), dataset.content_hash()
-        key = spec.key() if source is None else f"{spec.key()}@{source['key']}"
+        lr_scale = 1.0 if source is None else float(ctx.preset.fine_tune_lr_scale)
+        key = spec.key() if source is None else f"{spec.key()}@{source['key']}*{lr_scale!r}"
         weights = hashlib.sha256(f"{content}:{key}:{float(epochs)!r}:{ctx.seed}:{caps}".encode()).hexdigest()[:24]
         start = "afresh" if source is None else "fine-tuned"
         ctx.progress.message(f"  train: {spec.space} {spec.key()} for {epochs:g} epochs, {start}")
         hit = None if self.tracking else ws.cached_trial(content, key, epochs, ctx.seed, caps)
         if hit is not None and ws.load_weights(weights) is not None:
             trial = self.runner(dataset, None, limits=(max_train, None)).charged(
-                Trial.from_dict({k: v for k, v in hit.items() if k != "start"}))
+                Trial.from_dict(hit))
             res = TrainResult(trial.val_accuracy, trial.test_accuracy, trial.wall_seconds, epochs, 0,
                               float("nan"), flops=trial.flops or 0.0, weights=weights)
             return res, trial.wall_seconds, dict(hit.get("start") or {})
-        module, lr_scale, taken = None, 1.0, {}
+        module, taken = None, {}
         if source is not None:
             warm = source["warm"]
-            module, lr_scale, taken = warm.module, ctx.preset.fine_tune_lr_scale, {"loaded": warm.loaded,
-                                                                                  "total": warm.total}
+            module, taken = warm.module, {"loaded": warm.loaded, "total": warm.total}
         t0 = time.perf_counter()
         res = train_and_evaluate(spec, dataset, epochs, ctx.seed, max_train=max_train, keep_module=True,
                                  module=module, lr_scale=lr_scale)
         seconds = time.perf_counter() - t0
         net = res.module.net if isinstance(res.module, AdaptedNet) else res.module
-        ws.save_weights(weights, net.state_dict(), dataset.input_shape if source is None else source["shape"])
+        seen = image_digests(dataset.x_train)
+        ws.save_weights(weights, net.state_dict(), dataset.input_shape if source is None else source["shape"],
+                        seen if source is None else np.concatenate([seen, source["seen"]]))
         trial = Trial(spec=spec, resource=epochs, seed=ctx.seed, val_accuracy=res.val_accuracy,
                       test_accuracy=res.test_accuracy, wall_seconds=res.wall_seconds, flops=res.flops)
         ws.store_trials(content, caps, [{"spec_key": key, "resource": epochs, "seed": ctx.seed,
