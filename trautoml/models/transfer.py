@@ -87,6 +87,7 @@ class AdaptedNet(nn.Module):
         self.adapter, self.net = adapter, net
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The trained network's output for ``x`` as the adapter brings it to the network's input shape."""
         return self.net(self.adapter(x))
 
 
