@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import time
-
-import numpy as np
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from trautoml import decide
 from trautoml.models.spec import adapt_spec
@@ -164,29 +164,27 @@ class SearchTrainStage:
             weights = self.ctx.workspace.load_weights(plan.init["weights"])
             held_out = np.concatenate([dataset.x_val, dataset.x_test])
             seen = 0 if weights is None else int(np.isin(image_digests(held_out), weights.seen).sum())
-            warm = None if weights is None or seen else warm_network(plan.spec, weights.state, weights.shape,
-                                                                     dataset.input_shape, dataset.num_classes)
             if weights is None:
                 note = f"the weights {member} trained are gone: weights trained afresh"
             elif seen:
                 note = (f"{member}'s weights were trained on {seen} of its validation and test images: weights "
                         "trained afresh")
-            elif warm is None:
-                raise AssertionError("unreachable: weights kept and no overlap build a network")
-            elif warm.loaded < warm.total:
-                note = f"{member}'s weights are for other classes: weights trained afresh"
             else:
-                zs = zero_shot(warm.module, dataset.x_val, dataset.y_val, dataset.input_shape)
-                check_flops = zs.flops
-                if zs.knows:
-                    ft = decide.fine_tune_epochs(epochs, p.fine_tune_fraction)
-                    source = {"key": plan.init["weights"], "warm": warm, "shape": weights.shape,
-                              "seen": weights.seen}
-                    final, seconds, start = self.train(plan.spec, dataset, ft, source)
-                    return final, seconds, {**plan.init, "epochs": ft, "zero_shot": zs.accuracy, **start}, "", \
-                        check_flops
-                note = (f"{member}'s weights classify its validation images at chance before training "
-                        f"({zs.accuracy:.3f}, not above {zs.bound:.3f}): weights trained afresh")
+                warm = warm_network(plan.spec, weights.state, weights.shape, dataset.input_shape, dataset.num_classes)
+                if warm.loaded < warm.total:
+                    note = f"{member}'s weights are for other classes: weights trained afresh"
+                else:
+                    zs = zero_shot(warm.module, dataset.x_val, dataset.y_val, dataset.input_shape)
+                    check_flops = zs.flops
+                    if zs.knows:
+                        ft = decide.fine_tune_epochs(epochs, p.fine_tune_fraction)
+                        source = {"key": plan.init["weights"], "warm": warm, "shape": weights.shape,
+                                  "seen": weights.seen}
+                        final, seconds, start = self.train(plan.spec, dataset, ft, source)
+                        return final, seconds, {**plan.init, "epochs": ft, "zero_shot": zs.accuracy, **start}, "", \
+                            check_flops
+                    note = (f"{member}'s weights classify its validation images at chance before training "
+                            f"({zs.accuracy:.3f}, not above {zs.bound:.3f}): weights trained afresh")
             progress.message("  " + note)
         final, seconds, _ = self.train(adapt_spec(plan.spec, dataset.input_shape, dataset.num_classes), dataset,
                                        epochs)
